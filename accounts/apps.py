@@ -1,0 +1,12 @@
+from django.apps import AppConfig
+
+
+class AccountsConfig(AppConfig):
+    """Token authentication with revocable server-side sessions."""
+
+    name = "accounts"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        """Register the system checks and signal receivers."""
+        from . import checks, signals  # noqa: F401

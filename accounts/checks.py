@@ -1,0 +1,82 @@
+"""Startup checks that refuse unsafe configurations (run by manage.py commands and by wsgi.py)."""
+
+from django.conf import settings
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
+
+from .conf import app_settings
+
+MIN_HMAC_KEY_BYTES = 32  # RFC 7518 section 3.2: an HS256 key must be at least as long as the hash
+
+
+@checks.register(checks.Tags.security)
+def check_cors_credentials(app_configs=None, **kwargs):
+    """Credentialed CORS must name its origins: a wildcard would let any site read the API."""
+    origins = list(getattr(settings, "CORS_ALLOWED_ORIGINS", []))
+    if getattr(settings, "CORS_ALLOW_CREDENTIALS", False) and (
+        getattr(settings, "CORS_ALLOW_ALL_ORIGINS", False) or "*" in origins
+    ):
+        return [
+            checks.Error(
+                "CORS allows every origin while sending credentials.",
+                hint="List the SPA origins in CORS_ALLOWED_ORIGINS instead.",
+                id="accounts.E001",
+            )
+        ]
+    return []
+
+
+@checks.register(checks.Tags.security)
+def check_refresh_cookie(app_configs=None, **kwargs):
+    """SameSite must be one of the three values, and None needs Secure (browsers drop it otherwise)."""
+    samesite = app_settings.REFRESH_COOKIE_SAMESITE
+    if samesite not in ("Lax", "Strict", "None"):
+        return [checks.Error(f"REFRESH_COOKIE_SAMESITE is {samesite!r}.", hint="Use Lax, Strict or None.", id="accounts.E002")]
+    if samesite == "None" and not app_settings.REFRESH_COOKIE_SECURE:
+        return [
+            checks.Error(
+                "The refresh cookie has SameSite=None without Secure.",
+                hint="Set REFRESH_COOKIE_SECURE=1 (or use SameSite=Lax).",
+                id="accounts.E003",
+            )
+        ]
+    return []
+
+
+@checks.register(checks.Tags.security)
+def check_secret_key(app_configs=None, **kwargs):
+    """The development key is public: refuse it outside DEBUG."""
+    from authproject.settings import DEVELOPMENT_SECRET_KEY
+
+    if not settings.DEBUG and settings.SECRET_KEY == DEVELOPMENT_SECRET_KEY:
+        return [
+            checks.Error(
+                "DEBUG is off but SECRET_KEY is the public development key.",
+                hint="Set DJANGO_SECRET_KEY to a long random value.",
+                id="accounts.E004",
+            )
+        ]
+    return []
+
+
+@checks.register(checks.Tags.security)
+def check_signing_key(app_configs=None, **kwargs):
+    """An HMAC signing key shorter than the hash output weakens every token."""
+    key = jwt_settings.SIGNING_KEY
+    if jwt_settings.ALGORITHM.startswith("HS") and len((key or "").encode()) < MIN_HMAC_KEY_BYTES:
+        return [
+            checks.Error(
+                f"The JWT signing key is shorter than {MIN_HMAC_KEY_BYTES} bytes.",
+                hint="Set DJANGO_SECRET_KEY (or SIMPLE_JWT['SIGNING_KEY']) to a longer random value.",
+                id="accounts.E005",
+            )
+        ]
+    return []
+
+
+def refuse_unsafe_configuration() -> None:
+    """Raise ImproperlyConfigured if any check above fails (for app servers, which skip checks)."""
+    errors = [e for e in checks.run_checks(tags=[checks.Tags.security]) if e.is_serious()]
+    if errors:
+        raise ImproperlyConfigured("; ".join(f"{e.id}: {e.msg}" for e in errors))

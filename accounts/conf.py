@@ -1,0 +1,83 @@
+"""The accounts app's settings: one object, documented defaults, read when used.
+
+Each value is looked up on every access (never bound at import time), so tests can change it
+with pytest-django's ``settings`` fixture. Token lifetimes live in ``SIMPLE_JWT`` as usual.
+"""
+
+from datetime import timedelta
+
+from django.conf import settings
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
+
+
+class AppSettings:
+    """Settings named ``AUTH_<NAME>`` in Django's settings, with their defaults here."""
+
+    prefix = "AUTH_"
+
+    def _setting(self, name, default):
+        return getattr(settings, self.prefix + name, default)
+
+    @property
+    def REFRESH_COOKIE_NAME(self) -> str:
+        """Name of the httpOnly cookie that carries the refresh token."""
+        return self._setting("REFRESH_COOKIE_NAME", "refresh_token")
+
+    @property
+    def REFRESH_COOKIE_PATH(self) -> str:
+        """The cookie reaches refresh and logout, never the rest of the API."""
+        return self._setting("REFRESH_COOKIE_PATH", "/api/auth/")
+
+    @property
+    def REFRESH_COOKIE_DOMAIN(self) -> str | None:
+        """None: a host-only cookie."""
+        return self._setting("REFRESH_COOKIE_DOMAIN", None)
+
+    @property
+    def REFRESH_COOKIE_SECURE(self) -> bool:
+        """Browsers treat http://localhost as secure, so this stays on in development too."""
+        return self._setting("REFRESH_COOKIE_SECURE", True)
+
+    @property
+    def REFRESH_COOKIE_SAMESITE(self) -> str:
+        """Lax (default), Strict, or None (only with Secure; checked at startup)."""
+        return self._setting("REFRESH_COOKIE_SAMESITE", "Lax")
+
+    @property
+    def ACCESS_TOKEN_LIFETIME(self) -> timedelta:
+        """From SIMPLE_JWT, read at use so that overrides apply."""
+        return jwt_settings.ACCESS_TOKEN_LIFETIME
+
+    @property
+    def REFRESH_TOKEN_LIFETIME(self) -> timedelta:
+        """Idle timeout: how long a refresh token lives; each rotation starts it again."""
+        return jwt_settings.REFRESH_TOKEN_LIFETIME
+
+    @property
+    def SESSION_MAX_AGE(self) -> timedelta:
+        """Absolute lifetime of a session; rotation never extends it."""
+        return self._setting("SESSION_MAX_AGE", timedelta(days=30))
+
+    @property
+    def REFRESH_GRACE(self) -> timedelta:
+        """How long the previous refresh token still answers with the session's current one."""
+        return self._setting("REFRESH_GRACE", timedelta(seconds=10))
+
+    @property
+    def ACCESS_TOKEN_CHECKS_SESSION(self) -> bool:
+        """True: each access token is checked against its session, so revocation stops it at
+        once (one indexed query joined with the user). False: fully stateless access tokens."""
+        return self._setting("ACCESS_TOKEN_CHECKS_SESSION", True)
+
+    @property
+    def LOGIN_THROTTLE_RATE(self) -> str:
+        """Login attempts per username, e.g. "5/min"."""
+        return self._setting("LOGIN_THROTTLE_RATE", "5/min")
+
+    @property
+    def LOGIN_IP_THROTTLE_RATE(self) -> str:
+        """Login attempts per client IP."""
+        return self._setting("LOGIN_IP_THROTTLE_RATE", "60/min")
+
+
+app_settings = AppSettings()

@@ -1,0 +1,52 @@
+"""Login throttling per username and per client IP, counted in the shared cache."""
+
+import hashlib
+import ipaddress
+
+from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
+
+from .conf import app_settings
+
+
+def client_ip(request) -> str | None:
+    """The client's IP: the socket's address, or X-Forwarded-For behind ``NUM_PROXIES`` proxies."""
+    ident = BaseThrottle().get_ident(request)  # DRF's rule; reads REST_FRAMEWORK["NUM_PROXIES"]
+    try:
+        return str(ipaddress.ip_address((ident or "").strip()))
+    except ValueError:  # a proxy sent something that is not an address
+        return None
+
+
+class LoginThrottle(SimpleRateThrottle):
+    """Base for the login throttles: the rate is read from app_settings when used."""
+
+    rate_setting = ""
+
+    def get_rate(self) -> str:
+        """The configured rate, looked up per request (DRF binds THROTTLE_RATES at import)."""
+        return getattr(app_settings, self.rate_setting)
+
+
+class LoginIPThrottle(LoginThrottle):
+    """Attempts per client IP."""
+
+    scope = "login_ip"
+    rate_setting = "LOGIN_IP_THROTTLE_RATE"
+
+    def get_cache_key(self, request, view) -> str:
+        return self.cache_format % {"scope": self.scope, "ident": client_ip(request) or "unknown"}
+
+
+class LoginUsernameThrottle(LoginThrottle):
+    """Attempts per username, whoever sends them (slows guessing one account from many IPs)."""
+
+    scope = "login_username"
+    rate_setting = "LOGIN_THROTTLE_RATE"
+
+    def get_cache_key(self, request, view) -> str | None:
+        data = request.data if isinstance(request.data, dict) else {}
+        username = data.get("username")
+        if not isinstance(username, str) or not username:
+            return None  # nothing to count; the serializer answers 400
+        digest = hashlib.sha256(username.strip().casefold().encode()).hexdigest()
+        return self.cache_format % {"scope": self.scope, "ident": digest}

@@ -1,0 +1,99 @@
+"""simplejwt tokens that carry their session's id in a ``sid`` claim.
+
+A refresh token is built from its session row (jti, iat and exp are the row's), so the session's
+current refresh token can be issued again without ever being stored.
+"""
+
+import uuid
+from datetime import datetime, timedelta
+
+from rest_framework_simplejwt import tokens
+from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
+from rest_framework_simplejwt.settings import api_settings
+from rest_framework_simplejwt.utils import datetime_from_epoch, datetime_to_epoch
+
+from .conf import app_settings
+from .errors import TokenExpired, TokenInvalid, TokenMissing
+
+SESSION_ID_CLAIM = "sid"
+
+
+class SessionClaimsMixin:
+    """Typed access to the claims this project relies on."""
+
+    @property
+    def session_id(self) -> uuid.UUID:
+        """The ``sid`` claim: the session that issued this token."""
+        try:
+            return uuid.UUID(str(self.get(SESSION_ID_CLAIM)))
+        except ValueError as e:
+            raise TokenInvalid("Token has no session.") from e
+
+    @property
+    def user_id(self) -> str | None:
+        """The user id claim, as a string."""
+        value = self.get(api_settings.USER_ID_CLAIM)
+        return None if value is None else str(value)
+
+    @property
+    def jti(self) -> str | None:
+        """The token's unique id: the only part of a refresh token the database keeps."""
+        return self.get(api_settings.JTI_CLAIM)
+
+    @property
+    def expires_at(self) -> datetime:
+        """The ``exp`` claim as an aware datetime."""
+        return datetime_from_epoch(self["exp"])
+
+
+class AccessToken(SessionClaimsMixin, tokens.AccessToken):
+    """Short-lived bearer token; its lifetime is read when it is made, not at import."""
+
+    @property
+    def lifetime(self) -> timedelta:
+        return app_settings.ACCESS_TOKEN_LIFETIME
+
+
+class RefreshToken(SessionClaimsMixin, tokens.RefreshToken):
+    """Rotating refresh token; only its jti is ever stored (in the session row)."""
+
+    access_token_class = AccessToken
+
+    @property
+    def lifetime(self) -> timedelta:
+        return app_settings.REFRESH_TOKEN_LIFETIME
+
+    @classmethod
+    def for_session(cls, session) -> "RefreshToken":
+        """The session's current refresh token: same claims, so the same token, every time."""
+        token = cls()
+        token.payload = {
+            api_settings.TOKEN_TYPE_CLAIM: cls.token_type,
+            "exp": datetime_to_epoch(session.idle_expires_at),
+            "iat": datetime_to_epoch(session.refresh_issued_at),
+            api_settings.JTI_CLAIM: session.refresh_jti,
+            api_settings.USER_ID_CLAIM: str(session.user_id),
+            SESSION_ID_CLAIM: str(session.pk),
+        }
+        return token
+
+
+def _verify(token_class, raw):
+    if not raw:
+        raise TokenMissing()
+    try:
+        return token_class(raw)
+    except ExpiredTokenError as e:
+        raise TokenExpired() from e
+    except TokenError as e:  # bad signature or algorithm, garbage, wrong type, missing claims
+        raise TokenInvalid() from e
+
+
+def access_token_verify(raw: str | bytes | None) -> AccessToken:
+    """A verified access token (signature, ``exp``, type), or a domain error."""
+    return _verify(AccessToken, raw)
+
+
+def refresh_token_verify(raw: str | bytes | None) -> RefreshToken:
+    """A verified refresh token (signature, ``exp``, type), or a domain error."""
+    return _verify(RefreshToken, raw)

@@ -1,0 +1,19 @@
+from django.urls import path
+
+from . import views
+
+app_name = "accounts"
+
+urlpatterns = [
+    path("health/", views.HealthView.as_view(), name="health"),
+    path("auth/csrf/", views.CsrfView.as_view(), name="csrf"),
+    path("auth/register/", views.RegisterView.as_view(), name="register"),
+    path("auth/login/", views.LoginView.as_view(), name="login"),
+    path("auth/refresh/", views.RefreshView.as_view(), name="refresh"),
+    path("auth/logout/", views.LogoutView.as_view(), name="logout"),
+    path("auth/logout-all/", views.LogoutAllView.as_view(), name="logout-all"),
+    path("auth/sessions/", views.SessionListView.as_view(), name="sessions"),
+    path("auth/sessions/<uuid:session_id>/", views.SessionDetailView.as_view(), name="session-detail"),
+    path("auth/password/change/", views.PasswordChangeView.as_view(), name="password-change"),
+    path("users/me/", views.MeView.as_view(), name="me"),
+]
