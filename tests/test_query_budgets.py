@@ -1,0 +1,64 @@
+"""SQL queries per endpoint (BEGIN/COMMIT and savepoints not counted): deterministic, so tested.
+
+For scale: dj-rest-auth with simplejwt's blacklist takes 6 (login), 9 (refresh), 1 (me) and 9
+(logout) on this machine, and loads the user three times per refresh.
+"""
+
+import pytest
+
+from accounts.services import session_create
+
+from .conftest import BrowserClient
+
+pytestmark = pytest.mark.django_db
+
+
+def test_login_takes_at_most_3_queries(browser, user, query_budget):
+    with query_budget(3):
+        response = browser.sign_in()
+    assert response.status_code == 200
+
+
+def test_refresh_takes_at_most_2_queries(signed_in, query_budget):
+    signed_in.fetch_csrf()
+    with query_budget(2) as captured:
+        response = signed_in.refresh()
+    assert response.status_code == 200
+    assert any("FOR UPDATE" in q["sql"] for q in captured.captured_queries) or captured.connection.vendor == "sqlite"
+
+
+def test_refresh_inside_the_grace_window_takes_1_query(signed_in, query_budget):
+    old = signed_in.refresh_cookie
+    signed_in.refresh()
+    signed_in.set_refresh_cookie(old)
+    with query_budget(1):
+        response = signed_in.refresh()
+    assert response.status_code == 200
+
+
+def test_me_takes_1_query(api, query_budget):
+    with query_budget(1):
+        response = api.get("/api/users/me/")
+    assert response.status_code == 200
+
+
+def test_logout_takes_at_most_2_queries(signed_in, query_budget):
+    signed_in.fetch_csrf()
+    with query_budget(2):
+        response = signed_in.sign_out()
+    assert response.status_code == 200
+
+
+def test_sessions_list_takes_2_queries_however_many_sessions(api, user, query_budget):
+    for _ in range(20):
+        session_create(user=user, ip="198.51.100.1", user_agent="Other")
+    with query_budget(2):
+        response = api.get("/api/auth/sessions/")
+    assert len(response.json()) == 21
+
+
+def test_logout_all_takes_2_queries(api, query_budget):
+    BrowserClient().sign_in()
+    with query_budget(2):
+        response = api.post("/api/auth/logout-all/", {}, format="json")
+    assert response.json() == {"revoked": 2}

@@ -1,0 +1,294 @@
+"""The HTTP contract of each endpoint, as an SPA sees it."""
+
+import uuid
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import override_settings
+
+from accounts.models import RevokeReason, Session
+from accounts.tokens import AccessToken, RefreshToken
+
+from .conftest import PASSWORD, BrowserClient
+
+pytestmark = pytest.mark.django_db
+
+
+# --- health, csrf, schema -------------------------------------------------------------------
+def test_health_reports_database_and_cache_ok(browser):
+    response = browser.get("/api/health/")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok", "cache": "ok"}
+
+
+def test_health_names_the_failing_cache(browser):
+    unreachable = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
+    with override_settings(CACHES={"default": unreachable}):
+        response = browser.get("/api/health/")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["code"] == "service_unavailable"
+    assert body["cache"] == "error" and body["database"] == "ok"
+
+
+def test_schema_is_openapi_3_and_lists_every_endpoint(browser):
+    response = browser.get("/api/schema/", HTTP_ACCEPT="application/json")
+    assert response.status_code == 200
+    schema = response.json()
+    assert schema["openapi"].startswith("3.")
+    for path in ["/api/auth/login/", "/api/auth/refresh/", "/api/auth/sessions/{session_id}/", "/api/users/me/"]:
+        assert path in schema["paths"]
+
+
+def test_docs_serve_swagger_ui_without_a_cdn(browser):
+    response = browser.get("/api/docs/")
+    assert response.status_code == 200
+    assert b"swagger-ui" in response.content
+    assert b"cdn.jsdelivr.net" not in response.content
+
+
+# --- register -------------------------------------------------------------------------------
+def test_register_creates_a_user_with_a_hashed_password(browser):
+    response = browser.post(
+        "/api/auth/register/", {"username": "bob", "email": "bob@example.com", "password": PASSWORD}, format="json"
+    )
+    assert response.status_code == 201
+    body = response.json()
+    assert set(body) >= {"id", "username", "email"} and "password" not in body
+    user = get_user_model().objects.get(username="bob")
+    assert user.password != PASSWORD and user.check_password(PASSWORD)
+
+
+def test_register_applies_djangos_password_validators(browser):
+    response = browser.post(
+        "/api/auth/register/", {"username": "bob", "email": "bob@example.com", "password": "123"}, format="json"
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid"
+    assert "password" in response.json()["errors"]
+    assert not get_user_model().objects.filter(username="bob").exists()
+
+
+def test_register_refuses_a_taken_username(browser, user):
+    response = browser.post(
+        "/api/auth/register/", {"username": "alice", "email": "x@example.com", "password": PASSWORD}, format="json"
+    )
+    assert response.status_code == 400
+    assert "username" in response.json()["errors"]
+
+
+# --- login ----------------------------------------------------------------------------------
+def test_login_returns_access_token_and_user_and_sets_only_the_cookie(browser, user):
+    response = browser.sign_in()
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"access", "access_expires_at", "user"}
+    assert body["user"]["username"] == "alice"
+    assert browser.refresh_cookie and browser.refresh_cookie not in response.content.decode()
+
+
+def test_login_creates_one_session_with_ip_and_user_agent(browser, user):
+    browser.sign_in(HTTP_USER_AGENT="TestAgent/1.0", REMOTE_ADDR="203.0.113.7")
+    session = Session.objects.get(user=user)
+    assert session.user_agent == "TestAgent/1.0"
+    assert session.ip == "203.0.113.7"
+    assert session.revoked_at is None
+    assert session.idle_expires_at <= session.absolute_expires_at
+
+
+def test_login_stores_the_jti_but_never_the_token(browser, user):
+    browser.sign_in()
+    session = Session.objects.get(user=user)
+    row = Session.objects.filter(pk=session.pk).values().get()
+    assert browser.refresh_cookie not in str(row)
+    assert RefreshToken(browser.refresh_cookie).jti == session.refresh_jti
+
+
+@pytest.mark.parametrize(
+    "username, password",
+    [("alice", "wrong password"), ("nobody", PASSWORD)],
+    ids=["wrong password", "unknown user"],
+)
+def test_login_failure_is_401_invalid_credentials(browser, user, username, password):
+    response = browser.sign_in(username=username, password=password)
+    assert response.status_code == 401
+    assert response.json()["code"] == "invalid_credentials"
+    assert "refresh_token" not in response.cookies
+    assert not Session.objects.exists()
+
+
+def test_login_refuses_an_inactive_user_like_a_wrong_password(browser, user_factory):
+    user_factory(username="carol", is_active=False)
+    response = browser.sign_in(username="carol")
+    assert response.status_code == 401
+    assert response.json()["code"] == "invalid_credentials"
+
+
+def test_login_records_last_login(browser, user):
+    assert user.last_login is None
+    browser.sign_in()
+    user.refresh_from_db()
+    assert user.last_login is not None
+
+
+# --- me -------------------------------------------------------------------------------------
+def test_me_requires_a_bearer_token(browser):
+    response = browser.get("/api/users/me/")
+    assert response.status_code == 401
+    assert response.json()["code"] == "not_authenticated"
+    assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_me_returns_the_user(api, user):
+    response = api.get("/api/users/me/")
+    assert response.status_code == 200
+    assert response.json()["id"] == user.id and response.json()["email"] == user.email
+
+
+# --- logout ---------------------------------------------------------------------------------
+def test_logout_revokes_the_session_and_deletes_the_cookie(signed_in, user):
+    response = signed_in.sign_out()
+    assert response.status_code == 200
+    assert response.cookies["refresh_token"]["max-age"] == 0
+    session = Session.objects.get(user=user)
+    assert session.revoked_at is not None and session.revoke_reason == RevokeReason.LOGOUT
+
+
+def test_logout_stops_the_sessions_access_token_at_once(signed_in):
+    signed_in.sign_out()
+    response = signed_in.bearer(signed_in.access).get("/api/users/me/")
+    assert response.status_code == 401
+    assert response.json()["code"] == "token_revoked"
+
+
+def test_logged_out_refresh_token_no_longer_refreshes(signed_in):
+    token = signed_in.refresh_cookie
+    signed_in.sign_out()
+    signed_in.set_refresh_cookie(token)
+    response = signed_in.refresh()
+    assert response.status_code == 401
+    assert response.json()["code"] == "token_revoked"
+
+
+@pytest.mark.parametrize("cookie", [None, "garbage"], ids=["no cookie", "bad cookie"])
+def test_logout_is_idempotent(browser, cookie):
+    if cookie:
+        browser.set_refresh_cookie(cookie)
+    response = browser.sign_out()
+    assert response.status_code == 200
+    assert response.cookies["refresh_token"]["max-age"] == 0
+
+
+# --- logout-all -----------------------------------------------------------------------------
+def test_logout_all_revokes_every_session_of_the_user_only(api, user, user_factory):
+    other_browser = BrowserClient()
+    other_browser.sign_in()
+    bob = user_factory(username="bob")
+    BrowserClient().sign_in(username="bob")
+
+    response = api.post("/api/auth/logout-all/", {}, format="json")
+
+    assert response.status_code == 200
+    assert response.json() == {"revoked": 2}
+    assert response.cookies["refresh_token"]["max-age"] == 0
+    assert not Session.objects.for_user(user).active().exists()
+    assert Session.objects.for_user(bob).active().count() == 1
+    assert api.get("/api/users/me/").status_code == 401
+    assert other_browser.refresh().status_code == 401
+
+
+# --- sessions -------------------------------------------------------------------------------
+def test_sessions_lists_active_sessions_and_marks_the_current_one(api, user):
+    other = BrowserClient()
+    other.sign_in(HTTP_USER_AGENT="Other/2.0")
+    revoked = BrowserClient()
+    revoked.sign_in()
+    revoked.sign_out()
+
+    response = api.get("/api/auth/sessions/")
+
+    assert response.status_code == 200
+    sessions = response.json()
+    assert len(sessions) == 2
+    assert set(sessions[0]) == {"id", "created_at", "last_used_at", "expires_at", "ip", "user_agent", "current"}
+    current = [s for s in sessions if s["current"]]
+    assert len(current) == 1
+    assert current[0]["id"] == str(AccessToken(api.access).session_id)
+    assert {s["user_agent"] for s in sessions if not s["current"]} == {"Other/2.0"}
+
+
+def test_revoking_a_session_stops_its_refresh_and_access_tokens(api, user):
+    other = BrowserClient()
+    other_access = other.sign_in().json()["access"]
+    other_id = Session.objects.for_user(user).order_by("-created_at").first().pk
+
+    response = api.delete(f"/api/auth/sessions/{other_id}/")
+
+    assert response.status_code == 204
+    assert Session.objects.get(pk=other_id).revoke_reason == RevokeReason.REVOKED_BY_USER
+    assert other.refresh().status_code == 401
+    assert BrowserClient().bearer(other_access).get("/api/users/me/").status_code == 401
+    assert api.get("/api/users/me/").status_code == 200
+
+
+def test_revoking_another_users_session_is_404_and_changes_nothing(api, user_factory):
+    user_factory(username="bob")
+    BrowserClient().sign_in(username="bob")
+    bobs = Session.objects.get(user__username="bob")
+
+    response = api.delete(f"/api/auth/sessions/{bobs.pk}/")
+
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+    bobs.refresh_from_db()
+    assert bobs.revoked_at is None
+
+
+def test_revoking_an_unknown_session_is_404(api):
+    response = api.delete(f"/api/auth/sessions/{uuid.uuid4()}/")
+    assert response.status_code == 404
+
+
+# --- password change ------------------------------------------------------------------------
+def test_password_change_revokes_the_other_sessions_and_keeps_the_callers(api, user):
+    other = BrowserClient()
+    other.sign_in()
+
+    response = api.post(
+        "/api/auth/password/change/",
+        {"old_password": PASSWORD, "new_password": "a brand new passphrase"},
+        format="json",
+    )
+
+    assert response.status_code == 200
+    user.refresh_from_db()
+    assert user.check_password("a brand new passphrase")
+    assert other.refresh().status_code == 401
+    assert api.get("/api/users/me/").status_code == 200
+    assert api.refresh().status_code == 200
+    assert Session.objects.for_user(user).filter(revoke_reason=RevokeReason.PASSWORD_CHANGED).count() == 1
+
+
+def test_password_change_with_a_wrong_old_password_is_400_and_changes_nothing(api, user):
+    response = api.post(
+        "/api/auth/password/change/", {"old_password": "nope", "new_password": "a brand new passphrase"}, format="json"
+    )
+    assert response.status_code == 400
+    assert "old_password" in response.json()["errors"]
+    user.refresh_from_db()
+    assert user.check_password(PASSWORD)
+
+
+def test_password_change_applies_the_validators(api, user):
+    response = api.post("/api/auth/password/change/", {"old_password": PASSWORD, "new_password": "alice"}, format="json")
+    assert response.status_code == 400
+    assert "new_password" in response.json()["errors"]
+
+
+# --- deactivation ---------------------------------------------------------------------------
+def test_deactivating_a_user_revokes_their_sessions(signed_in, user):
+    user.is_active = False
+    user.save()
+    session = Session.objects.get(user=user)
+    assert session.revoke_reason == RevokeReason.USER_DEACTIVATED
+    assert signed_in.bearer(signed_in.access).get("/api/users/me/").status_code == 401
