@@ -1,0 +1,174 @@
+"""The service as deployed: gunicorn worker processes sharing the test database over real HTTP.
+
+Several worker processes stand in for several app servers: a refresh race between them must still
+leave exactly one usable chain, and an unsafe configuration must stop gunicorn from serving.
+"""
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from http.cookies import SimpleCookie
+from pathlib import Path
+
+import jwt
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from accounts.models import Session
+
+from .conftest import PASSWORD
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _database_url() -> str:
+    """The URL of the database this test run uses (the test database, not the configured one)."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def _env(**extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    env.update(DATABASE_URL=_database_url(), DJANGO_SETTINGS_MODULE="authproject.settings", **extra)
+    return env
+
+
+def _jti(token: str) -> str:
+    return jwt.decode(token, options={"verify_signature": False})["jti"]
+
+
+class Browserless:
+    """A tiny HTTP client that keeps cookies itself (urllib would not send Secure ones over http)."""
+
+    def __init__(self, base: str):
+        self.base = base
+        self.cookies: dict[str, str] = {}
+
+    def request(self, method: str, path: str, body: dict | None = None, headers: dict | None = None):
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.base + path, data=data, method=method)
+        request.add_header("Content-Type", "application/json")
+        if self.cookies:
+            request.add_header("Cookie", "; ".join(f"{k}={v}" for k, v in self.cookies.items()))
+        for name, value in (headers or {}).items():
+            request.add_header(name, value)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                status, raw_headers, content = response.status, response.headers, response.read()
+        except urllib.error.HTTPError as error:
+            status, raw_headers, content = error.code, error.headers, error.read()
+        for header in raw_headers.get_all("Set-Cookie") or []:
+            for name, morsel in SimpleCookie(header).items():
+                self.cookies[name] = morsel.value
+        return status, json.loads(content) if content else None
+
+    def refresh(self):
+        return self.request("POST", "/api/auth/refresh/", {}, {"X-CSRFToken": self.csrf})
+
+    def sign_in(self, username: str):
+        self.csrf = self.request("GET", "/api/auth/csrf/")[1]["csrf_token"]
+        return self.request("POST", "/api/auth/login/", {"username": username, "password": PASSWORD})
+
+
+@pytest.fixture
+def gunicorn():
+    """Two gunicorn workers on a free loopback port, serving the test database."""
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "authproject.wsgi", "--workers", "2", "--bind", f"127.0.0.1:{port}"],
+        cwd=BASE_DIR,
+        env=_env(DJANGO_SECRET_KEY=secrets.token_urlsafe(50), CACHE_URL=os.environ.get("CACHE_URL", "locmemcache://")),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(base + "/api/health/", timeout=2).read()
+            break
+        except (urllib.error.URLError, ConnectionError):
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail("gunicorn did not start:\n" + process.stderr.read().decode()[-3000:])
+            time.sleep(0.2)
+    yield base
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def test_refresh_race_across_worker_processes_leaves_one_chain(gunicorn):
+    first = Browserless(gunicorn)
+    account = {"username": "alice", "email": "alice@example.com", "password": PASSWORD}
+    assert first.request("POST", "/api/auth/register/", account)[0] == 201  # hashed by the server
+    status, _ = first.sign_in("alice")
+    assert status == 200
+    cookies, csrf = dict(first.cookies), first.csrf
+    barrier = threading.Barrier(16)
+    results: list[tuple[int, str | None]] = []
+
+    def race():
+        client = Browserless(gunicorn)
+        client.cookies, client.csrf = dict(cookies), csrf
+        barrier.wait()
+        status, _ = client.refresh()
+        results.append((status, client.cookies.get("refresh_token")))
+
+    threads = [threading.Thread(target=race) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert sorted(status for status, _ in results) == [200] * 16
+    assert len({token for _, token in results}) == 1, "every racer must hold the same current token"
+    session = Session.objects.get(user__username="alice")
+    assert session.revoked_at is None
+    assert _jti(cookies["refresh_token"]) == session.previous_jti  # rotated exactly once...
+    assert _jti(results[0][1]) == session.refresh_jti  # ...and everyone holds the result
+    survivor = Browserless(gunicorn)
+    survivor.cookies, survivor.csrf = {**cookies, "refresh_token": results[0][1]}, csrf
+    assert survivor.refresh()[0] == 200
+
+
+def test_gunicorn_refuses_to_serve_with_the_development_key():
+    result = subprocess.run(
+        [sys.executable, "-c", "import authproject.wsgi"],
+        cwd=BASE_DIR,
+        env=_env(DJANGO_DEBUG="0"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "accounts.E004" in result.stderr
+
+
+def test_the_wsgi_application_loads_with_a_real_secret():
+    result = subprocess.run(
+        [sys.executable, "-c", "import authproject.wsgi"],
+        cwd=BASE_DIR,
+        env=_env(DJANGO_DEBUG="0", DJANGO_SECRET_KEY=secrets.token_urlsafe(50)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert settings.ROOT_URLCONF == "authproject.urls"

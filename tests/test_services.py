@@ -1,0 +1,84 @@
+"""Session rules called directly, as the admin and the commands will call them."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from accounts import selectors, services
+from accounts.errors import InvalidCredentials
+from accounts.models import RevokeReason, Session
+
+from .conftest import PASSWORD
+
+pytestmark = pytest.mark.django_db
+
+
+def test_session_create_caps_the_idle_expiry_at_the_absolute_one(user, settings):
+    settings.AUTH_SESSION_MAX_AGE = timedelta(hours=1)
+    now = timezone.now()
+    session = services.session_create(user=user, ip=None, user_agent="x" * 2000, now=now)
+    assert session.absolute_expires_at == now + timedelta(hours=1)
+    assert session.idle_expires_at == session.absolute_expires_at
+    assert len(session.user_agent) == 512
+
+
+def test_session_login_issues_tokens_bound_to_the_new_session(user):
+    issued = services.session_login(username="alice", password=PASSWORD, ip="192.0.2.1", user_agent="ua")
+    assert issued.access.session_id == issued.session.pk == issued.refresh.session_id
+    assert issued.refresh.jti == issued.session.refresh_jti
+    assert issued.access.user_id == issued.refresh.user_id == str(user.pk)
+
+
+def test_session_login_refuses_a_wrong_password(user):
+    with pytest.raises(InvalidCredentials):
+        services.session_login(username="alice", password="nope", ip=None, user_agent="")
+
+
+def test_session_revoke_only_touches_an_active_session_of_that_user(user, user_factory):
+    session = services.session_create(user=user, ip=None, user_agent="")
+    bob = user_factory(username="bob")
+    assert not services.session_revoke(session_id=session.pk, user_id=bob.pk, reason=RevokeReason.REVOKED_BY_USER)
+    assert services.session_revoke(session_id=session.pk, user_id=user.pk, reason=RevokeReason.REVOKED_BY_USER)
+    assert not services.session_revoke(session_id=session.pk, reason=RevokeReason.REVOKED_BY_ADMIN)
+    session.refresh_from_db()
+    assert session.revoke_reason == RevokeReason.REVOKED_BY_USER  # the first reason stays
+
+
+def test_sessions_revoke_for_user_keeps_the_named_session(user):
+    kept, *others = [services.session_create(user=user, ip=None, user_agent="") for _ in range(3)]
+    revoked = services.sessions_revoke_for_user(
+        user_id=user.pk, reason=RevokeReason.PASSWORD_CHANGED, keep_session_id=kept.pk
+    )
+    assert revoked == 2
+    assert list(Session.objects.active()) == [kept]
+
+
+def test_session_states_are_named_by_the_queryset(user):
+    now = timezone.now()
+    active = services.session_create(user=user, ip=None, user_agent="", now=now)
+    expired = services.session_create(user=user, ip=None, user_agent="", now=now - timedelta(days=60))
+    revoked = services.session_create(user=user, ip=None, user_agent="", now=now)
+    services.session_revoke(session_id=revoked.pk, reason=RevokeReason.LOGOUT)
+    assert list(Session.objects.active()) == [active]
+    assert list(Session.objects.expired()) == [expired]
+    assert list(Session.objects.revoked()) == [revoked]
+    assert active.is_active() and not expired.is_active()
+
+
+def test_access_check_refuses_an_expired_session_and_an_inactive_user(user):
+    session = services.session_create(user=user, ip=None, user_agent="")
+    assert selectors.user_get_for_access_token(user_id=str(user.pk), session_id=session.pk) == user
+    Session.objects.filter(pk=session.pk).update(absolute_expires_at=timezone.now())
+    assert selectors.user_get_for_access_token(user_id=str(user.pk), session_id=session.pk) is None
+    other = services.session_create(user=user, ip=None, user_agent="")
+    type(user).objects.filter(pk=user.pk).update(is_active=False)  # bypasses the signal on purpose
+    assert selectors.user_get_for_access_token(user_id=str(user.pk), session_id=other.pk) is None
+
+
+def test_stateless_access_tokens_skip_the_session_check(signed_in, settings, query_budget):
+    settings.AUTH_ACCESS_TOKEN_CHECKS_SESSION = False
+    Session.objects.update(revoked_at=timezone.now(), revoke_reason=RevokeReason.LOGOUT)
+    with query_budget(1):
+        response = signed_in.bearer(signed_in.access).get("/api/users/me/")
+    assert response.status_code == 200
