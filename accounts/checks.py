@@ -32,7 +32,13 @@ def check_refresh_cookie(app_configs=None, **kwargs):
     """SameSite must be one of the three values, and None needs Secure (browsers drop it otherwise)."""
     samesite = app_settings.REFRESH_COOKIE_SAMESITE
     if samesite not in ("Lax", "Strict", "None"):
-        return [checks.Error(f"REFRESH_COOKIE_SAMESITE is {samesite!r}.", hint="Use Lax, Strict or None.", id="accounts.E002")]
+        return [
+            checks.Error(
+                f"REFRESH_COOKIE_SAMESITE is {samesite!r}.",
+                hint="Use Lax, Strict or None.",
+                id="accounts.E002",
+            )
+        ]
     if samesite == "None" and not app_settings.REFRESH_COOKIE_SECURE:
         return [
             checks.Error(

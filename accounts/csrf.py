@@ -22,7 +22,9 @@ class CsrfCheck(CsrfViewMiddleware):
         if super()._origin_verified(request):
             return True
         origin = request.META.get("HTTP_ORIGIN", "")
-        return any(re.match(pattern, origin) for pattern in getattr(settings, "CORS_ALLOWED_ORIGIN_REGEXES", []))
+        return any(
+            re.match(pattern, origin) for pattern in getattr(settings, "CORS_ALLOWED_ORIGIN_REGEXES", [])
+        )
 
 
 def csrf_enforce(request) -> None:

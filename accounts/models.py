@@ -83,7 +83,9 @@ class Session(models.Model):
         indexes = [
             # A user's sessions (list, logout-all, revoke): only unrevoked ones are ever asked for.
             models.Index(
-                fields=["user", "-created_at"], name="session_user_active_idx", condition=Q(revoked_at__isnull=True)
+                fields=["user", "-created_at"],
+                name="session_user_active_idx",
+                condition=Q(revoked_at__isnull=True),
             ),
         ]
 

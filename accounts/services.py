@@ -96,7 +96,11 @@ def session_refresh(*, token: RefreshToken) -> IssuedTokens:
             raise TokenExpired("Session has expired.")
         if jti == session.refresh_jti:
             return tokens_issue(session=_session_rotate(session=session, now=now))
-        if session.rotated_at and jti == session.previous_jti and now - session.rotated_at <= app_settings.REFRESH_GRACE:
+        if (
+            session.rotated_at
+            and jti == session.previous_jti
+            and now - session.rotated_at <= app_settings.REFRESH_GRACE
+        ):
             return tokens_issue(session=session)
         _session_mark_revoked(session=session, reason=RevokeReason.REUSE_DETECTED, now=now)
     # Raised outside the transaction so that the revocation above commits.
@@ -110,7 +114,9 @@ def _session_rotate(*, session: Session, now: datetime) -> Session:
     session.rotated_at = now
     session.last_used_at = now
     session.idle_expires_at = min(now + app_settings.REFRESH_TOKEN_LIFETIME, session.absolute_expires_at)
-    session.save(update_fields=["previous_jti", "refresh_jti", "rotated_at", "last_used_at", "idle_expires_at"])
+    session.save(
+        update_fields=["previous_jti", "refresh_jti", "rotated_at", "last_used_at", "idle_expires_at"]
+    )
     return session
 
 
@@ -142,7 +148,9 @@ def sessions_revoke_for_user(*, user_id, reason: str, keep_session_id: uuid.UUID
 
 
 @transaction.atomic
-def user_change_password(*, user, old_password: str, new_password: str, keep_session_id: uuid.UUID | None) -> int:
+def user_change_password(
+    *, user, old_password: str, new_password: str, keep_session_id: uuid.UUID | None
+) -> int:
     """Set a new password and revoke all the user's other sessions; returns how many."""
     if not user.check_password(old_password):
         raise WrongPassword()

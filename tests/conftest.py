@@ -15,7 +15,14 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 PASSWORD = "correct horse battery staple"
-TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT")
+TRANSACTION_CONTROL = (
+    "BEGIN",
+    "COMMIT",
+    "ROLLBACK",
+    "SAVEPOINT",
+    "RELEASE SAVEPOINT",
+    "ROLLBACK TO SAVEPOINT",
+)
 
 _usernames = itertools.count(1)
 
@@ -59,7 +66,9 @@ class BrowserClient(APIClient):
         return self.csrf_token
 
     def sign_in(self, username="alice", password=PASSWORD, **extra):
-        return self.post("/api/auth/login/", {"username": username, "password": password}, format="json", **extra)
+        return self.post(
+            "/api/auth/login/", {"username": username, "password": password}, format="json", **extra
+        )
 
     def refresh(self, **extra):
         headers = {"HTTP_X_CSRFTOKEN": self.csrf_token or self.fetch_csrf(), **extra}
@@ -105,7 +114,9 @@ def api(signed_in):
 
 def data_queries(captured) -> list[str]:
     """The SQL statements run, without transaction control (BEGIN, COMMIT, savepoints)."""
-    return [q["sql"] for q in captured.captured_queries if not q["sql"].upper().startswith(TRANSACTION_CONTROL)]
+    return [
+        q["sql"] for q in captured.captured_queries if not q["sql"].upper().startswith(TRANSACTION_CONTROL)
+    ]
 
 
 @pytest.fixture

@@ -92,9 +92,21 @@ def gunicorn():
     """Two gunicorn workers on a free loopback port, serving the test database."""
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "authproject.wsgi", "--workers", "2", "--bind", f"127.0.0.1:{port}"],
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "authproject.wsgi",
+            "--workers",
+            "2",
+            "--bind",
+            f"127.0.0.1:{port}",
+        ],
         cwd=BASE_DIR,
-        env=_env(DJANGO_SECRET_KEY=secrets.token_urlsafe(50), CACHE_URL=os.environ.get("CACHE_URL", "locmemcache://")),
+        env=_env(
+            DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+            CACHE_URL=os.environ.get("CACHE_URL", "locmemcache://"),
+        ),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

@@ -24,7 +24,10 @@ def test_refresh_takes_at_most_2_queries(signed_in, query_budget):
     with query_budget(2) as captured:
         response = signed_in.refresh()
     assert response.status_code == 200
-    assert any("FOR UPDATE" in q["sql"] for q in captured.captured_queries) or captured.connection.vendor == "sqlite"
+    assert (
+        any("FOR UPDATE" in q["sql"] for q in captured.captured_queries)
+        or captured.connection.vendor == "sqlite"
+    )
 
 
 def test_refresh_inside_the_grace_window_takes_1_query(signed_in, query_budget):

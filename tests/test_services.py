@@ -38,15 +38,19 @@ def test_session_login_refuses_a_wrong_password(user):
 def test_session_revoke_only_touches_an_active_session_of_that_user(user, user_factory):
     session = services.session_create(user=user, ip=None, user_agent="")
     bob = user_factory(username="bob")
-    assert not services.session_revoke(session_id=session.pk, user_id=bob.pk, reason=RevokeReason.REVOKED_BY_USER)
-    assert services.session_revoke(session_id=session.pk, user_id=user.pk, reason=RevokeReason.REVOKED_BY_USER)
+    assert not services.session_revoke(
+        session_id=session.pk, user_id=bob.pk, reason=RevokeReason.REVOKED_BY_USER
+    )
+    assert services.session_revoke(
+        session_id=session.pk, user_id=user.pk, reason=RevokeReason.REVOKED_BY_USER
+    )
     assert not services.session_revoke(session_id=session.pk, reason=RevokeReason.REVOKED_BY_ADMIN)
     session.refresh_from_db()
     assert session.revoke_reason == RevokeReason.REVOKED_BY_USER  # the first reason stays
 
 
 def test_sessions_revoke_for_user_keeps_the_named_session(user):
-    kept, *others = [services.session_create(user=user, ip=None, user_agent="") for _ in range(3)]
+    kept, *_ = [services.session_create(user=user, ip=None, user_agent="") for _ in range(3)]
     revoked = services.sessions_revoke_for_user(
         user_id=user.pk, reason=RevokeReason.PASSWORD_CHANGED, keep_session_id=kept.pk
     )

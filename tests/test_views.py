@@ -22,7 +22,10 @@ def test_health_reports_database_and_cache_ok(browser):
 
 
 def test_health_names_the_failing_cache(browser):
-    unreachable = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
+    unreachable = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": "redis://127.0.0.1:1/0",
+    }
     with override_settings(CACHES={"default": unreachable}):
         response = browser.get("/api/health/")
     assert response.status_code == 503
@@ -36,7 +39,12 @@ def test_schema_is_openapi_3_and_lists_every_endpoint(browser):
     assert response.status_code == 200
     schema = response.json()
     assert schema["openapi"].startswith("3.")
-    for path in ["/api/auth/login/", "/api/auth/refresh/", "/api/auth/sessions/{session_id}/", "/api/users/me/"]:
+    for path in [
+        "/api/auth/login/",
+        "/api/auth/refresh/",
+        "/api/auth/sessions/{session_id}/",
+        "/api/users/me/",
+    ]:
         assert path in schema["paths"]
 
 
@@ -50,7 +58,9 @@ def test_docs_serve_swagger_ui_without_a_cdn(browser):
 # --- register -------------------------------------------------------------------------------
 def test_register_creates_a_user_with_a_hashed_password(browser):
     response = browser.post(
-        "/api/auth/register/", {"username": "bob", "email": "bob@example.com", "password": PASSWORD}, format="json"
+        "/api/auth/register/",
+        {"username": "bob", "email": "bob@example.com", "password": PASSWORD},
+        format="json",
     )
     assert response.status_code == 201
     body = response.json()
@@ -61,7 +71,9 @@ def test_register_creates_a_user_with_a_hashed_password(browser):
 
 def test_register_applies_djangos_password_validators(browser):
     response = browser.post(
-        "/api/auth/register/", {"username": "bob", "email": "bob@example.com", "password": "123"}, format="json"
+        "/api/auth/register/",
+        {"username": "bob", "email": "bob@example.com", "password": "123"},
+        format="json",
     )
     assert response.status_code == 400
     assert response.json()["code"] == "invalid"
@@ -71,7 +83,9 @@ def test_register_applies_djangos_password_validators(browser):
 
 def test_register_refuses_a_taken_username(browser, user):
     response = browser.post(
-        "/api/auth/register/", {"username": "alice", "email": "x@example.com", "password": PASSWORD}, format="json"
+        "/api/auth/register/",
+        {"username": "alice", "email": "x@example.com", "password": PASSWORD},
+        format="json",
     )
     assert response.status_code == 400
     assert "username" in response.json()["errors"]
@@ -210,7 +224,15 @@ def test_sessions_lists_active_sessions_and_marks_the_current_one(api, user):
     assert response.status_code == 200
     sessions = response.json()
     assert len(sessions) == 2
-    assert set(sessions[0]) == {"id", "created_at", "last_used_at", "expires_at", "ip", "user_agent", "current"}
+    assert set(sessions[0]) == {
+        "id",
+        "created_at",
+        "last_used_at",
+        "expires_at",
+        "ip",
+        "user_agent",
+        "current",
+    }
     current = [s for s in sessions if s["current"]]
     assert len(current) == 1
     assert current[0]["id"] == str(AccessToken(api.access).session_id)
@@ -271,7 +293,9 @@ def test_password_change_revokes_the_other_sessions_and_keeps_the_callers(api, u
 
 def test_password_change_with_a_wrong_old_password_is_400_and_changes_nothing(api, user):
     response = api.post(
-        "/api/auth/password/change/", {"old_password": "nope", "new_password": "a brand new passphrase"}, format="json"
+        "/api/auth/password/change/",
+        {"old_password": "nope", "new_password": "a brand new passphrase"},
+        format="json",
     )
     assert response.status_code == 400
     assert "old_password" in response.json()["errors"]
@@ -280,7 +304,9 @@ def test_password_change_with_a_wrong_old_password_is_400_and_changes_nothing(ap
 
 
 def test_password_change_applies_the_validators(api, user):
-    response = api.post("/api/auth/password/change/", {"old_password": PASSWORD, "new_password": "alice"}, format="json")
+    response = api.post(
+        "/api/auth/password/change/", {"old_password": PASSWORD, "new_password": "alice"}, format="json"
+    )
     assert response.status_code == 400
     assert "new_password" in response.json()["errors"]
 
