@@ -1,10 +1,9 @@
 """Bearer access tokens, checked against the session that issued them."""
 
 from rest_framework_simplejwt.authentication import JWTAuthentication
-from rest_framework_simplejwt.settings import api_settings as jwt_settings
 
 from . import selectors
-from .conf import app_settings
+from .conf import app_settings, jwt_settings
 from .errors import AuthError, TokenInvalid, TokenRevoked
 from .exceptions import to_api_exception
 from .tokens import AccessToken, access_token_verify
@@ -21,7 +20,7 @@ class SessionJWTAuthentication(JWTAuthentication):
     def get_raw_token(self, header: bytes) -> bytes | None:
         """The token from "Bearer <token>"; a malformed Bearer header is an invalid token."""
         parts = header.split()
-        if len(parts) != 2 and parts and parts[0] in {t.encode() for t in jwt_settings.AUTH_HEADER_TYPES}:
+        if len(parts) != 2 and parts and parts[0] in {t.encode() for t in jwt_settings().AUTH_HEADER_TYPES}:
             raise to_api_exception(TokenInvalid("Authorization header must be 'Bearer <token>'."))
         return super().get_raw_token(header)
 

@@ -3,9 +3,8 @@
 from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
-from rest_framework_simplejwt.settings import api_settings as jwt_settings
 
-from .conf import app_settings
+from .conf import app_settings, jwt_settings
 
 MIN_HMAC_KEY_BYTES = 32  # RFC 7518 section 3.2: an HS256 key must be at least as long as the hash
 
@@ -15,7 +14,9 @@ def check_cors_credentials(app_configs=None, **kwargs):
     """Credentialed CORS must name its origins: a wildcard would let any site read the API."""
     origins = list(getattr(settings, "CORS_ALLOWED_ORIGINS", []))
     if getattr(settings, "CORS_ALLOW_CREDENTIALS", False) and (
-        getattr(settings, "CORS_ALLOW_ALL_ORIGINS", False) or "*" in origins
+        getattr(settings, "CORS_ALLOW_ALL_ORIGINS", False)
+        or getattr(settings, "CORS_ORIGIN_ALLOW_ALL", False)  # the setting's older name, still honoured
+        or "*" in origins
     ):
         return [
             checks.Error(
@@ -69,8 +70,8 @@ def check_secret_key(app_configs=None, **kwargs):
 @checks.register(checks.Tags.security)
 def check_signing_key(app_configs=None, **kwargs):
     """An HMAC signing key shorter than the hash output weakens every token."""
-    key = jwt_settings.SIGNING_KEY
-    if jwt_settings.ALGORITHM.startswith("HS") and len((key or "").encode()) < MIN_HMAC_KEY_BYTES:
+    key = jwt_settings().SIGNING_KEY
+    if jwt_settings().ALGORITHM.startswith("HS") and len((key or "").encode()) < MIN_HMAC_KEY_BYTES:
         return [
             checks.Error(
                 f"The JWT signing key is shorter than {MIN_HMAC_KEY_BYTES} bytes.",

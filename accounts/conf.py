@@ -7,7 +7,16 @@ with pytest-django's ``settings`` fixture. Token lifetimes live in ``SIMPLE_JWT`
 from datetime import timedelta
 
 from django.conf import settings
-from rest_framework_simplejwt.settings import api_settings as jwt_settings
+from rest_framework_simplejwt import settings as simplejwt_settings
+
+
+def jwt_settings():
+    """simplejwt's settings object as it is now.
+
+    simplejwt replaces ``api_settings`` with a new object whenever ``SIMPLE_JWT`` changes, so a
+    reference bound at import time would keep reading the old values.
+    """
+    return simplejwt_settings.api_settings
 
 
 class AppSettings:
@@ -46,12 +55,12 @@ class AppSettings:
     @property
     def ACCESS_TOKEN_LIFETIME(self) -> timedelta:
         """From SIMPLE_JWT, read at use so that overrides apply."""
-        return jwt_settings.ACCESS_TOKEN_LIFETIME
+        return jwt_settings().ACCESS_TOKEN_LIFETIME
 
     @property
     def REFRESH_TOKEN_LIFETIME(self) -> timedelta:
         """Idle timeout: how long a refresh token lives; each rotation starts it again."""
-        return jwt_settings.REFRESH_TOKEN_LIFETIME
+        return jwt_settings().REFRESH_TOKEN_LIFETIME
 
     @property
     def SESSION_MAX_AGE(self) -> timedelta:

@@ -9,10 +9,9 @@ from datetime import datetime, timedelta
 
 from rest_framework_simplejwt import tokens
 from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
-from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.utils import datetime_from_epoch, datetime_to_epoch
 
-from .conf import app_settings
+from .conf import app_settings, jwt_settings
 from .errors import TokenExpired, TokenInvalid, TokenMissing
 
 SESSION_ID_CLAIM = "sid"
@@ -32,13 +31,13 @@ class SessionClaimsMixin:
     @property
     def user_id(self) -> str | None:
         """The user id claim, as a string."""
-        value = self.get(api_settings.USER_ID_CLAIM)
+        value = self.get(jwt_settings().USER_ID_CLAIM)
         return None if value is None else str(value)
 
     @property
     def jti(self) -> str | None:
         """The token's unique id: the only part of a refresh token the database keeps."""
-        return self.get(api_settings.JTI_CLAIM)
+        return self.get(jwt_settings().JTI_CLAIM)
 
     @property
     def expires_at(self) -> datetime:
@@ -68,11 +67,11 @@ class RefreshToken(SessionClaimsMixin, tokens.RefreshToken):
         """The session's current refresh token: same claims, so the same token, every time."""
         token = cls()
         token.payload = {
-            api_settings.TOKEN_TYPE_CLAIM: cls.token_type,
+            jwt_settings().TOKEN_TYPE_CLAIM: cls.token_type,
             "exp": datetime_to_epoch(session.idle_expires_at),
             "iat": datetime_to_epoch(session.refresh_issued_at),
-            api_settings.JTI_CLAIM: session.refresh_jti,
-            api_settings.USER_ID_CLAIM: str(session.user_id),
+            jwt_settings().JTI_CLAIM: session.refresh_jti,
+            jwt_settings().USER_ID_CLAIM: str(session.user_id),
             SESSION_ID_CLAIM: str(session.pk),
         }
         return token

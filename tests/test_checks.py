@@ -1,0 +1,166 @@
+"""Startup checks refuse unsafe configuration, both as functions and through manage.py check."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from accounts import checks
+from authproject.settings import DEFAULT_CORS_ORIGINS, DEVELOPMENT_SECRET_KEY
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+LONG_SECRET = "a-long-random-production-secret-key-" + "x" * 40
+ACCOUNTS_CHECKS = [
+    checks.check_cors_credentials,
+    checks.check_refresh_cookie,
+    checks.check_secret_key,
+    checks.check_signing_key,
+]
+
+
+def error_ids() -> list[str]:
+    """The ids of the serious messages every accounts check returns now."""
+    return [m.id for check in ACCOUNTS_CHECKS for m in check(app_configs=None) if m.is_serious()]
+
+
+@pytest.fixture
+def safe(settings):
+    """The production defaults with a long secret: every test below changes one thing."""
+    settings.DEBUG = False
+    settings.SECRET_KEY = LONG_SECRET
+    settings.SIMPLE_JWT = {**settings.SIMPLE_JWT, "SIGNING_KEY": LONG_SECRET, "ALGORITHM": "HS256"}
+    settings.CORS_ALLOWED_ORIGINS = list(DEFAULT_CORS_ORIGINS)
+    settings.CORS_ALLOW_CREDENTIALS = True
+    settings.AUTH_REFRESH_COOKIE_SAMESITE = "Lax"
+    settings.AUTH_REFRESH_COOKIE_SECURE = True
+    return settings
+
+
+def test_the_safe_default_configuration_has_no_errors(safe):
+    assert error_ids() == []
+    checks.refuse_unsafe_configuration()  # does not raise
+
+
+# --- E001: credentialed CORS for every origin -----------------------------------------------
+def test_allow_all_origins_with_credentials_is_e001(safe):
+    safe.CORS_ALLOW_ALL_ORIGINS = True
+    assert error_ids() == ["accounts.E001"]
+
+
+def test_a_wildcard_in_the_allowed_origins_is_e001(safe):
+    safe.CORS_ALLOWED_ORIGINS = [*DEFAULT_CORS_ORIGINS, "*"]
+    assert error_ids() == ["accounts.E001"]
+
+
+def test_allow_all_origins_without_credentials_is_allowed(safe):
+    safe.CORS_ALLOW_ALL_ORIGINS = True
+    safe.CORS_ALLOW_CREDENTIALS = False
+    assert error_ids() == []
+
+
+@pytest.mark.django_db
+def test_the_legacy_allow_all_setting_with_credentials_is_e001(safe, client):
+    """django-cors-headers still honours CORS_ORIGIN_ALLOW_ALL, the old name of the setting."""
+    assert not hasattr(safe, "CORS_ALLOW_ALL_ORIGINS")  # settings.py leaves the new name unset
+    safe.CORS_ORIGIN_ALLOW_ALL = True
+    response = client.get("/api/auth/csrf/", HTTP_ORIGIN="http://evil.example")
+    # Any site may now read credentialed responses...
+    assert response["access-control-allow-origin"] == "http://evil.example"
+    assert response["access-control-allow-credentials"] == "true"
+    # ...so the startup check must refuse it.
+    assert error_ids() == ["accounts.E001"]
+
+
+# --- E002, E003: the refresh cookie's SameSite ----------------------------------------------
+@pytest.mark.parametrize("samesite", ["Lax", "Strict"])
+def test_lax_and_strict_pass(safe, samesite):
+    safe.AUTH_REFRESH_COOKIE_SAMESITE = samesite
+    assert error_ids() == []
+
+
+def test_samesite_none_with_secure_passes(safe):
+    safe.AUTH_REFRESH_COOKIE_SAMESITE = "None"
+    assert error_ids() == []
+
+
+def test_samesite_none_without_secure_is_e003(safe):
+    safe.AUTH_REFRESH_COOKIE_SAMESITE = "None"
+    safe.AUTH_REFRESH_COOKIE_SECURE = False
+    assert error_ids() == ["accounts.E003"]
+
+
+@pytest.mark.parametrize("samesite", ["Sometimes", "", "Lax; Secure"])
+def test_an_unknown_samesite_value_is_e002(safe, samesite):
+    safe.AUTH_REFRESH_COOKIE_SAMESITE = samesite
+    assert error_ids() == ["accounts.E002"]
+
+
+# --- E004: the development key outside DEBUG ------------------------------------------------
+def test_the_development_key_with_debug_off_is_e004(safe):
+    safe.SECRET_KEY = DEVELOPMENT_SECRET_KEY
+    assert [m.id for m in checks.check_secret_key(app_configs=None)] == ["accounts.E004"]
+
+
+def test_the_development_key_with_debug_on_passes(safe):
+    safe.SECRET_KEY = DEVELOPMENT_SECRET_KEY
+    safe.DEBUG = True
+    assert checks.check_secret_key(app_configs=None) == []
+
+
+# --- E005: a short HMAC signing key ---------------------------------------------------------
+def test_a_signing_key_shorter_than_32_bytes_is_e005(safe):
+    safe.SIMPLE_JWT = {**safe.SIMPLE_JWT, "SIGNING_KEY": "short"}
+    assert error_ids() == ["accounts.E005"]
+
+
+def test_a_signing_key_of_32_bytes_passes(safe):
+    safe.SIMPLE_JWT = {**safe.SIMPLE_JWT, "SIGNING_KEY": "k" * 32}
+    assert error_ids() == []
+
+
+# --- refuse_unsafe_configuration (what wsgi.py runs) ----------------------------------------
+@pytest.mark.parametrize(
+    "unsafe",
+    [
+        {"CORS_ALLOW_ALL_ORIGINS": True},
+        {"AUTH_REFRESH_COOKIE_SAMESITE": "None", "AUTH_REFRESH_COOKIE_SECURE": False},
+        {"AUTH_REFRESH_COOKIE_SAMESITE": "bogus"},
+        {"SECRET_KEY": DEVELOPMENT_SECRET_KEY},
+    ],
+    ids=["E001", "E003", "E002", "E004"],
+)
+def test_refuse_unsafe_configuration_raises_improperly_configured(safe, unsafe, request):
+    for key, value in unsafe.items():
+        setattr(safe, key, value)
+    with pytest.raises(ImproperlyConfigured, match=f"accounts.{request.node.callspec.id}"):
+        checks.refuse_unsafe_configuration()
+
+
+# --- manage.py check, in a fresh process reading the environment -----------------------------
+def manage_check(**env_overrides) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SECRET_KEY", "DJANGO_DEBUG")}
+    env.update(env_overrides)
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        check=False,
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_manage_check_fails_with_debug_off_and_no_secret_key():
+    result = manage_check(DJANGO_DEBUG="0")
+    assert result.returncode != 0
+    assert "accounts.E004" in result.stderr
+
+
+def test_manage_check_passes_with_debug_off_and_a_long_secret_key():
+    result = manage_check(DJANGO_DEBUG="0", DJANGO_SECRET_KEY=LONG_SECRET)
+    assert result.returncode == 0, result.stderr
+    assert "accounts." not in result.stdout + result.stderr
