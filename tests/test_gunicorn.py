@@ -102,6 +102,7 @@ def gunicorn():
             "--bind",
             f"127.0.0.1:{port}",
         ],
+        check=False,
         cwd=BASE_DIR,
         env=_env(
             DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
@@ -163,6 +164,7 @@ def test_refresh_race_across_worker_processes_leaves_one_chain(gunicorn):
 def test_gunicorn_refuses_to_serve_with_the_development_key():
     result = subprocess.run(
         [sys.executable, "-c", "import authproject.wsgi"],
+        check=False,
         cwd=BASE_DIR,
         env=_env(DJANGO_DEBUG="0"),
         capture_output=True,
@@ -176,6 +178,7 @@ def test_gunicorn_refuses_to_serve_with_the_development_key():
 def test_the_wsgi_application_loads_with_a_real_secret():
     result = subprocess.run(
         [sys.executable, "-c", "import authproject.wsgi"],
+        check=False,
         cwd=BASE_DIR,
         env=_env(DJANGO_DEBUG="0", DJANGO_SECRET_KEY=secrets.token_urlsafe(50)),
         capture_output=True,

@@ -1,0 +1,152 @@
+"""Refresh races inside one process: threads, each with its own client and database connection.
+
+Tabs of one browser refresh the same token at the same moment. The session row lock (PostgreSQL
+``SELECT ... FOR UPDATE``; on SQLite ``BEGIN IMMEDIATE`` with WAL and a busy timeout) lets exactly
+one of them rotate; the grace window answers the others with the winner's token.
+"""
+
+import threading
+from dataclasses import dataclass
+from datetime import timedelta
+
+import jwt
+import pytest
+from django.db import connection
+
+from accounts.models import RevokeReason, Session
+from accounts.services import session_create
+from accounts.tokens import RefreshToken
+
+from .conftest import BrowserClient
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+THREADS = 16
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: int
+    body: dict
+    refresh_cookie: str | None
+
+
+def claims(raw: str) -> dict:
+    return jwt.decode(raw, options={"verify_signature": False})
+
+
+def browser_with(cookies: dict[str, str], csrf_token: str) -> BrowserClient:
+    """A client holding copies of ``cookies`` and sending ``csrf_token`` as X-CSRFToken."""
+    client = BrowserClient()
+    for name, value in cookies.items():
+        client.cookies[name] = value
+    client.csrf_token = csrf_token
+    return client
+
+
+def cookies_of(client: BrowserClient) -> dict[str, str]:
+    return {name: morsel.value for name, morsel in client.cookies.items() if morsel.value}
+
+
+def refresh_all_at_once(clients: list[BrowserClient]) -> list[Outcome | Exception]:
+    """Each client refreshes in its own thread, all released together by a barrier."""
+    barrier = threading.Barrier(len(clients))
+    outcomes: list[Outcome | Exception | None] = [None] * len(clients)
+
+    def run(i: int, client: BrowserClient) -> None:
+        try:
+            barrier.wait(timeout=30)
+            response = client.refresh()
+            morsel = response.cookies.get("refresh_token")
+            outcomes[i] = Outcome(
+                status=response.status_code,
+                body=response.json(),
+                refresh_cookie=morsel.value if morsel else None,
+            )
+        except Exception as e:  # noqa: BLE001 - a 5xx raises in the test client; the main thread reports it
+            outcomes[i] = e
+        finally:
+            connection.close()  # this thread's own connection
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads), "a refresh thread hung"
+    return outcomes
+
+
+def assert_no_errors(outcomes) -> list[Outcome]:
+    """No exception, no 5xx, no 'database is locked' anywhere."""
+    errors = [o for o in outcomes if not isinstance(o, Outcome)]
+    assert not errors, errors
+    assert all(o.status < 500 for o in outcomes), [(o.status, o.body) for o in outcomes]
+    assert not any("locked" in str(o.body).lower() for o in outcomes)
+    return outcomes
+
+
+def test_sixteen_tabs_refreshing_the_same_token_leave_exactly_one_usable_chain(signed_in, user):
+    csrf_token = signed_in.fetch_csrf()
+    original = signed_in.refresh_cookie
+    session_id = claims(original)["sid"]
+    clients = [browser_with(cookies_of(signed_in), csrf_token) for _ in range(THREADS)]
+    assert all(c.refresh_cookie == original and c.cookies.get("csrftoken") for c in clients)
+
+    outcomes = assert_no_errors(refresh_all_at_once(clients))
+
+    assert [o.status for o in outcomes] == [200] * THREADS, [o.body for o in outcomes]
+    session = Session.objects.get(pk=session_id)
+    assert session.revoked_at is None
+    assert session.previous_jti == claims(original)["jti"]  # rotated exactly once
+    returned = {o.refresh_cookie for o in outcomes}
+    assert len(returned) == 1
+    (current,) = returned
+    assert current and current != original
+    assert claims(current)["jti"] == session.refresh_jti
+    assert current == str(RefreshToken.for_session(session))
+    assert all(claims(o.body["access"])["sid"] == session_id for o in outcomes)
+
+    follow_up = browser_with({**cookies_of(signed_in), "refresh_token": current}, csrf_token).refresh()
+
+    assert follow_up.status_code == 200, follow_up.content
+    session.refresh_from_db()
+    assert session.previous_jti == claims(current)["jti"]
+    assert session.refresh_jti == claims(follow_up.cookies["refresh_token"].value)["jti"]
+    assert Session.objects.filter(user=user).count() == 1
+
+
+def test_without_a_grace_window_one_racer_wins_and_the_rest_is_reuse(signed_in, settings):
+    settings.AUTH_REFRESH_GRACE = timedelta(0)
+    csrf_token = signed_in.fetch_csrf()
+    original = signed_in.refresh_cookie
+    clients = [browser_with(cookies_of(signed_in), csrf_token) for _ in range(THREADS)]
+
+    outcomes = assert_no_errors(refresh_all_at_once(clients))
+
+    winners = [o for o in outcomes if o.status == 200]
+    losers = [o for o in outcomes if o.status != 200]
+    assert len(winners) == 1, [(o.status, o.body) for o in outcomes]
+    assert {(o.status, o.body["code"]) for o in losers} == {(401, "token_revoked")}
+    session = Session.objects.get(pk=claims(original)["sid"])
+    assert session.revoke_reason == RevokeReason.REUSE_DETECTED
+    assert session.previous_jti == claims(original)["jti"]  # still rotated only once
+    assert session.refresh_jti == claims(winners[0].refresh_cookie)["jti"]
+    late = browser_with({**cookies_of(signed_in), "refresh_token": winners[0].refresh_cookie}, csrf_token)
+    assert late.refresh().status_code == 401
+
+
+def test_sixteen_sessions_refreshing_at_once_all_rotate(user, browser):
+    csrf_token = browser.fetch_csrf()
+    sessions = [session_create(user=user, ip=None, user_agent=f"tab {i}") for i in range(THREADS)]
+    tokens = [str(RefreshToken.for_session(s)) for s in sessions]
+    clients = [browser_with({**cookies_of(browser), "refresh_token": token}, csrf_token) for token in tokens]
+
+    outcomes = assert_no_errors(refresh_all_at_once(clients))
+
+    assert [o.status for o in outcomes] == [200] * THREADS, [o.body for o in outcomes]
+    for session, token, outcome in zip(sessions, tokens, outcomes, strict=True):
+        session.refresh_from_db()
+        assert session.previous_jti == claims(token)["jti"]
+        assert session.refresh_jti == claims(outcome.refresh_cookie)["jti"]
+        assert claims(outcome.body["access"])["sid"] == str(session.pk)
