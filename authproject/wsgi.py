@@ -12,6 +12,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "authproject.settings")
 
 application = get_wsgi_application()
 
-from accounts.checks import refuse_unsafe_configuration  # after setup: needs the app registry
+from accounts.checks import refuse_unsafe_configuration  # noqa: E402 - after setup: needs the app registry
 
 refuse_unsafe_configuration()

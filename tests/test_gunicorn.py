@@ -102,7 +102,6 @@ def gunicorn():
             "--bind",
             f"127.0.0.1:{port}",
         ],
-        check=False,
         cwd=BASE_DIR,
         env=_env(
             DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
