@@ -48,6 +48,17 @@ def check_refresh_cookie(app_configs=None, **kwargs):
                 id="accounts.E003",
             )
         ]
+    if app_settings.REFRESH_COOKIE_PARTITIONED and not (
+        samesite == "None" and app_settings.REFRESH_COOKIE_SECURE
+    ):
+        return [
+            checks.Error(
+                "The refresh cookie is Partitioned without SameSite=None and Secure.",
+                hint="Partitioned (CHIPS) is for cross-site embedding: set SameSite=None and Secure, "
+                "or turn REFRESH_COOKIE_PARTITIONED off.",
+                id="accounts.E006",
+            )
+        ]
     return []
 
 

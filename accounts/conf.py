@@ -53,6 +53,11 @@ class AppSettings:
         return self._setting("REFRESH_COOKIE_SAMESITE", "Lax")
 
     @property
+    def REFRESH_COOKIE_PARTITIONED(self) -> bool:
+        """Add ``Partitioned`` (CHIPS) for an API embedded cross-site; needs SameSite=None and Secure."""
+        return self._setting("REFRESH_COOKIE_PARTITIONED", False)
+
+    @property
     def ACCESS_TOKEN_LIFETIME(self) -> timedelta:
         """From SIMPLE_JWT, read at use so that overrides apply."""
         return jwt_settings().ACCESS_TOKEN_LIFETIME

@@ -135,6 +135,7 @@ X_FRAME_OPTIONS = "DENY"
 # --- accounts (read lazily through accounts.conf.app_settings) ---------------------------------
 AUTH_REFRESH_COOKIE_SECURE = env.bool("REFRESH_COOKIE_SECURE", default=True)
 AUTH_REFRESH_COOKIE_SAMESITE = env.str("REFRESH_COOKIE_SAMESITE", default="Lax")
+AUTH_REFRESH_COOKIE_PARTITIONED = env.bool("REFRESH_COOKIE_PARTITIONED", default=False)
 AUTH_SESSION_MAX_AGE = timedelta(seconds=env.int("SESSION_MAX_AGE", default=30 * 24 * 3600))
 AUTH_REFRESH_GRACE = timedelta(seconds=env.int("REFRESH_GRACE_SECONDS", default=10))
 AUTH_LOGIN_THROTTLE_RATE = env.str("LOGIN_THROTTLE_RATE", default="5/min")

@@ -92,6 +92,19 @@ def test_samesite_none_without_secure_is_e003(safe):
     assert error_ids() == ["accounts.E003"]
 
 
+def test_a_partitioned_cookie_with_samesite_none_and_secure_passes(safe):
+    safe.AUTH_REFRESH_COOKIE_SAMESITE = "None"
+    safe.AUTH_REFRESH_COOKIE_PARTITIONED = True
+    assert error_ids() == []
+
+
+@pytest.mark.parametrize("samesite", ["Lax", "Strict"])
+def test_a_partitioned_cookie_without_samesite_none_is_e006(safe, samesite):
+    safe.AUTH_REFRESH_COOKIE_SAMESITE = samesite
+    safe.AUTH_REFRESH_COOKIE_PARTITIONED = True
+    assert error_ids() == ["accounts.E006"]
+
+
 @pytest.mark.parametrize("samesite", ["Sometimes", "", "Lax; Secure"])
 def test_an_unknown_samesite_value_is_e002(safe, samesite):
     safe.AUTH_REFRESH_COOKIE_SAMESITE = samesite

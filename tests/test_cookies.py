@@ -100,6 +100,21 @@ def test_cookie_name_setting_applies_to_set_and_read_without_restart(browser, us
     assert set_cookie_attributes(refreshed, "rt")["value"] != attributes["value"]
 
 
+def test_a_partitioned_cookie_carries_the_flag_when_set_rotated_and_deleted(browser, user, settings):
+    settings.AUTH_REFRESH_COOKIE_SAMESITE = "None"
+    settings.AUTH_REFRESH_COOKIE_PARTITIONED = True
+    for response in (browser.sign_in(), browser.refresh(), browser.sign_out()):
+        assert response.status_code == 200, response.content
+        attributes = set_cookie_attributes(response)
+        assert attributes["samesite"] == "None"
+        assert attributes.get("partitioned") is True
+        assert attributes.get("secure") is True
+
+
+def test_cookies_are_not_partitioned_by_default(browser, user):
+    assert "partitioned" not in set_cookie_attributes(browser.sign_in())
+
+
 # --- delete ---------------------------------------------------------------------------------
 CONFIGURATIONS = {
     "defaults": {},
