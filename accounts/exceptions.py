@@ -7,6 +7,7 @@ body shape ``{"detail": ..., "code": ...}``.
 
 from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 
 from .errors import (
@@ -119,6 +120,14 @@ def permission_denied(request, exception=None):
 
 def not_found(request, exception=None):
     return json_error(404, "Not found.", "not_found")
+
+
+@csrf_exempt  # it changes nothing, and a CSRF 403 would hide the real answer
+def api_not_found(request, *args, **kwargs):
+    """Unknown /api/ paths; a path without its trailing slash is told so."""
+    if not request.path.endswith("/"):
+        return json_error(404, "Not found. API paths end with a slash.", "not_found")
+    return not_found(request)
 
 
 def server_error(request):

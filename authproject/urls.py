@@ -1,12 +1,17 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from accounts.exceptions import api_not_found
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/", include("accounts.urls")),
+    # Last: any other /api/ path is a JSON 404 even with DEBUG on (Django's debug 404 page is HTML),
+    # and a POST without the trailing slash gets that 404 rather than APPEND_SLASH's error.
+    re_path(r"^api/", api_not_found),
 ]
 
 # Django's own errors answer in the API's JSON shape too.

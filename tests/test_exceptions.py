@@ -37,6 +37,20 @@ def test_an_unknown_url_is_a_json_404(browser, path):
     assert_json_error(browser.get(path), 404, "not_found")
 
 
+@pytest.mark.parametrize("path", ["/api/nowhere/", "/api/auth/nowhere/"])
+def test_an_unknown_api_url_is_a_json_404_with_debug_on_too(browser, settings, path):
+    settings.DEBUG = True
+    assert_json_error(browser.get(path), 404, "not_found")
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_post_without_the_trailing_slash_is_a_json_404_not_a_500(browser, user, settings, debug):
+    settings.DEBUG = debug
+    response = browser.post("/api/auth/login", {"username": "alice", "password": "x"}, format="json")
+    assert_json_error(response, 404, "not_found")
+    assert "end with a slash" in response.json()["detail"]
+
+
 def test_deleting_a_session_with_a_malformed_id_is_a_json_404(api, user):
     response = api.delete("/api/auth/sessions/not-a-uuid/")
     assert_json_error(response, 404, "not_found")
