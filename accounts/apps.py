@@ -8,5 +8,5 @@ class AccountsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        """Register the system checks and signal receivers."""
-        from . import checks, signals  # noqa: F401
+        """Register the system checks, signal receivers and OpenAPI extensions."""
+        from . import checks, schema, signals  # noqa: F401

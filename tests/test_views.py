@@ -1,9 +1,11 @@
 """The HTTP contract of each endpoint, as an SPA sees it."""
 
+import json
 import uuid
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.test import override_settings
 
 from accounts.models import RevokeReason, Session
@@ -46,6 +48,18 @@ def test_schema_is_openapi_3_and_lists_every_endpoint(browser):
         "/api/users/me/",
     ]:
         assert path in schema["paths"]
+
+
+def test_schema_generates_without_warnings_and_documents_the_bearer_scheme(tmp_path):
+    target = tmp_path / "schema.json"
+    call_command("spectacular", "--validate", "--fail-on-warn", "--format", "openapi-json", "--file", target)
+    schema = json.loads(target.read_text())
+    assert schema["components"]["securitySchemes"]["jwtAuth"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+    }
+    assert {"jwtAuth": []} in schema["paths"]["/api/users/me/"]["get"]["security"]
 
 
 def test_docs_serve_swagger_ui_without_a_cdn(browser):
