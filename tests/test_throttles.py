@@ -85,14 +85,6 @@ def test_behind_one_proxy_the_client_ip_comes_from_x_forwarded_for(browser, sett
     assert other.status_code == 401
 
 
-def test_behind_one_proxy_the_session_records_the_forwarded_client_ip(browser, user, settings):
-    with_proxies(settings, 1)
-    # The proxy appends the address it saw; whatever the client wrote before it is not believed.
-    response = browser.sign_in(REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR="1.2.3.4, 198.51.100.9")
-    assert response.status_code == 200
-    assert Session.objects.get(user=user).ip == "198.51.100.9"
-
-
 def test_without_proxies_x_forwarded_for_is_ignored_for_throttling(browser, settings):
     settings.AUTH_LOGIN_IP_THROTTLE_RATE = "3/min"
     with_proxies(settings, 0)
@@ -111,11 +103,23 @@ def test_without_proxies_x_forwarded_for_is_ignored_for_throttling(browser, sett
     )
 
 
-def test_without_proxies_the_session_records_remote_addr(browser, user, settings):
-    with_proxies(settings, 0)
-    response = browser.sign_in(REMOTE_ADDR="203.0.113.5", HTTP_X_FORWARDED_FOR="198.51.100.9")
+@pytest.mark.parametrize(
+    "proxies, remote_addr, forwarded_for, recorded",
+    [
+        # Behind one proxy: it appends the address it saw; what the client wrote before is not believed.
+        (1, "10.0.0.1", "1.2.3.4, 198.51.100.9", "198.51.100.9"),
+        # Without proxies X-Forwarded-For is ignored: the socket's address is the client's.
+        (0, "203.0.113.5", "198.51.100.9", "203.0.113.5"),
+    ],
+    ids=["behind-one-proxy", "no-proxies"],
+)
+def test_the_session_records_the_client_ip_by_the_proxy_setting(
+    browser, user, settings, proxies, remote_addr, forwarded_for, recorded
+):
+    with_proxies(settings, proxies)
+    response = browser.sign_in(REMOTE_ADDR=remote_addr, HTTP_X_FORWARDED_FOR=forwarded_for)
     assert response.status_code == 200
-    assert Session.objects.get(user=user).ip == "203.0.113.5"
+    assert Session.objects.get(user=user).ip == recorded
 
 
 # --- failures that reveal nothing -----------------------------------------------------------
