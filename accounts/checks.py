@@ -81,8 +81,8 @@ def check_secret_key(app_configs=None, **kwargs):
 @checks.register(checks.Tags.security)
 def check_signing_key(app_configs=None, **kwargs):
     """An HMAC signing key shorter than the hash output weakens every token."""
-    key = jwt_settings().SIGNING_KEY
-    if jwt_settings().ALGORITHM.startswith("HS") and len((key or "").encode()) < MIN_HMAC_KEY_BYTES:
+    jwt = jwt_settings()
+    if jwt.ALGORITHM.startswith("HS") and len((jwt.SIGNING_KEY or "").encode()) < MIN_HMAC_KEY_BYTES:
         return [
             checks.Error(
                 f"The JWT signing key is shorter than {MIN_HMAC_KEY_BYTES} bytes.",

@@ -65,13 +65,14 @@ class RefreshToken(SessionClaimsMixin, tokens.RefreshToken):
     @classmethod
     def for_session(cls, session) -> "RefreshToken":
         """The session's current refresh token: same claims, so the same token, every time."""
+        claims = jwt_settings()
         token = cls()
         token.payload = {
-            jwt_settings().TOKEN_TYPE_CLAIM: cls.token_type,
+            claims.TOKEN_TYPE_CLAIM: cls.token_type,
             "exp": datetime_to_epoch(session.idle_expires_at),
             "iat": datetime_to_epoch(session.refresh_issued_at),
-            jwt_settings().JTI_CLAIM: session.refresh_jti,
-            jwt_settings().USER_ID_CLAIM: str(session.user_id),
+            claims.JTI_CLAIM: session.refresh_jti,
+            claims.USER_ID_CLAIM: str(session.user_id),
             SESSION_ID_CLAIM: str(session.pk),
         }
         return token
