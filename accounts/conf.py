@@ -84,6 +84,17 @@ class AppSettings:
         return self._setting("ACCESS_TOKEN_CHECKS_SESSION", True)
 
     @property
+    def SESSION_RETENTION(self) -> timedelta:
+        """How long an expired or revoked session stays visible (admin, audit) before
+        ``flush_expired_sessions`` deletes it; ``--older-than`` overrides it."""
+        return self._setting("SESSION_RETENTION", timedelta(days=7))
+
+    @property
+    def AUDIT_RETENTION(self) -> timedelta:
+        """How long audit events are kept; ``flush_expired_sessions`` prunes older ones."""
+        return self._setting("AUDIT_RETENTION", timedelta(days=180))
+
+    @property
     def LOGIN_THROTTLE_RATE(self) -> str:
         """Login attempts per username, e.g. "5/min"."""
         return self._setting("LOGIN_THROTTLE_RATE", "5/min")

@@ -1,19 +1,24 @@
 """Writes: the session rules. Plain keyword arguments in, domain objects or errors out; no HTTP.
 
-The API views, the admin and the management commands all change sessions through these functions.
+The API views, the admin and the management commands all change sessions through these functions,
+and these functions write the audit trail: ``ip`` and ``user_agent`` say where a change came from,
+``actor_id`` which admin made it (None: the user themselves, or a command).
 """
 
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.contrib.auth import authenticate, get_user_model
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
+from .audit import audit_event_build, audit_event_record, audit_events_record
 from .conf import app_settings
 from .errors import InvalidCredentials, TokenExpired, TokenRevoked, WrongPassword
-from .models import RevokeReason, Session
+from .models import AuditEvent, AuditEventType, RevokeReason, Session
 from .tokens import AccessToken, RefreshToken
 
 
@@ -59,27 +64,37 @@ def session_create(*, user, ip: str | None, user_agent: str, now: datetime | Non
 
 
 def session_login(*, username: str, password: str, ip: str | None, user_agent: str) -> IssuedTokens:
-    """Check the credentials and open a session.
+    """Check the credentials and open a session; either way the attempt goes to the audit trail.
 
     Unknown user, wrong password and inactive user raise the same error; Django's ModelBackend
     also hashes the password for an unknown user, so the three take similar time.
     """
     user = authenticate(None, username=username, password=password)
     if user is None:
+        audit_event_record(type=AuditEventType.LOGIN_FAILED, username=username, ip=ip, user_agent=user_agent)
         raise InvalidCredentials()
     now = timezone.now()
     user.last_login = now
     user.save(update_fields=["last_login"])
-    return tokens_issue(session=session_create(user=user, ip=ip, user_agent=user_agent, now=now))
+    session = session_create(user=user, ip=ip, user_agent=user_agent, now=now)
+    audit_event_record(
+        type=AuditEventType.LOGIN_SUCCEEDED,
+        user_id=user.pk,
+        session_id=session.pk,
+        ip=ip,
+        user_agent=user_agent,
+    )
+    return tokens_issue(session=session)
 
 
-def session_refresh(*, token: RefreshToken) -> IssuedTokens:
+def session_refresh(*, token: RefreshToken, ip: str | None = None, user_agent: str = "") -> IssuedTokens:
     """Exchange a verified refresh token for new tokens.
 
     In one transaction the session row is locked and checked. The current token rotates (the old
     one is dead from then on). The previous token, within the grace window, gets the session's
     current token back without rotating again (two tabs, or a lost response). Anything older, or
-    the previous token after the window, is reuse: the whole session is revoked.
+    the previous token after the window, is reuse: the whole session is revoked. Ordinary
+    refreshes write no audit event (``last_used_at`` records them); reuse does.
     """
     session_id, jti = token.session_id, token.jti
     with transaction.atomic():
@@ -103,7 +118,14 @@ def session_refresh(*, token: RefreshToken) -> IssuedTokens:
         ):
             return tokens_issue(session=session)
         _session_mark_revoked(session=session, reason=RevokeReason.REUSE_DETECTED, now=now)
-    # Raised outside the transaction so that the revocation above commits.
+    # Recorded and raised outside the transaction, so that the revocation commits whatever happens.
+    audit_event_record(
+        type=AuditEventType.REUSE_DETECTED,
+        user_id=session.user_id,
+        session_id=session.pk,
+        ip=ip,
+        user_agent=user_agent,
+    )
     raise TokenRevoked("Refresh token reuse detected; the session has been revoked.")
 
 
@@ -126,30 +148,166 @@ def _session_mark_revoked(*, session: Session, reason: str, now: datetime) -> No
     session.save(update_fields=["revoked_at", "revoke_reason"])
 
 
-def session_revoke(*, session_id: uuid.UUID, reason: str, user_id=None) -> bool:
-    """Revoke one session (of ``user_id`` when given). False if there was no such active row."""
-    sessions = Session.objects.filter(pk=session_id, revoked_at__isnull=True)
-    if user_id is not None:
-        sessions = sessions.filter(user_id=user_id)
-    return sessions.update(revoked_at=timezone.now(), revoke_reason=reason) > 0
+def session_revoke(
+    *,
+    session_id: uuid.UUID,
+    reason: str,
+    user_id=None,
+    actor_id=None,
+    ip: str | None = None,
+    user_agent: str = "",
+    detail: str = "",
+) -> bool:
+    """Revoke one session (only if it is ``user_id``'s, when given). False if there was no such
+    unrevoked row. With ``user_id`` known it is one UPDATE and one audit INSERT."""
+    if user_id is None:
+        revoked = sessions_revoke(
+            session_ids=[session_id],
+            reason=reason,
+            actor_id=actor_id,
+            ip=ip,
+            user_agent=user_agent,
+            detail=detail,
+        )
+        return revoked > 0
+    revoked = Session.objects.filter(pk=session_id, user_id=user_id, revoked_at__isnull=True).update(
+        revoked_at=timezone.now(), revoke_reason=reason
+    )
+    if revoked:
+        audit_event_record(
+            type=reason,
+            user_id=user_id,
+            session_id=session_id,
+            actor_id=actor_id,
+            ip=ip,
+            user_agent=user_agent,
+            detail=detail,
+        )
+    return revoked > 0
 
 
-def session_logout(*, token: RefreshToken) -> bool:
+def sessions_revoke(
+    *,
+    session_ids: Iterable[uuid.UUID],
+    reason: str,
+    actor_id=None,
+    ip: str | None = None,
+    user_agent: str = "",
+    detail: str = "",
+) -> int:
+    """Revoke the unrevoked sessions among ``session_ids`` (any users'); one audit event each.
+
+    The rows are locked and read first, so that each event names the session's user.
+    """
+    with transaction.atomic():
+        rows = list(
+            Session.objects.select_for_update()
+            .filter(pk__in=session_ids, revoked_at__isnull=True)
+            .values_list("pk", "user_id")
+        )
+        if not rows:
+            return 0
+        Session.objects.filter(pk__in=[pk for pk, _ in rows]).update(
+            revoked_at=timezone.now(), revoke_reason=reason
+        )
+    audit_events_record(
+        events=[
+            audit_event_build(
+                type=reason,
+                user_id=user_id,
+                session_id=pk,
+                actor_id=actor_id,
+                ip=ip,
+                user_agent=user_agent,
+                detail=detail,
+            )
+            for pk, user_id in rows
+        ]
+    )
+    return len(rows)
+
+
+def session_logout(*, token: RefreshToken, ip: str | None = None, user_agent: str = "") -> bool:
     """Revoke the session a refresh token belongs to (any token of its chain will do)."""
-    return session_revoke(session_id=token.session_id, user_id=token.user_id, reason=RevokeReason.LOGOUT)
+    return session_revoke(
+        session_id=token.session_id,
+        user_id=token.user_id,
+        reason=RevokeReason.LOGOUT,
+        ip=ip,
+        user_agent=user_agent,
+    )
 
 
-def sessions_revoke_for_user(*, user_id, reason: str, keep_session_id: uuid.UUID | None = None) -> int:
-    """Revoke every unrevoked session of a user, except ``keep_session_id``; returns how many."""
+def sessions_revoke_for_user(
+    *,
+    user_id,
+    reason: str,
+    keep_session_id: uuid.UUID | None = None,
+    actor_id=None,
+    ip: str | None = None,
+    user_agent: str = "",
+    detail: str = "",
+    audit_when_none: bool = True,
+) -> int:
+    """Revoke every unrevoked session of a user, except ``keep_session_id``; returns how many.
+
+    One audit event records the count (skipped when nothing was revoked and ``audit_when_none``
+    is False, as for the repeated saves of an already inactive user).
+    """
     sessions = Session.objects.filter(user_id=user_id, revoked_at__isnull=True)
     if keep_session_id is not None:
         sessions = sessions.exclude(pk=keep_session_id)
-    return sessions.update(revoked_at=timezone.now(), revoke_reason=reason)
+    revoked = sessions.update(revoked_at=timezone.now(), revoke_reason=reason)
+    if revoked or audit_when_none:
+        counted = f"{revoked} session{'s' if revoked != 1 else ''} revoked"
+        audit_event_record(
+            type=reason,
+            user_id=user_id,
+            session_id=keep_session_id,
+            actor_id=actor_id,
+            ip=ip,
+            user_agent=user_agent,
+            detail=f"{counted}; {detail}" if detail else counted,
+        )
+    return revoked
+
+
+def sessions_revoke_all(
+    *,
+    reason: str,
+    batch_size: int = 10_000,
+    detail: str = "",
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Revoke every unrevoked session of every user, in batches so no lock is held for long.
+
+    Each batch is its own short UPDATE of up to ``batch_size`` rows; one audit event records the
+    total. ``progress`` is called with the running total after each batch.
+    """
+    total = 0
+    while True:
+        batch = Session.objects.filter(revoked_at__isnull=True).values("pk")[:batch_size]
+        revoked = Session.objects.filter(pk__in=batch, revoked_at__isnull=True).update(
+            revoked_at=timezone.now(), revoke_reason=reason
+        )
+        total += revoked
+        if progress and revoked:
+            progress(total)
+        if revoked < batch_size:
+            break
+    audit_event_record(type=reason, detail=f"all users: {total} sessions revoked; {detail}".rstrip("; "))
+    return total
 
 
 @transaction.atomic
 def user_change_password(
-    *, user, old_password: str, new_password: str, keep_session_id: uuid.UUID | None
+    *,
+    user,
+    old_password: str,
+    new_password: str,
+    keep_session_id: uuid.UUID | None,
+    ip: str | None = None,
+    user_agent: str = "",
 ) -> int:
     """Set a new password and revoke all the user's other sessions; returns how many."""
     if not user.check_password(old_password):
@@ -157,5 +315,76 @@ def user_change_password(
     user.set_password(new_password)
     user.save(update_fields=["password"])
     return sessions_revoke_for_user(
-        user_id=user.pk, reason=RevokeReason.PASSWORD_CHANGED, keep_session_id=keep_session_id
+        user_id=user.pk,
+        reason=RevokeReason.PASSWORD_CHANGED,
+        keep_session_id=keep_session_id,
+        ip=ip,
+        user_agent=user_agent,
     )
+
+
+@dataclass(frozen=True)
+class FlushResult:
+    """What ``sessions_flush_expired`` deleted (or, in a dry run, would delete)."""
+
+    sessions: int
+    audit_events: int
+
+
+def _delete_in_batches(
+    queryset, *, batch_size: int, dry_run: bool, progress: Callable[[int], None] | None
+) -> int:
+    """Delete the queryset's rows in primary-key order, ``batch_size`` at a time.
+
+    Keyset pagination (``pk > last``) walks the primary-key index once, so each batch costs the
+    same however many rows went before it, memory holds one batch of keys, and every DELETE is
+    its own short transaction.
+    """
+    total, last = 0, None
+    while True:
+        page = queryset.order_by("pk")
+        if last is not None:
+            page = page.filter(pk__gt=last)
+        keys = list(page.values_list("pk", flat=True)[:batch_size])
+        if not keys:
+            return total
+        if not dry_run:
+            queryset.model.objects.filter(pk__in=keys).delete()
+        total += len(keys)
+        last = keys[-1]
+        if progress:
+            progress(total)
+        if len(keys) < batch_size:
+            return total
+
+
+def sessions_flush_expired(
+    *,
+    older_than: timedelta | None = None,
+    audit_older_than: timedelta | None = None,
+    batch_size: int = 5_000,
+    dry_run: bool = False,
+    progress: Callable[[str, int], None] | None = None,
+) -> FlushResult:
+    """Delete sessions that expired or were revoked more than ``older_than`` ago (default
+    ``SESSION_RETENTION``), and audit events older than ``audit_older_than`` (default
+    ``AUDIT_RETENTION``). Active sessions are never touched. ``dry_run`` counts without deleting.
+    """
+    now = timezone.now()
+    cutoff = now - (app_settings.SESSION_RETENTION if older_than is None else older_than)
+    audit_cutoff = now - (app_settings.AUDIT_RETENTION if audit_older_than is None else audit_older_than)
+    dead = Session.objects.filter(
+        Q(revoked_at__lt=cutoff) | Q(idle_expires_at__lt=cutoff) | Q(absolute_expires_at__lt=cutoff)
+    )
+
+    def reporter(kind):
+        return (lambda done: progress(kind, done)) if progress else None
+
+    sessions = _delete_in_batches(dead, batch_size=batch_size, dry_run=dry_run, progress=reporter("sessions"))
+    events = _delete_in_batches(
+        AuditEvent.objects.filter(created_at__lt=audit_cutoff),
+        batch_size=batch_size,
+        dry_run=dry_run,
+        progress=reporter("audit events"),
+    )
+    return FlushResult(sessions=sessions, audit_events=events)

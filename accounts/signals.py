@@ -15,4 +15,4 @@ def revoke_sessions_of_inactive_user(sender, instance, created, update_fields=No
         return
     if update_fields is not None and "is_active" not in update_fields:
         return
-    sessions_revoke_for_user(user_id=instance.pk, reason=RevokeReason.USER_DEACTIVATED)
+    sessions_revoke_for_user(user_id=instance.pk, reason=RevokeReason.USER_DEACTIVATED, audit_when_none=False)

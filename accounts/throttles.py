@@ -5,7 +5,9 @@ import ipaddress
 
 from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
+from .audit import audit_event_record
 from .conf import app_settings
+from .models import AuditEventType
 
 
 def client_ip(request) -> str | None:
@@ -25,6 +27,27 @@ class LoginThrottle(SimpleRateThrottle):
     def get_rate(self) -> str:
         """The configured rate, looked up per request (DRF binds THROTTLE_RATES at import)."""
         return getattr(app_settings, self.rate_setting)
+
+    def allow_request(self, request, view) -> bool:
+        """DRF's sliding window, plus an audit event when a key is first refused."""
+        allowed = super().allow_request(request, view)
+        if not allowed:
+            self.record_throttled(request)
+        return allowed
+
+    def record_throttled(self, request) -> None:
+        """One event per key and window, not one per refused request: a flood of attempts must not
+        turn into a flood of inserts. ``cache.add`` is atomic on the shared cache."""
+        if not self.cache.add(f"{self.key}:audited", True, timeout=int(self.duration) or 1):
+            return
+        username = request.data.get("username") if isinstance(request.data, dict) else None
+        audit_event_record(
+            type=AuditEventType.THROTTLED,
+            username=username if isinstance(username, str) else "",
+            ip=client_ip(request),
+            user_agent=request.META.get("HTTP_USER_AGENT", ""),
+            detail=f"{self.scope} {self.rate}",
+        )
 
 
 class LoginIPThrottle(LoginThrottle):

@@ -34,6 +34,11 @@ def _user_agent(request) -> str:
     return request.META.get("HTTP_USER_AGENT", "")
 
 
+def _origin(request) -> dict:
+    """Where a request came from, for session records and the audit trail."""
+    return {"ip": client_ip(request), "user_agent": _user_agent(request)}
+
+
 class PublicView(APIView):
     """No authentication: anyone may call it."""
 
@@ -84,9 +89,7 @@ class LoginView(PublicView):
     def post(self, request):
         serializer = LoginSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        issued = services.session_login(
-            **serializer.validated_data, ip=client_ip(request), user_agent=_user_agent(request)
-        )
+        issued = services.session_login(**serializer.validated_data, **_origin(request))
         response = Response(LoginResponseSerializer(issued).data)
         cookies.refresh_cookie_set(response, issued.refresh)
         return response
@@ -96,7 +99,7 @@ class RefreshView(RefreshCookieView):
     @extend_schema(request=None, responses={200: AccessTokenSerializer})
     def post(self, request):
         token = refresh_token_verify(cookies.refresh_cookie_get(request))
-        issued = services.session_refresh(token=token)
+        issued = services.session_refresh(token=token, **_origin(request))
         response = Response(AccessTokenSerializer(issued).data)
         cookies.refresh_cookie_set(response, issued.refresh)
         return response
@@ -113,7 +116,8 @@ class LogoutView(RefreshCookieView):
     @extend_schema(request=None, responses={200: DetailSerializer})
     def post(self, request):
         try:
-            services.session_logout(token=refresh_token_verify(cookies.refresh_cookie_get(request)))
+            token = refresh_token_verify(cookies.refresh_cookie_get(request))
+            services.session_logout(token=token, **_origin(request))
         except AuthError:
             pass  # idempotent: no cookie, or a dead one, still logs the browser out
         response = Response({"detail": "Logged out."})
@@ -124,7 +128,9 @@ class LogoutView(RefreshCookieView):
 class LogoutAllView(APIView):
     @extend_schema(request=None, responses={200: RevokedCountSerializer})
     def post(self, request):
-        revoked = services.sessions_revoke_for_user(user_id=request.user.pk, reason=RevokeReason.LOGOUT_ALL)
+        revoked = services.sessions_revoke_for_user(
+            user_id=request.user.pk, reason=RevokeReason.LOGOUT_ALL, **_origin(request)
+        )
         response = Response({"revoked": revoked})
         cookies.refresh_cookie_delete(response)
         return response
@@ -142,7 +148,10 @@ class SessionDetailView(APIView):
     @extend_schema(responses={204: None})
     def delete(self, request, session_id):
         if not services.session_revoke(
-            session_id=session_id, user_id=request.user.pk, reason=RevokeReason.REVOKED_BY_USER
+            session_id=session_id,
+            user_id=request.user.pk,
+            reason=RevokeReason.REVOKED_BY_USER,
+            **_origin(request),
         ):
             raise SessionNotFound()
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -154,7 +163,10 @@ class PasswordChangeView(APIView):
         serializer = PasswordChangeSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
         services.user_change_password(
-            user=request.user, **serializer.validated_data, keep_session_id=request.auth.session_id
+            user=request.user,
+            **serializer.validated_data,
+            keep_session_id=request.auth.session_id,
+            **_origin(request),
         )
         return Response({"detail": "Password changed; your other sessions were signed out."})
 

@@ -138,6 +138,8 @@ AUTH_REFRESH_COOKIE_SAMESITE = env.str("REFRESH_COOKIE_SAMESITE", default="Lax")
 AUTH_REFRESH_COOKIE_PARTITIONED = env.bool("REFRESH_COOKIE_PARTITIONED", default=False)
 AUTH_SESSION_MAX_AGE = timedelta(seconds=env.int("SESSION_MAX_AGE", default=30 * 24 * 3600))
 AUTH_REFRESH_GRACE = timedelta(seconds=env.int("REFRESH_GRACE_SECONDS", default=10))
+AUTH_SESSION_RETENTION = timedelta(days=env.int("SESSION_RETENTION_DAYS", default=7))
+AUTH_AUDIT_RETENTION = timedelta(days=env.int("AUDIT_RETENTION_DAYS", default=180))
 AUTH_LOGIN_THROTTLE_RATE = env.str("LOGIN_THROTTLE_RATE", default="5/min")
 AUTH_LOGIN_IP_THROTTLE_RATE = env.str("LOGIN_IP_THROTTLE_RATE", default="60/min")
 
