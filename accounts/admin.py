@@ -1,6 +1,263 @@
-from django.contrib import admin
-from django.contrib.auth.admin import UserAdmin
+"""The admin: a window on the services, fast with a million sessions.
 
-from .models import User
+Sessions and audit events are read-only here. Revoking goes through ``accounts.services``, the
+same functions the API uses, so access tokens stop at once and the audit trail names the admin.
+Changelists never count a whole table: the paginator counts at most ``COUNT_CAP`` + 1 rows,
+facet counts are off, and each default page is one range of an index (see ``Session.Meta``).
+"""
 
-admin.site.register(User, UserAdmin)
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils.functional import cached_property
+from django.utils.text import Truncator
+
+from . import services
+from .models import AuditEvent, RevokeReason, Session, User
+from .throttles import client_ip
+
+COUNT_CAP = 10_000
+
+
+class CappedCountPaginator(Paginator):
+    """Counts at most ``COUNT_CAP`` + 1 rows (``SELECT COUNT(*) FROM (... LIMIT n)``).
+
+    The admin asks for a count on every page load; a full COUNT(*) reads every matching row.
+    Past the cap the list says "more than 10,000" and offers the first 10,000 rows' pages;
+    search and filters narrow it further.
+    """
+
+    cap = COUNT_CAP
+
+    @cached_property
+    def count(self) -> int:
+        return self.object_list[: self.cap + 1].count()
+
+    @property
+    def capped(self) -> bool:
+        """True when there are more rows than were counted."""
+        return self.count > self.cap
+
+
+class FastChangeListMixin:
+    """Settings that keep a changelist's cost independent of the table's size."""
+
+    paginator = CappedCountPaginator
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    list_per_page = 100
+
+
+def _origin(request) -> dict:
+    """The admin who acts and where from, for the audit trail."""
+    return {
+        "actor_id": request.user.pk,
+        "ip": client_ip(request),
+        "user_agent": request.META.get("HTTP_USER_AGENT", ""),
+    }
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def session_status(session: Session, now=None) -> str:
+    """Active, expired, or revoked (with the reason)."""
+    if session.revoked_at is not None:
+        return f"revoked ({session.get_revoke_reason_display()})"
+    return "active" if session.is_active(now=now) else "expired"
+
+
+def revoke_sessions_of_users(request, user_ids) -> int:
+    """Revoke every unrevoked session of each user, recording the admin; returns how many."""
+    return sum(
+        services.sessions_revoke_for_user(
+            user_id=user_id, reason=RevokeReason.REVOKED_BY_ADMIN, **_origin(request)
+        )
+        for user_id in user_ids
+    )
+
+
+class SessionStatusFilter(admin.SimpleListFilter):
+    """Active by default: the sessions an admin may want to end."""
+
+    title = "status"
+    parameter_name = "status"
+    default = "active"
+
+    def lookups(self, request, model_admin):
+        return [("active", "Active"), ("expired", "Expired"), ("revoked", "Revoked"), ("all", "All")]
+
+    def value(self) -> str:
+        """The chosen status; no (or an unknown) value means the default."""
+        value = super().value()
+        return value if value in {key for key, _ in self.lookup_choices} else self.default
+
+    def choices(self, changelist):
+        for lookup, title in self.lookup_choices:
+            yield {
+                "selected": self.value() == lookup,
+                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
+                "display": title,
+            }
+
+    def queryset(self, request, queryset):
+        match self.value():
+            case "active":
+                return queryset.active()
+            case "expired":
+                return queryset.expired()
+            case "revoked":
+                return queryset.revoked()
+        return queryset
+
+
+@admin.register(Session)
+class SessionAdmin(FastChangeListMixin, admin.ModelAdmin):
+    list_display = ("user", "created_at", "last_used_at", "expires", "ip", "short_user_agent", "status")
+    list_filter = (SessionStatusFilter,)
+    list_select_related = ("user",)
+    search_fields = ("user__username", "user__email", "ip")
+    search_help_text = "Username, email or IP address."
+    ordering = ("-created_at", "-id")  # matches the indexes session_unrevoked_newest_idx / session_newest_idx
+    actions = ("revoke_selected_sessions", "revoke_all_sessions_of_these_users")
+    # No jti, ever: they name tokens, and nothing here needs them.
+    fields = (
+        "user",
+        "status",
+        "created_at",
+        "last_used_at",
+        "rotated_at",
+        "idle_expires_at",
+        "absolute_expires_at",
+        "revoked_at",
+        "revoke_reason",
+        "ip",
+        "user_agent",
+    )
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("user")
+
+    @admin.display(description="expires")
+    def expires(self, session: Session):
+        """The earlier of the idle and the absolute expiry."""
+        return min(session.idle_expires_at, session.absolute_expires_at)
+
+    @admin.display(description="user agent")
+    def short_user_agent(self, session: Session) -> str:
+        return Truncator(session.user_agent).chars(60)
+
+    @admin.display(description="status")
+    def status(self, session: Session) -> str:
+        return session_status(session)
+
+    # Sessions are made by logging in and ended by revoking; nobody adds, edits or deletes one here
+    # (deleting would also erase what the admin needs to see). Revoking needs "change" permission.
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and super().has_change_permission(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Revoke selected sessions", permissions=("change",))
+    def revoke_selected_sessions(self, request, queryset):
+        revoked = services.sessions_revoke(
+            session_ids=queryset.values("pk"), reason=RevokeReason.REVOKED_BY_ADMIN, **_origin(request)
+        )
+        self.message_user(request, f"Revoked {_plural(revoked, 'session')}.", messages.SUCCESS)
+
+    @admin.action(description="Revoke all sessions of these users", permissions=("change",))
+    def revoke_all_sessions_of_these_users(self, request, queryset):
+        user_ids = queryset.order_by().values_list("user_id", flat=True).distinct()
+        revoked = revoke_sessions_of_users(request, list(user_ids))
+        self.message_user(request, f"Revoked {_plural(revoked, 'session')}.", messages.SUCCESS)
+
+
+class ActiveSessionInline(admin.TabularInline):
+    """The user's active sessions, newest first, read-only (revoke from the sessions page or with
+    the "Revoke all sessions" button)."""
+
+    model = Session
+    fields = ("created_at", "last_used_at", "expires", "ip", "user_agent")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    verbose_name_plural = "active sessions"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).active().order_by("-created_at")
+
+    @admin.display(description="expires")
+    def expires(self, session: Session):
+        return min(session.idle_expires_at, session.absolute_expires_at)
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    inlines = (ActiveSessionInline,)
+    actions = ("revoke_all_sessions",)
+
+    def get_urls(self):
+        revoke = path(
+            "<path:object_id>/revoke-sessions/",
+            self.admin_site.admin_view(self.revoke_sessions_view),
+            name="accounts_user_revoke_sessions",
+        )
+        return [revoke, *super().get_urls()]
+
+    def has_revoke_permission(self, request) -> bool:
+        """Revoking sessions is changing sessions."""
+        return request.user.has_perm("accounts.change_session")
+
+    @admin.action(description="Revoke all sessions of selected users", permissions=("revoke",))
+    def revoke_all_sessions(self, request, queryset):
+        revoked = revoke_sessions_of_users(request, list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, f"Revoked {_plural(revoked, 'session')}.", messages.SUCCESS)
+
+    def revoke_sessions_view(self, request, object_id):
+        """POST from the "Revoke all sessions" button on a user's page."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_revoke_permission(request):
+            raise PermissionDenied
+        user = get_object_or_404(User, pk=object_id)
+        revoked = revoke_sessions_of_users(request, [user.pk])
+        self.message_user(request, f"Revoked {_plural(revoked, 'session')} of {user}.", messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:accounts_user_change", args=[user.pk]))
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(FastChangeListMixin, admin.ModelAdmin):
+    """Read-only: the trail is written by the services and pruned by flush_expired_sessions."""
+
+    list_display = ("created_at", "type", "user", "username", "actor", "ip", "session_id", "detail")
+    list_filter = ("type", ("created_at", admin.DateFieldListFilter))
+    list_select_related = ("user", "actor")
+    search_fields = ("user__username", "username", "ip")
+    search_help_text = "Username (also an attempted one) or IP address."
+    ordering = ("-created_at", "-id")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -6,13 +6,18 @@ PostgreSQL and Redis in the second CI pass.
 
 import itertools
 from contextlib import contextmanager
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from rest_framework.test import APIClient
+
+from accounts.models import RevokeReason
+from accounts.services import session_create, session_revoke
 
 PASSWORD = "correct horse battery staple"
 TRANSACTION_CONTROL = (
@@ -44,6 +49,23 @@ def user_factory(db):
         username = username or f"user{next(_usernames)}"
         fields.setdefault("email", f"{username}@example.com")
         return get_user_model().objects.create_user(username=username, password=password, **fields)
+
+    return make
+
+
+@pytest.fixture
+def make_session(user_factory):
+    """A session in a given state: active, expired or revoked."""
+
+    def make(user=None, state="active", ip="198.51.100.1", user_agent="Firefox"):
+        user = user or user_factory()
+        now = timezone.now()
+        if state == "expired":
+            return session_create(user=user, ip=ip, user_agent=user_agent, now=now - timedelta(days=60))
+        session = session_create(user=user, ip=ip, user_agent=user_agent, now=now)
+        if state == "revoked":
+            session_revoke(session_id=session.pk, reason=RevokeReason.LOGOUT)
+        return session
 
     return make
 
