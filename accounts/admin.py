@@ -65,13 +65,6 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
-def session_status(session: Session, now=None) -> str:
-    """Active, expired, or revoked (with the reason)."""
-    if session.revoked_at is not None:
-        return f"revoked ({session.get_revoke_reason_display()})"
-    return "active" if session.is_active(now=now) else "expired"
-
-
 def revoke_sessions_of_users(request, user_ids) -> int:
     """Revoke every unrevoked session of each user, recording the admin; returns how many."""
     return sum(
@@ -118,7 +111,7 @@ class SessionStatusFilter(admin.SimpleListFilter):
 
 @admin.register(Session)
 class SessionAdmin(FastChangeListMixin, admin.ModelAdmin):
-    list_display = ("user", "created_at", "last_used_at", "expires", "ip", "short_user_agent", "status")
+    list_display = ("user", "created_at", "last_used_at", "expires_at", "ip", "short_user_agent", "status")
     list_filter = (SessionStatusFilter,)
     list_select_related = ("user",)
     search_fields = ("user__username", "user__email", "ip")
@@ -144,18 +137,15 @@ class SessionAdmin(FastChangeListMixin, admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("user")
 
-    @admin.display(description="expires")
-    def expires(self, session: Session):
-        """The earlier of the idle and the absolute expiry."""
-        return min(session.idle_expires_at, session.absolute_expires_at)
-
     @admin.display(description="user agent")
     def short_user_agent(self, session: Session) -> str:
         return Truncator(session.user_agent).chars(60)
 
     @admin.display(description="status")
     def status(self, session: Session) -> str:
-        return session_status(session)
+        """Active, expired, or revoked with the reason."""
+        status = session.status()
+        return f"{status} ({session.get_revoke_reason_display()})" if status == "revoked" else status
 
     # Sessions are made by logging in and ended by revoking; nobody adds, edits or deletes one here
     # (deleting would also erase what the admin needs to see). Revoking needs "change" permission.
@@ -187,7 +177,7 @@ class ActiveSessionInline(admin.TabularInline):
     the "Revoke all sessions" button)."""
 
     model = Session
-    fields = ("created_at", "last_used_at", "expires", "ip", "user_agent")
+    fields = ("created_at", "last_used_at", "expires_at", "ip", "user_agent")
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -196,10 +186,6 @@ class ActiveSessionInline(admin.TabularInline):
 
     def get_queryset(self, request):
         return super().get_queryset(request).active().order_by("-created_at")
-
-    @admin.display(description="expires")
-    def expires(self, session: Session):
-        return min(session.idle_expires_at, session.absolute_expires_at)
 
     def has_add_permission(self, request, obj=None):
         return False

@@ -111,6 +111,17 @@ class Session(models.Model):
         now = now or timezone.now()
         return self.revoked_at is None and self.idle_expires_at > now and self.absolute_expires_at > now
 
+    def status(self, *, now: datetime | None = None) -> str:
+        """ "active", "expired" or "revoked": the states the admin filter and the commands name."""
+        if self.revoked_at is not None:
+            return "revoked"
+        return "active" if self.is_active(now=now) else "expired"
+
+    @property
+    def expires_at(self) -> datetime:
+        """When the session ends unless it is used or revoked: the earlier of its two expiries."""
+        return min(self.idle_expires_at, self.absolute_expires_at)
+
 
 class AuditEventType(models.TextChoices):
     """What happened. Each revoke reason has the event of the same value."""

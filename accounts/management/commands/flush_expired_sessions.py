@@ -1,0 +1,52 @@
+"""manage.py flush_expired_sessions: delete dead sessions and old audit events, in batches (for cron)."""
+
+from datetime import timedelta
+
+from django.core.management.base import BaseCommand
+
+from accounts import services
+from accounts.conf import app_settings
+
+from ._common import non_negative_int, plural, positive_int
+
+
+class Command(BaseCommand):
+    help = (
+        "Delete sessions that expired or were revoked more than --older-than days ago, and audit "
+        "events older than AUDIT_RETENTION_DAYS. Active sessions are never touched. Rows go in "
+        "batches, each its own short DELETE, walking the primary key once: memory stays flat and "
+        "no lock is held for long, so it can run from cron against millions of rows."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--older-than",
+            type=non_negative_int,
+            metavar="DAYS",
+            help="Keep dead sessions this many days for the admin to see (default "
+            f"SESSION_RETENTION_DAYS, now {app_settings.SESSION_RETENTION.days}); 0 deletes all dead ones.",
+        )
+        parser.add_argument(
+            "--batch-size",
+            type=positive_int,
+            default=5_000,
+            metavar="N",
+            help="Rows per DELETE (default 5000): smaller holds locks more briefly, larger finishes sooner.",
+        )
+        parser.add_argument(
+            "--dry-run", action="store_true", help="Count what would be deleted; delete nothing."
+        )
+
+    def handle(self, *args, older_than, batch_size, dry_run, **options):
+        verb = "counted" if dry_run else "deleted"
+        result = services.sessions_flush_expired(
+            older_than=None if older_than is None else timedelta(days=older_than),
+            batch_size=batch_size,
+            dry_run=dry_run,
+            progress=lambda kind, done: self.stderr.write(f"... {done} {kind} {verb}"),
+        )
+        counts = f"{plural(result.sessions, 'session')} and {plural(result.audit_events, 'audit event')}"
+        if dry_run:
+            self.stdout.write(f"Would delete {counts} (dry run: nothing deleted).")
+        else:
+            self.stdout.write(f"Deleted {counts}.")
