@@ -295,7 +295,8 @@ def sessions_revoke_all(
             progress(total)
         if revoked < batch_size:
             break
-    audit_event_record(type=reason, detail=f"all users: {total} sessions revoked; {detail}".rstrip("; "))
+    counted = f"all users: {total} sessions revoked"
+    audit_event_record(type=reason, detail=f"{counted}; {detail}" if detail else counted)
     return total
 
 

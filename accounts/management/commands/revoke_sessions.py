@@ -39,9 +39,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, user, session, all_users, reason, yes, batch_size, **options):
-        detail = (
-            f"manage.py revoke_sessions; {reason}".rstrip("; ") if reason else "manage.py revoke_sessions"
-        )
+        detail = "manage.py revoke_sessions" + (f"; {reason}" if reason else "")
         by_command = {"reason": RevokeReason.REVOKED_BY_COMMAND, "detail": detail}
         if session is not None:
             revoked = self.revoke_one(session, by_command)
