@@ -6,7 +6,7 @@ and these functions write the audit trail: ``ip`` and ``user_agent`` say where a
 """
 
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -281,20 +281,15 @@ def sessions_revoke_all(
 ) -> int:
     """Revoke every unrevoked session of every user, in batches so no lock is held for long.
 
-    Each batch is its own short UPDATE of up to ``batch_size`` rows; one audit event records the
-    total. ``progress`` is called with the running total after each batch.
+    Each window of ``batch_size`` rows is its own short UPDATE (see ``_key_windows``); one audit
+    event records the total. ``progress`` is called with the running total after each batch.
     """
     total = 0
-    while True:
-        batch = Session.objects.filter(revoked_at__isnull=True).values("pk")[:batch_size]
-        revoked = Session.objects.filter(pk__in=batch, revoked_at__isnull=True).update(
-            revoked_at=timezone.now(), revoke_reason=reason
-        )
+    for window in _key_windows(Session.objects.filter(revoked_at__isnull=True), batch_size=batch_size):
+        revoked = window.update(revoked_at=timezone.now(), revoke_reason=reason)
         total += revoked
         if progress and revoked:
             progress(total)
-        if revoked < batch_size:
-            break
     counted = f"all users: {total} sessions revoked"
     audit_event_record(type=reason, detail=f"{counted}; {detail}" if detail else counted)
     return total
@@ -332,31 +327,37 @@ class FlushResult:
     audit_events: int
 
 
+def _key_windows(queryset, *, batch_size: int) -> Iterator:
+    """The queryset cut into windows of the table's next ``batch_size`` rows in primary-key order.
+
+    Only each window's upper bound is read, so memory holds one key; the key index is walked once
+    however many rows went before (no rescanning of rows already deleted); and a statement on a
+    window touches at most ``batch_size`` rows, visiting them in physical order, as its own short
+    transaction. (``pk IN (SELECT ... LIMIT n)`` instead gets a hash join over the whole table
+    from PostgreSQL, per batch.)
+    """
+    keys = queryset.model.objects.order_by("pk").values_list("pk", flat=True)
+    last = None
+    while True:
+        bound = (keys if last is None else keys.filter(pk__gt=last))[batch_size - 1 : batch_size].first()
+        window = queryset if last is None else queryset.filter(pk__gt=last)
+        yield window if bound is None else window.filter(pk__lte=bound)
+        if bound is None:
+            return
+        last = bound
+
+
 def _delete_in_batches(
     queryset, *, batch_size: int, dry_run: bool, progress: Callable[[int], None] | None
 ) -> int:
-    """Delete the queryset's rows in primary-key order, ``batch_size`` at a time.
-
-    Keyset pagination (``pk > last``) walks the primary-key index once, so each batch costs the
-    same however many rows went before it, memory holds one batch of keys, and every DELETE is
-    its own short transaction.
-    """
-    total, last = 0, None
-    while True:
-        page = queryset.order_by("pk")
-        if last is not None:
-            page = page.filter(pk__gt=last)
-        keys = list(page.values_list("pk", flat=True)[:batch_size])
-        if not keys:
-            return total
-        if not dry_run:
-            queryset.model.objects.filter(pk__in=keys).delete()
-        total += len(keys)
-        last = keys[-1]
-        if progress:
+    """Delete (or, in a dry run, count) the queryset's rows window by window; returns how many."""
+    total = 0
+    for window in _key_windows(queryset, batch_size=batch_size):
+        done = window.count() if dry_run else window.delete()[0]
+        total += done
+        if progress and done:
             progress(total)
-        if len(keys) < batch_size:
-            return total
+    return total
 
 
 def sessions_flush_expired(

@@ -68,3 +68,10 @@ def test_logout_all_takes_3_queries(api, query_budget):
     with query_budget(3):
         response = api.post("/api/auth/logout-all/", {}, format="json")
     assert response.json() == {"revoked": 2}
+
+
+def test_revoking_one_of_my_sessions_takes_3_queries(api, user, query_budget):
+    other = session_create(user=user, ip=None, user_agent="Other")
+    with query_budget(3):  # the access token's session check, the UPDATE, the audit INSERT
+        response = api.delete(f"/api/auth/sessions/{other.pk}/")
+    assert response.status_code == 204
