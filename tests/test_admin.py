@@ -160,18 +160,19 @@ def test_revoking_selected_sessions_stops_their_refresh_and_access_tokens(
     )
 
 
-def test_revoking_all_sessions_of_these_users_ends_their_other_sessions_too(
-    admin_client, admin_user, user_factory, make_session
+def test_revoking_all_sessions_of_these_users_ends_their_other_sessions_and_tokens_too(
+    admin_client, admin_user, api, user, user_factory, make_session
 ):
-    bob, carol = user_factory(), user_factory()
-    bob_sessions = [make_session(user=bob) for _ in range(3)]
-    carols = make_session(user=carol)
-    response = run_action(admin_client, "revoke_all_sessions_of_these_users", bob_sessions[:1])
+    alice_sessions = [Session.objects.get(user=user), *(make_session(user=user) for _ in range(2))]
+    carols = make_session(user=user_factory())
+    response = run_action(admin_client, "revoke_all_sessions_of_these_users", alice_sessions[-1:])
     assert "Revoked 3 sessions." in response.content.decode()
-    assert not Session.objects.filter(user=bob).active().exists()
+    assert not Session.objects.filter(user=user).active().exists()
     assert Session.objects.filter(pk=carols.pk).active().exists()
+    assert api.get("/api/users/me/").status_code == 401
+    assert api.refresh().status_code == 401
     [event] = AuditEvent.objects.filter(type=AuditEventType.REVOKED_BY_ADMIN)
-    assert (event.user, event.actor, event.detail) == (bob, admin_user, "3 sessions revoked")
+    assert (event.user, event.actor, event.detail) == (user, admin_user, "3 sessions revoked")
 
 
 def test_a_staff_member_without_change_permission_cannot_revoke(client, user_factory, make_session):
