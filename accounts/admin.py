@@ -7,6 +7,7 @@ facet counts are off, and each default page is one range of an index (see ``Sess
 """
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import display_for_value
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
@@ -177,7 +178,7 @@ class ActiveSessionInline(admin.TabularInline):
     the "Revoke all sessions" button)."""
 
     model = Session
-    fields = ("created_at", "last_used_at", "expires_at", "ip", "user_agent")
+    fields = ("created_at", "last_used_at", "expires", "ip", "user_agent")
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -186,6 +187,11 @@ class ActiveSessionInline(admin.TabularInline):
 
     def get_queryset(self, request):
         return super().get_queryset(request).active().order_by("-created_at")
+
+    @admin.display(description="expires")
+    def expires(self, session: Session) -> str:
+        """Formatted like the dates beside it (a property would print raw)."""
+        return display_for_value(session.expires_at, "")
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -232,12 +238,17 @@ class UserAdmin(DjangoUserAdmin):
 class AuditEventAdmin(FastChangeListMixin, admin.ModelAdmin):
     """Read-only: the trail is written by the services and pruned by flush_expired_sessions."""
 
-    list_display = ("created_at", "type", "user", "username", "actor", "ip", "session_id", "detail")
+    list_display = ("created_at", "type", "user", "username", "actor", "ip", "session", "detail")
     list_filter = ("type", ("created_at", admin.DateFieldListFilter))
     list_select_related = ("user", "actor")
     search_fields = ("user__username", "username", "ip")
     search_help_text = "Username (also an attempted one) or IP address."
     ordering = ("-created_at", "-id")
+
+    @admin.display(description="session", ordering="session_id")
+    def session(self, event: AuditEvent) -> str:
+        """The first 8 characters of the session id, enough to find it (the full id is on the event)."""
+        return str(event.session_id)[:8] if event.session_id else "-"
 
     def has_add_permission(self, request):
         return False

@@ -73,7 +73,7 @@ class Session(models.Model):
     absolute_expires_at = models.DateTimeField()
     revoked_at = models.DateTimeField(null=True, blank=True)
     revoke_reason = models.CharField(max_length=32, choices=RevokeReason.choices, blank=True)
-    ip = models.GenericIPAddressField(null=True, blank=True)
+    ip = models.GenericIPAddressField("IP", null=True, blank=True)
     user_agent = models.CharField(max_length=512, blank=True)
 
     objects = SessionQuerySet.as_manager()
@@ -99,7 +99,8 @@ class Session(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.user_id}:{self.pk}"
+        # Only the row's own fields: the admin prints this for every inline row.
+        return f"session {str(self.pk)[:8]} from {self.ip or 'unknown IP'}, {self.created_at:%Y-%m-%d %H:%M}"
 
     @property
     def refresh_issued_at(self) -> datetime:
@@ -154,11 +155,11 @@ class AuditEvent(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     username = models.CharField(max_length=150, blank=True)
-    session_id = models.UUIDField(null=True, blank=True)
+    session_id = models.UUIDField("session", null=True, blank=True)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    ip = models.GenericIPAddressField(null=True, blank=True)
+    ip = models.GenericIPAddressField("IP", null=True, blank=True)
     user_agent = models.CharField(max_length=512, blank=True)
     detail = models.CharField(max_length=255, blank=True)
 
