@@ -1,0 +1,231 @@
+/**
+ * A browser client for the authproject API: one dependency-free ES module to copy into an SPA.
+ *
+ *   import { createAuthClient } from "./auth-client.js";
+ *
+ *   const auth = createAuthClient({
+ *     apiBase: "https://api.example.com/api",
+ *     onLogout: ({ reason }) => showLoginPage(reason),
+ *   });
+ *   if (!(await auth.restore())) showLoginPage();    // after a page load: silent refresh
+ *   const me = await auth.json("/users/me/");        // Bearer token, one refresh + retry on 401
+ *
+ * What it does, and why:
+ * - The access token lives in this module's memory only, never in localStorage, sessionStorage or
+ *   a cookie, so it dies with the page. The refresh token is an httpOnly cookie that scripts
+ *   cannot read at all; the browser sends it to /api/auth/ because every request here uses
+ *   `credentials: "include"`.
+ * - Refresh and logout act on that cookie, so the API wants a CSRF token with them: it is fetched
+ *   once from /api/auth/csrf/ (a page on another origin cannot read the API's cookie jar) and sent
+ *   as `X-CSRFToken`; a 403 `csrf_failed` fetches a new one and tries once more.
+ * - A request answered 401 triggers a refresh, and then is sent again, once. Refresh is
+ *   single-flight: however many requests fail together, one refresh call goes out and the others
+ *   wait for it. A 401 to a request that was sent before someone else's refresh finished is simply
+ *   retried with the new token.
+ * - When the refresh itself is refused (401: the session was logged out, revoked elsewhere or
+ *   expired), the token is dropped and `onLogout` is called. A network error, 429 or 5xx is thrown
+ *   to the caller instead: the session may well still be alive.
+ * - `restore()` is the refresh that a page calls once on load, to get a new access token from the
+ *   cookie after a reload or in a new tab.
+ *
+ * Two tabs of the same browser share the cookie and may refresh at the same moment; the API's
+ * grace window answers the slower one with the current token, so both stay signed in.
+ *
+ * Request bodies must be re-sendable (a string, FormData, URLSearchParams or Blob, not a stream),
+ * because a request may be sent twice.
+ */
+
+/** An error answer from the API: `status`, and the `code` and `detail` of its JSON body. */
+export class ApiError extends Error {
+  constructor(status, body) {
+    super(body?.detail || `HTTP ${status}`);
+    this.name = "ApiError";
+    this.status = status;
+    this.code = body?.code ?? null;
+    this.body = body;
+  }
+}
+
+/** The parsed JSON body of an error response, or null when it has none. */
+async function errorBody(response) {
+  try {
+    return await response.clone().json();
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Make a client.
+ * @param {object} options
+ * @param {string} options.apiBase  the API's root URL, e.g. "http://localhost:8000/api"
+ * @param {(event: {reason: string}) => void} [options.onLogout]  called each time a signed-in
+ *   client finds itself signed out: `reason` is "logout", "logout_all", or the API's error code
+ *   when a refresh was refused (e.g. "token_revoked", "token_not_valid", "not_authenticated").
+ */
+export function createAuthClient({ apiBase, onLogout = () => {} }) {
+  const base = apiBase.replace(/\/+$/, "");
+  let access = null; // the access token: this variable is the only place it is kept
+  let signedIn = false;
+  let csrf = null; // Promise of the CSRF token, shared by all callers
+  let refreshing = null; // Promise of the refresh in flight, shared by all callers
+
+  const send = (path, init = {}) => fetch(base + path, { ...init, credentials: "include" });
+
+  function signOut(reason) {
+    const wasSignedIn = signedIn;
+    access = null;
+    signedIn = false;
+    if (wasSignedIn) onLogout({ reason });
+  }
+
+  function csrfToken({ renew = false } = {}) {
+    if (renew) csrf = null;
+    csrf ??= send("/auth/csrf/")
+      .then(async (response) => {
+        if (!response.ok) throw new ApiError(response.status, await errorBody(response));
+        return (await response.json()).csrf_token;
+      })
+      .catch((error) => {
+        csrf = null; // ask again next time
+        throw error;
+      });
+    return csrf;
+  }
+
+  /** POST to an endpoint that reads the refresh cookie (refresh, logout), with the CSRF token. */
+  async function cookiePost(path) {
+    const post = async (renew) =>
+      send(path, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "X-CSRFToken": await csrfToken({ renew }) },
+        body: "{}",
+      });
+    const response = await post(false);
+    if (response.status === 403 && (await errorBody(response))?.code === "csrf_failed") {
+      return post(true); // the csrftoken cookie changed (cleared, or set by another tab): once more
+    }
+    return response;
+  }
+
+  async function refreshOnce() {
+    const response = await cookiePost("/auth/refresh/");
+    if (response.ok) {
+      access = (await response.json()).access;
+      signedIn = true;
+      return true;
+    }
+    const body = await errorBody(response);
+    if (response.status === 401) {
+      signOut(body?.code ?? "not_authenticated");
+      return false;
+    }
+    throw new ApiError(response.status, body);
+  }
+
+  /**
+   * Get a new access token from the refresh cookie. Resolves true when signed in, false when the
+   * API refused (the client is then signed out); rejects on network errors, 403, 429 and 5xx.
+   * Concurrent callers share one request.
+   */
+  function refresh() {
+    refreshing ??= refreshOnce().finally(() => {
+      refreshing = null;
+    });
+    return refreshing;
+  }
+
+  /**
+   * fetch() against the API with the access token as a Bearer header and credentials included.
+   * On 401 it refreshes (single-flight) and sends the request once more; if the refresh is
+   * refused, it resolves with the 401 response after `onLogout` has run.
+   * @param {string} path  relative to apiBase, e.g. "/users/me/"
+   * @param {RequestInit} [init]
+   * @returns {Promise<Response>}
+   */
+  async function request(path, init = {}) {
+    const withToken = (token) => {
+      const headers = new Headers(init.headers);
+      if (token) headers.set("Authorization", `Bearer ${token}`);
+      return send(path, { ...init, headers });
+    };
+    const token = access;
+    const response = await withToken(token);
+    if (response.status !== 401) return response;
+    if (access === token) {
+      // Nobody has refreshed since this request went out: refresh (or join the refresh under way).
+      if (!(await refresh())) return response;
+    } else if (access === null) {
+      return response; // the session ended while this request was in flight
+    }
+    return withToken(access);
+  }
+
+  /**
+   * request() for JSON: sends `body` (if any) as JSON and resolves with the parsed answer (null for
+   * 204), or rejects with an ApiError.
+   */
+  async function json(path, { method = "GET", body } = {}) {
+    const init = { method };
+    if (body !== undefined) {
+      init.headers = { "Content-Type": "application/json" };
+      init.body = JSON.stringify(body);
+    }
+    const response = await request(path, init);
+    if (!response.ok) throw new ApiError(response.status, await errorBody(response));
+    return response.status === 204 ? null : response.json();
+  }
+
+  /** POST JSON without a token (register, login). */
+  async function publicPost(path, body) {
+    const response = await send(path, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    if (!response.ok) throw new ApiError(response.status, await errorBody(response));
+    return response.json();
+  }
+
+  return {
+    /** True once login or a refresh succeeded, until a logout or a refused refresh. */
+    get signedIn() {
+      return signedIn;
+    },
+
+    /** After a page load: try to sign in silently from the refresh cookie. Resolves true or false. */
+    restore: refresh,
+
+    refresh,
+    request,
+    json,
+
+    /** Create an account ({username, email, password}); resolves with the new user. */
+    register: (fields) => publicPost("/auth/register/", fields),
+
+    /** Sign in; resolves with the user. The refresh token arrives as an httpOnly cookie. */
+    async login(username, password) {
+      const body = await publicPost("/auth/login/", { username, password });
+      access = body.access;
+      signedIn = true;
+      return body.user;
+    },
+
+    /**
+     * Revoke this browser's session and delete its cookie (idempotent), then call onLogout. If the
+     * API cannot be reached it rejects and the client stays signed in: the cookie is still there.
+     */
+    async logout() {
+      const response = await cookiePost("/auth/logout/");
+      if (!response.ok) throw new ApiError(response.status, await errorBody(response));
+      signOut("logout");
+    },
+
+    /** Revoke every session of this user, in every browser; resolves with how many. */
+    async logoutAll() {
+      const { revoked } = await json("/auth/logout-all/", { method: "POST", body: {} });
+      signOut("logout_all");
+      return revoked;
+    },
+  };
+}
