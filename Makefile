@@ -4,6 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1:8000
 DEMO_PORT ?= 5173
+# The browser of the end-to-end tests (tests/e2e); installed from Debian's packages when missing.
+CHROMIUM ?= /usr/bin/chromium
+SUDO   := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: run demo test migrate install install-test clean
 
@@ -18,6 +21,11 @@ $(VENV)/.installed: requirements.txt | $(BIN)/python
 $(VENV)/.installed-test: requirements.txt requirements-test.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-test.txt
 	touch $@
+
+# Playwright drives this Chromium and never downloads a browser of its own.
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
@@ -38,9 +46,10 @@ demo: install
 migrate: install
 	$(BIN)/python manage.py migrate --noinput
 
-# The whole suite, on whatever DATABASE_URL and CACHE_URL name (SQLite and local memory by default).
-test: install-test
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+# The whole suite, on whatever DATABASE_URL and CACHE_URL name (SQLite and local memory by default),
+# with the end-to-end tests in Chromium.
+test: install-test $(CHROMIUM)
+	CHROMIUM=$(CHROMIUM) PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache db.sqlite3 db.sqlite3-* test_db.sqlite3*
