@@ -59,7 +59,7 @@ _usernames = itertools.count(1)
 def pytest_collection_modifyitems(items):
     """Mark everything here ``e2e``: ``pytest -m "not e2e"`` runs the rest without a browser."""
     for item in items:
-        if Path(str(item.fspath)).is_relative_to(Path(__file__).parent):
+        if item.path.is_relative_to(Path(__file__).parent):
             item.add_marker(pytest.mark.e2e)
 
 
