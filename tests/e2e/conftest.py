@@ -163,8 +163,8 @@ def other_origin(ports) -> str:
 
 
 @pytest.fixture(scope="package")
-def api_base(ports, page_origin, server_database, tmp_path_factory) -> str:
-    """The API, served by gunicorn from a migrated database of its own; yields its root URL."""
+def server_env(page_origin, server_database) -> dict[str, str]:
+    """The API server's environment (also for manage.py commands against its database)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
     env.update(
         DJANGO_SETTINGS_MODULE="authproject.settings",
@@ -177,16 +177,33 @@ def api_base(ports, page_origin, server_database, tmp_path_factory) -> str:
         LOGIN_THROTTLE_RATE="1000/min",
         LOGIN_IP_THROTTLE_RATE="1000/min",
     )
-    migrate = subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput"],
-        check=False,
-        cwd=BASE_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert migrate.returncode == 0, migrate.stdout + migrate.stderr
+    return env
+
+
+@pytest.fixture(scope="package")
+def manage(server_env):
+    """``manage("migrate", "--noinput")`` runs a manage.py command against the server's database."""
+
+    def run(*args: str, **extra_env: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            check=False,
+            cwd=BASE_DIR,
+            env={**server_env, **extra_env},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
+    return run
+
+
+@pytest.fixture(scope="package")
+def api_base(ports, server_env, manage, tmp_path_factory) -> str:
+    """The API, served by gunicorn from a migrated database of its own; yields its root URL."""
+    manage("migrate", "--noinput")
     log = tmp_path_factory.mktemp("api") / "gunicorn.log"
     # One worker process with threads: parallel requests, and one local-memory cache.
     bind = ["--bind", f"127.0.0.1:{ports['api']}", "--workers", "1", "--threads", "8"]
@@ -194,7 +211,7 @@ def api_base(ports, page_origin, server_database, tmp_path_factory) -> str:
         process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "authproject.wsgi", *bind],
             cwd=BASE_DIR,
-            env=env,
+            env=server_env,
             stdout=output,
             stderr=subprocess.STDOUT,
         )
@@ -270,6 +287,20 @@ def account(api_base) -> str:
     with urllib.request.urlopen(request, timeout=30) as response:
         assert response.status == 201
     return username
+
+
+@pytest.fixture
+def admin_account(api_base, manage) -> tuple[str, str]:
+    """A new superuser for the Django admin; its username and password."""
+    username, password = f"admin_{secrets.token_hex(3)}", secrets.token_urlsafe(16)
+    manage(
+        "createsuperuser",
+        "--noinput",
+        f"--username={username}",
+        f"--email={username}@example.com",
+        DJANGO_SUPERUSER_PASSWORD=password,
+    )
+    return username, password
 
 
 class DemoPage:

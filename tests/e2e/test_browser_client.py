@@ -223,6 +223,33 @@ def test_revoking_a_session_from_another_browser_signs_that_browser_out_at_its_n
     phone.expect_signed_in(account)
 
 
+def test_revoking_a_session_in_the_admin_signs_that_browser_out_at_its_next_call(
+    new_browser, open_demo, account, admin_account, api_base, server_database
+):
+    user_browser = new_browser()
+    demo = open_demo(user_browser)
+    demo.sign_in(account)
+    admin = new_browser().new_page()  # the Django admin, on the API's own origin
+    admin_root = api_base.removesuffix("/api") + "/admin/"
+    admin.goto(f"{admin_root}login/?next=/admin/accounts/session/%3Fq%3D{account}")
+    admin.get_by_label("Username").fill(admin_account[0])
+    admin.get_by_label("Password").fill(admin_account[1])
+    admin.get_by_role("button", name="Log in").click()
+
+    expect(admin.locator("input[name=_selected_action]")).to_have_count(1)  # the user's one session
+    admin.locator("input[name=_selected_action]").check()
+    admin.locator("select[name=action]").select_option("revoke_selected_sessions")
+    admin.get_by_role("button", name="Go").click()
+    expect(admin.locator(".messagelist")).to_contain_text("Revoked 1 session.")
+    assert [s["revoke_reason"] for s in server_database.sessions(account)] == ["revoked_by_admin"]
+
+    demo.click("Reload")  # the user's next call
+
+    demo.expect_signed_out()
+    assert "token_revoked" in demo.message()
+    assert refresh_cookie(user_browser) is None
+
+
 def test_log_out_everywhere_signs_out_every_browser_of_the_user(
     new_browser, open_demo, account, server_database
 ):
