@@ -142,6 +142,8 @@ def test_two_tabs_refreshing_at_the_same_moment_both_stay_signed_in(
 
     # "The same moment", made certain: the browser holds each tab's refresh until both tabs have
     # sent one, then lets both go. The cookie is read from the jar as they go, before either answer.
+    # (While a route is set Playwright answers CORS preflights itself; the POSTs themselves reach
+    # the API, and the browser checks its CORS headers on their answers as usual.)
     held = []
 
     def release_together(route):
