@@ -19,7 +19,7 @@ from django.utils.text import Truncator
 
 from . import services
 from .models import AuditEvent, RevokeReason, Session, User
-from .throttles import client_ip
+from .throttles import request_origin
 
 COUNT_CAP = 10_000
 
@@ -53,15 +53,6 @@ class FastChangeListMixin:
     list_per_page = 100
 
 
-def _origin(request) -> dict:
-    """The admin who acts and where from, for the audit trail."""
-    return {
-        "actor_id": request.user.pk,
-        "ip": client_ip(request),
-        "user_agent": request.META.get("HTTP_USER_AGENT", ""),
-    }
-
-
 def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
@@ -70,7 +61,9 @@ def revoke_sessions_of_users(request, user_ids) -> int:
     """Revoke every unrevoked session of each user, recording the admin; returns how many."""
     return sum(
         services.sessions_revoke_for_user(
-            user_id=user_id, reason=RevokeReason.REVOKED_BY_ADMIN, **_origin(request)
+            user_id=user_id,
+            reason=RevokeReason.REVOKED_BY_ADMIN,
+            origin=request_origin(request, actor_id=request.user.pk),
         )
         for user_id in user_ids
     )
@@ -162,7 +155,9 @@ class SessionAdmin(FastChangeListMixin, admin.ModelAdmin):
     @admin.action(description="Revoke selected sessions", permissions=("change",))
     def revoke_selected_sessions(self, request, queryset):
         revoked = services.sessions_revoke(
-            session_ids=queryset.values("pk"), reason=RevokeReason.REVOKED_BY_ADMIN, **_origin(request)
+            session_ids=queryset.values("pk"),
+            reason=RevokeReason.REVOKED_BY_ADMIN,
+            origin=request_origin(request, actor_id=request.user.pk),
         )
         self.message_user(request, f"Revoked {_plural(revoked, 'session')}.", messages.SUCCESS)
 

@@ -7,12 +7,26 @@ leaving the caller's transaction usable.
 
 import logging
 import uuid
+from dataclasses import dataclass
 
 from django.db import DatabaseError, transaction
 
 from .models import AuditEvent
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a change comes from: the client's IP and user agent, and the admin who acts on
+    someone else's sessions (None: the user themselves, or a command)."""
+
+    ip: str | None = None
+    user_agent: str = ""
+    actor_id: int | None = None
+
+
+NOWHERE = Origin()
 
 
 def _clip(value: str, field: str) -> str:
@@ -22,12 +36,10 @@ def _clip(value: str, field: str) -> str:
 def audit_event_build(
     *,
     type: str,
+    origin: Origin = NOWHERE,
     user_id=None,
     username: str = "",
     session_id: uuid.UUID | None = None,
-    actor_id=None,
-    ip: str | None = None,
-    user_agent: str = "",
     detail: str = "",
 ) -> AuditEvent:
     """An unsaved event, its text fields cut to their column sizes."""
@@ -36,9 +48,9 @@ def audit_event_build(
         user_id=user_id,
         username=_clip(username, "username"),
         session_id=session_id,
-        actor_id=actor_id,
-        ip=ip,
-        user_agent=_clip(user_agent, "user_agent"),
+        actor_id=origin.actor_id,
+        ip=origin.ip,
+        user_agent=_clip(origin.user_agent, "user_agent"),
         detail=_clip(detail, "detail"),
     )
 

@@ -1,8 +1,8 @@
 """Writes: the session rules. Plain keyword arguments in, domain objects or errors out; no HTTP.
 
 The API views, the admin and the management commands all change sessions through these functions,
-and these functions write the audit trail: ``ip`` and ``user_agent`` say where a change came from,
-``actor_id`` which admin made it (None: the user themselves, or a command).
+and these functions write the audit trail; ``origin`` says where a change came from (IP, user agent,
+and the admin who made it, if one did).
 """
 
 import uuid
@@ -15,7 +15,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from .audit import audit_event_build, audit_event_record, audit_events_record
+from .audit import NOWHERE, Origin, audit_event_build, audit_event_record, audit_events_record
 from .conf import app_settings
 from .errors import InvalidCredentials, TokenExpired, TokenRevoked, WrongPassword
 from .models import AuditEvent, AuditEventType, RevokeReason, Session
@@ -63,7 +63,7 @@ def session_create(*, user, ip: str | None, user_agent: str, now: datetime | Non
     )
 
 
-def session_login(*, username: str, password: str, ip: str | None, user_agent: str) -> IssuedTokens:
+def session_login(*, username: str, password: str, origin: Origin) -> IssuedTokens:
     """Check the credentials and open a session; either way the attempt goes to the audit trail.
 
     Unknown user, wrong password and inactive user raise the same error; Django's ModelBackend
@@ -71,23 +71,19 @@ def session_login(*, username: str, password: str, ip: str | None, user_agent: s
     """
     user = authenticate(None, username=username, password=password)
     if user is None:
-        audit_event_record(type=AuditEventType.LOGIN_FAILED, username=username, ip=ip, user_agent=user_agent)
+        audit_event_record(type=AuditEventType.LOGIN_FAILED, username=username, origin=origin)
         raise InvalidCredentials()
     now = timezone.now()
     user.last_login = now
     user.save(update_fields=["last_login"])
-    session = session_create(user=user, ip=ip, user_agent=user_agent, now=now)
+    session = session_create(user=user, ip=origin.ip, user_agent=origin.user_agent, now=now)
     audit_event_record(
-        type=AuditEventType.LOGIN_SUCCEEDED,
-        user_id=user.pk,
-        session_id=session.pk,
-        ip=ip,
-        user_agent=user_agent,
+        type=AuditEventType.LOGIN_SUCCEEDED, user_id=user.pk, session_id=session.pk, origin=origin
     )
     return tokens_issue(session=session)
 
 
-def session_refresh(*, token: RefreshToken, ip: str | None = None, user_agent: str = "") -> IssuedTokens:
+def session_refresh(*, token: RefreshToken, origin: Origin = NOWHERE) -> IssuedTokens:
     """Exchange a verified refresh token for new tokens.
 
     In one transaction the session row is locked and checked. The current token rotates (the old
@@ -123,8 +119,7 @@ def session_refresh(*, token: RefreshToken, ip: str | None = None, user_agent: s
         type=AuditEventType.REUSE_DETECTED,
         user_id=session.user_id,
         session_id=session.pk,
-        ip=ip,
-        user_agent=user_agent,
+        origin=origin,
     )
     raise TokenRevoked("Refresh token reuse detected; the session has been revoked.")
 
@@ -149,51 +144,22 @@ def _session_mark_revoked(*, session: Session, reason: str, now: datetime) -> No
 
 
 def session_revoke(
-    *,
-    session_id: uuid.UUID,
-    reason: str,
-    user_id=None,
-    actor_id=None,
-    ip: str | None = None,
-    user_agent: str = "",
-    detail: str = "",
+    *, session_id: uuid.UUID, reason: str, user_id=None, origin: Origin = NOWHERE, detail: str = ""
 ) -> bool:
     """Revoke one session (only if it is ``user_id``'s, when given). False if there was no such
     unrevoked row. With ``user_id`` known it is one UPDATE and one audit INSERT."""
     if user_id is None:
-        revoked = sessions_revoke(
-            session_ids=[session_id],
-            reason=reason,
-            actor_id=actor_id,
-            ip=ip,
-            user_agent=user_agent,
-            detail=detail,
-        )
-        return revoked > 0
+        return sessions_revoke(session_ids=[session_id], reason=reason, origin=origin, detail=detail) > 0
     revoked = Session.objects.filter(pk=session_id, user_id=user_id, revoked_at__isnull=True).update(
         revoked_at=timezone.now(), revoke_reason=reason
     )
     if revoked:
-        audit_event_record(
-            type=reason,
-            user_id=user_id,
-            session_id=session_id,
-            actor_id=actor_id,
-            ip=ip,
-            user_agent=user_agent,
-            detail=detail,
-        )
+        audit_event_record(type=reason, user_id=user_id, session_id=session_id, origin=origin, detail=detail)
     return revoked > 0
 
 
 def sessions_revoke(
-    *,
-    session_ids: Iterable[uuid.UUID],
-    reason: str,
-    actor_id=None,
-    ip: str | None = None,
-    user_agent: str = "",
-    detail: str = "",
+    *, session_ids: Iterable[uuid.UUID], reason: str, origin: Origin = NOWHERE, detail: str = ""
 ) -> int:
     """Revoke the unrevoked sessions among ``session_ids`` (any users'); one audit event each.
 
@@ -212,29 +178,17 @@ def sessions_revoke(
         )
     audit_events_record(
         events=[
-            audit_event_build(
-                type=reason,
-                user_id=user_id,
-                session_id=pk,
-                actor_id=actor_id,
-                ip=ip,
-                user_agent=user_agent,
-                detail=detail,
-            )
+            audit_event_build(type=reason, user_id=user_id, session_id=pk, origin=origin, detail=detail)
             for pk, user_id in rows
         ]
     )
     return len(rows)
 
 
-def session_logout(*, token: RefreshToken, ip: str | None = None, user_agent: str = "") -> bool:
+def session_logout(*, token: RefreshToken, origin: Origin = NOWHERE) -> bool:
     """Revoke the session a refresh token belongs to (any token of its chain will do)."""
     return session_revoke(
-        session_id=token.session_id,
-        user_id=token.user_id,
-        reason=RevokeReason.LOGOUT,
-        ip=ip,
-        user_agent=user_agent,
+        session_id=token.session_id, user_id=token.user_id, reason=RevokeReason.LOGOUT, origin=origin
     )
 
 
@@ -243,9 +197,7 @@ def sessions_revoke_for_user(
     user_id,
     reason: str,
     keep_session_id: uuid.UUID | None = None,
-    actor_id=None,
-    ip: str | None = None,
-    user_agent: str = "",
+    origin: Origin = NOWHERE,
     detail: str = "",
     audit_when_none: bool = True,
 ) -> int:
@@ -264,9 +216,7 @@ def sessions_revoke_for_user(
             type=reason,
             user_id=user_id,
             session_id=keep_session_id,
-            actor_id=actor_id,
-            ip=ip,
-            user_agent=user_agent,
+            origin=origin,
             detail=f"{counted}; {detail}" if detail else counted,
         )
     return revoked
@@ -302,8 +252,7 @@ def user_change_password(
     old_password: str,
     new_password: str,
     keep_session_id: uuid.UUID | None,
-    ip: str | None = None,
-    user_agent: str = "",
+    origin: Origin = NOWHERE,
 ) -> int:
     """Set a new password and revoke all the user's other sessions; returns how many."""
     if not user.check_password(old_password):
@@ -314,8 +263,7 @@ def user_change_password(
         user_id=user.pk,
         reason=RevokeReason.PASSWORD_CHANGED,
         keep_session_id=keep_session_id,
-        ip=ip,
-        user_agent=user_agent,
+        origin=origin,
     )
 
 

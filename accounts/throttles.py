@@ -5,9 +5,16 @@ import ipaddress
 
 from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
-from .audit import audit_event_record
+from .audit import Origin, audit_event_record
 from .conf import app_settings
 from .models import AuditEventType
+
+
+def request_origin(request, *, actor_id=None) -> Origin:
+    """Where a request comes from, for session records and the audit trail."""
+    return Origin(
+        ip=client_ip(request), user_agent=request.META.get("HTTP_USER_AGENT", ""), actor_id=actor_id
+    )
 
 
 def client_ip(request) -> str | None:
@@ -44,8 +51,7 @@ class LoginThrottle(SimpleRateThrottle):
         audit_event_record(
             type=AuditEventType.THROTTLED,
             username=username if isinstance(username, str) else "",
-            ip=client_ip(request),
-            user_agent=request.META.get("HTTP_USER_AGENT", ""),
+            origin=request_origin(request),
             detail=f"{self.scope} {self.rate}",
         )
 

@@ -26,17 +26,8 @@ from .serializers import (
     SessionSerializer,
     UserSerializer,
 )
-from .throttles import LoginIPThrottle, LoginUsernameThrottle, client_ip
+from .throttles import LoginIPThrottle, LoginUsernameThrottle, request_origin
 from .tokens import refresh_token_verify
-
-
-def _user_agent(request) -> str:
-    return request.META.get("HTTP_USER_AGENT", "")
-
-
-def _origin(request) -> dict:
-    """Where a request came from, for session records and the audit trail."""
-    return {"ip": client_ip(request), "user_agent": _user_agent(request)}
 
 
 class PublicView(APIView):
@@ -89,7 +80,7 @@ class LoginView(PublicView):
     def post(self, request):
         serializer = LoginSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        issued = services.session_login(**serializer.validated_data, **_origin(request))
+        issued = services.session_login(**serializer.validated_data, origin=request_origin(request))
         response = Response(LoginResponseSerializer(issued).data)
         cookies.refresh_cookie_set(response, issued.refresh)
         return response
@@ -99,7 +90,7 @@ class RefreshView(RefreshCookieView):
     @extend_schema(request=None, responses={200: AccessTokenSerializer})
     def post(self, request):
         token = refresh_token_verify(cookies.refresh_cookie_get(request))
-        issued = services.session_refresh(token=token, **_origin(request))
+        issued = services.session_refresh(token=token, origin=request_origin(request))
         response = Response(AccessTokenSerializer(issued).data)
         cookies.refresh_cookie_set(response, issued.refresh)
         return response
@@ -117,7 +108,7 @@ class LogoutView(RefreshCookieView):
     def post(self, request):
         try:
             token = refresh_token_verify(cookies.refresh_cookie_get(request))
-            services.session_logout(token=token, **_origin(request))
+            services.session_logout(token=token, origin=request_origin(request))
         except AuthError:
             pass  # idempotent: no cookie, or a dead one, still logs the browser out
         response = Response({"detail": "Logged out."})
@@ -129,7 +120,7 @@ class LogoutAllView(APIView):
     @extend_schema(request=None, responses={200: RevokedCountSerializer})
     def post(self, request):
         revoked = services.sessions_revoke_for_user(
-            user_id=request.user.pk, reason=RevokeReason.LOGOUT_ALL, **_origin(request)
+            user_id=request.user.pk, reason=RevokeReason.LOGOUT_ALL, origin=request_origin(request)
         )
         response = Response({"revoked": revoked})
         cookies.refresh_cookie_delete(response)
@@ -151,7 +142,7 @@ class SessionDetailView(APIView):
             session_id=session_id,
             user_id=request.user.pk,
             reason=RevokeReason.REVOKED_BY_USER,
-            **_origin(request),
+            origin=request_origin(request),
         ):
             raise SessionNotFound()
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -166,7 +157,7 @@ class PasswordChangeView(APIView):
             user=request.user,
             **serializer.validated_data,
             keep_session_id=request.auth.session_id,
-            **_origin(request),
+            origin=request_origin(request),
         )
         return Response({"detail": "Password changed; your other sessions were signed out."})
 

@@ -6,6 +6,7 @@ import pytest
 from django.utils import timezone
 
 from accounts import selectors, services
+from accounts.audit import Origin
 from accounts.errors import InvalidCredentials
 from accounts.models import RevokeReason, Session
 
@@ -24,7 +25,9 @@ def test_session_create_caps_the_idle_expiry_at_the_absolute_one(user, settings)
 
 
 def test_session_login_issues_tokens_bound_to_the_new_session(user):
-    issued = services.session_login(username="alice", password=PASSWORD, ip="192.0.2.1", user_agent="ua")
+    issued = services.session_login(
+        username="alice", password=PASSWORD, origin=Origin(ip="192.0.2.1", user_agent="ua")
+    )
     assert issued.access.session_id == issued.session.pk == issued.refresh.session_id
     assert issued.refresh.jti == issued.session.refresh_jti
     assert issued.access.user_id == issued.refresh.user_id == str(user.pk)
@@ -32,7 +35,7 @@ def test_session_login_issues_tokens_bound_to_the_new_session(user):
 
 def test_session_login_refuses_a_wrong_password(user):
     with pytest.raises(InvalidCredentials):
-        services.session_login(username="alice", password="nope", ip=None, user_agent="")
+        services.session_login(username="alice", password="nope", origin=Origin())
 
 
 def test_session_revoke_only_touches_an_active_session_of_that_user(user, user_factory):
