@@ -63,10 +63,6 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.e2e)
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "e2e: end-to-end tests in real Chromium against real servers")
-
-
 @pytest.fixture(autouse=True)
 def _fast_hasher_and_empty_cache():
     """Replaces the suite's autouse fixture: these tests change nothing in this process, and must
