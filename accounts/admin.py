@@ -13,6 +13,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
+from django.template.defaultfilters import pluralize
 from django.urls import path, reverse
 from django.utils.functional import cached_property
 from django.utils.text import Truncator
@@ -51,10 +52,6 @@ class FastChangeListMixin:
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
     list_per_page = 100
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def revoke_sessions_of_users(request, user_ids) -> int:
@@ -159,13 +156,13 @@ class SessionAdmin(FastChangeListMixin, admin.ModelAdmin):
             reason=RevokeReason.REVOKED_BY_ADMIN,
             origin=request_origin(request, actor_id=request.user.pk),
         )
-        self.message_user(request, f"Revoked {_plural(revoked, 'session')}.", messages.SUCCESS)
+        self.message_user(request, f"Revoked {revoked} session{pluralize(revoked)}.", messages.SUCCESS)
 
     @admin.action(description="Revoke all sessions of these users", permissions=("change",))
     def revoke_all_sessions_of_these_users(self, request, queryset):
         user_ids = queryset.order_by().values_list("user_id", flat=True).distinct()
         revoked = revoke_sessions_of_users(request, list(user_ids))
-        self.message_user(request, f"Revoked {_plural(revoked, 'session')}.", messages.SUCCESS)
+        self.message_user(request, f"Revoked {revoked} session{pluralize(revoked)}.", messages.SUCCESS)
 
 
 class ActiveSessionInline(admin.TabularInline):
@@ -215,7 +212,7 @@ class UserAdmin(DjangoUserAdmin):
     @admin.action(description="Revoke all sessions of selected users", permissions=("revoke",))
     def revoke_all_sessions(self, request, queryset):
         revoked = revoke_sessions_of_users(request, list(queryset.values_list("pk", flat=True)))
-        self.message_user(request, f"Revoked {_plural(revoked, 'session')}.", messages.SUCCESS)
+        self.message_user(request, f"Revoked {revoked} session{pluralize(revoked)}.", messages.SUCCESS)
 
     def revoke_sessions_view(self, request, object_id):
         """POST from the "Revoke all sessions" button on a user's page."""
@@ -225,7 +222,9 @@ class UserAdmin(DjangoUserAdmin):
             raise PermissionDenied
         user = get_object_or_404(User, pk=object_id)
         revoked = revoke_sessions_of_users(request, [user.pk])
-        self.message_user(request, f"Revoked {_plural(revoked, 'session')} of {user}.", messages.SUCCESS)
+        self.message_user(
+            request, f"Revoked {revoked} session{pluralize(revoked)} of {user}.", messages.SUCCESS
+        )
         return HttpResponseRedirect(reverse("admin:accounts_user_change", args=[user.pk]))
 
 

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from django.contrib.auth import authenticate, get_user_model
 from django.db import transaction
 from django.db.models import Q
+from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
 from .audit import NOWHERE, Origin, audit_event_build, audit_event_record, audit_events_record
@@ -211,7 +212,7 @@ def sessions_revoke_for_user(
         sessions = sessions.exclude(pk=keep_session_id)
     revoked = sessions.update(revoked_at=timezone.now(), revoke_reason=reason)
     if revoked or audit_when_none:
-        counted = f"{revoked} session{'s' if revoked != 1 else ''} revoked"
+        counted = f"{revoked} session{pluralize(revoked)} revoked"
         audit_event_record(
             type=reason,
             user_id=user_id,

@@ -20,8 +20,3 @@ def non_negative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must not be negative, not {value}")
     return value
-
-
-def plural(count: int, noun: str) -> str:
-    """ "1 session", "2 sessions"."""
-    return f"{count} {noun}{'' if count == 1 else 's'}"

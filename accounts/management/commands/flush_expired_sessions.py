@@ -3,11 +3,12 @@
 from datetime import timedelta
 
 from django.core.management.base import BaseCommand
+from django.template.defaultfilters import pluralize
 
 from accounts import services
 from accounts.conf import app_settings
 
-from ._common import non_negative_int, plural, positive_int
+from ._common import non_negative_int, positive_int
 
 
 class Command(BaseCommand):
@@ -45,7 +46,8 @@ class Command(BaseCommand):
             dry_run=dry_run,
             progress=lambda kind, done: self.stderr.write(f"... {done} {kind} {verb}"),
         )
-        counts = f"{plural(result.sessions, 'session')} and {plural(result.audit_events, 'audit event')}"
+        sessions, events = result.sessions, result.audit_events
+        counts = f"{sessions} session{pluralize(sessions)} and {events} audit event{pluralize(events)}"
         if dry_run:
             self.stdout.write(f"Would delete {counts} (dry run: nothing deleted).")
         else:

@@ -3,12 +3,11 @@
 import json
 
 from django.core.management.base import BaseCommand, CommandError
+from django.template.defaultfilters import pluralize
 from django.utils import timezone
 from django.utils.text import Truncator
 
 from accounts import selectors
-
-from ._common import plural
 
 COLUMNS = (  # header, width
     ("SESSION", 36),
@@ -77,7 +76,7 @@ class Command(BaseCommand):
         count = self.write_json(rows) if as_json else self.write_table(rows)
         # With --json, stdout stays pure JSON.
         (self.stderr if as_json else self.stdout).write(
-            plural(count, "session" if include_inactive else "active session")
+            f"{count} {'' if include_inactive else 'active '}session{pluralize(count)}"
         )
 
     def write_json(self, sessions) -> int:

@@ -3,11 +3,12 @@
 import uuid
 
 from django.core.management.base import BaseCommand, CommandError
+from django.template.defaultfilters import pluralize
 
 from accounts import selectors, services
 from accounts.models import RevokeReason, Session
 
-from ._common import plural, positive_int
+from ._common import positive_int
 
 
 class Command(BaseCommand):
@@ -55,7 +56,7 @@ class Command(BaseCommand):
                 batch_size=batch_size,
                 progress=lambda done: self.stderr.write(f"... {done} revoked"),
             )
-        self.stdout.write(f"Revoked {plural(revoked, 'session')}.")
+        self.stdout.write(f"Revoked {revoked} session{pluralize(revoked)}.")
 
     def revoke_one(self, session_id: str, by_command: dict) -> int:
         try:
