@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 
-from accounts.models import AuditEvent, AuditEventType, Session
+from accounts.models import AuditEvent, AuditEventType, RevokeReason, Session
 
 from .conftest import PASSWORD, BrowserClient
 
@@ -122,3 +122,8 @@ def test_a_failing_audit_write_does_not_break_the_login(browser, user, caplog):
     assert Session.objects.filter(user=user).count() == 1
     assert "Audit events not recorded: login_succeeded" in caplog.text
     assert PASSWORD not in caplog.text
+
+
+def test_every_revoke_reason_is_also_an_audit_event_type():
+    # Services record a revocation as an event of the reason's own value (type=reason).
+    assert {reason.value for reason in RevokeReason} <= {event.value for event in AuditEventType}
