@@ -20,7 +20,7 @@ from django.utils.text import Truncator
 
 from . import services
 from .models import AuditEvent, RevokeReason, Session, User
-from .throttles import request_origin
+from .origin import request_origin
 
 COUNT_CAP = 10_000
 
@@ -55,14 +55,11 @@ class FastChangeListMixin:
 
 
 def revoke_sessions_of_users(request, user_ids) -> int:
-    """Revoke every unrevoked session of each user, recording the admin; returns how many."""
-    return sum(
-        services.sessions_revoke_for_user(
-            user_id=user_id,
-            reason=RevokeReason.REVOKED_BY_ADMIN,
-            origin=request_origin(request, actor_id=request.user.pk),
-        )
-        for user_id in user_ids
+    """Revoke every unrevoked session of these users (one statement), recording the admin."""
+    return services.sessions_revoke_for_users(
+        user_ids=user_ids,
+        reason=RevokeReason.REVOKED_BY_ADMIN,
+        origin=request_origin(request, actor_id=request.user.pk),
     )
 
 
@@ -152,7 +149,7 @@ class SessionAdmin(FastChangeListMixin, admin.ModelAdmin):
     @admin.action(description="Revoke selected sessions", permissions=("change",))
     def revoke_selected_sessions(self, request, queryset):
         revoked = services.sessions_revoke(
-            session_ids=queryset.values("pk"),
+            sessions=Session.objects.filter(pk__in=queryset.values("pk")),
             reason=RevokeReason.REVOKED_BY_ADMIN,
             origin=request_origin(request, actor_id=request.user.pk),
         )
@@ -160,8 +157,7 @@ class SessionAdmin(FastChangeListMixin, admin.ModelAdmin):
 
     @admin.action(description="Revoke all sessions of these users", permissions=("change",))
     def revoke_all_sessions_of_these_users(self, request, queryset):
-        user_ids = queryset.order_by().values_list("user_id", flat=True).distinct()
-        revoked = revoke_sessions_of_users(request, list(user_ids))
+        revoked = revoke_sessions_of_users(request, queryset.order_by().values("user_id"))
         self.message_user(request, f"Revoked {revoked} session{pluralize(revoked)}.", messages.SUCCESS)
 
 
@@ -211,7 +207,7 @@ class UserAdmin(DjangoUserAdmin):
 
     @admin.action(description="Revoke all sessions of selected users", permissions=("revoke",))
     def revoke_all_sessions(self, request, queryset):
-        revoked = revoke_sessions_of_users(request, list(queryset.values_list("pk", flat=True)))
+        revoked = revoke_sessions_of_users(request, queryset.order_by().values("pk"))
         self.message_user(request, f"Revoked {revoked} session{pluralize(revoked)}.", messages.SUCCESS)
 
     def revoke_sessions_view(self, request, object_id):

@@ -7,26 +7,13 @@ leaving the caller's transaction usable.
 
 import logging
 import uuid
-from dataclasses import dataclass
 
 from django.db import DatabaseError, transaction
 
 from .models import AuditEvent
+from .origin import NOWHERE, Origin
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Origin:
-    """Where a change comes from: the client's IP and user agent, and the admin who acts on
-    someone else's sessions (None: the user themselves, or a command)."""
-
-    ip: str | None = None
-    user_agent: str = ""
-    actor_id: int | None = None
-
-
-NOWHERE = Origin()
 
 
 def _clip(value: str, field: str) -> str:

@@ -5,7 +5,7 @@ from rest_framework_simplejwt.authentication import JWTAuthentication
 from . import selectors
 from .conf import app_settings, jwt_settings
 from .errors import AuthError, TokenInvalid, TokenRevoked
-from .exceptions import to_api_exception
+from .http_errors import to_http_error
 from .tokens import AccessToken, access_token_verify
 
 
@@ -21,7 +21,7 @@ class SessionJWTAuthentication(JWTAuthentication):
         """The token from "Bearer <token>"; a malformed Bearer header is an invalid token."""
         parts = header.split()
         if len(parts) != 2 and parts and parts[0] in {t.encode() for t in jwt_settings().AUTH_HEADER_TYPES}:
-            raise to_api_exception(TokenInvalid("Authorization header must be 'Bearer <token>'."))
+            raise to_http_error(TokenInvalid("Authorization header must be 'Bearer <token>'."))
         return super().get_raw_token(header)
 
     def get_validated_token(self, raw_token: bytes) -> AccessToken:
@@ -29,7 +29,7 @@ class SessionJWTAuthentication(JWTAuthentication):
         try:
             return access_token_verify(raw_token)
         except AuthError as e:
-            raise to_api_exception(e) from e
+            raise to_http_error(e) from e
 
     def get_user(self, validated_token: AccessToken):
         """The token's user, if the token's session is still active."""
@@ -40,7 +40,7 @@ class SessionJWTAuthentication(JWTAuthentication):
                 user_id=validated_token.user_id, session_id=validated_token.session_id
             )
         except AuthError as e:
-            raise to_api_exception(e) from e
+            raise to_http_error(e) from e
         if user is None:
-            raise to_api_exception(TokenRevoked())
+            raise to_http_error(TokenRevoked())
         return user

@@ -5,7 +5,7 @@ import re
 from django.conf import settings
 from django.middleware.csrf import CsrfViewMiddleware
 
-from .exceptions import CsrfFailed
+from .http_errors import CsrfFailed
 
 
 class CsrfCheck(CsrfViewMiddleware):

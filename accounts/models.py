@@ -6,11 +6,13 @@ a refresh token is only accepted with a valid signature from the server's key.
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
-from django.db import models
+from django.db import connections, models, transaction
 from django.db.models import Q
+from django.db.models.sql import UpdateQuery
 from django.utils import timezone
 
 
@@ -19,6 +21,8 @@ class User(AbstractUser):
 
 
 class RevokeReason(models.TextChoices):
+    """Why a session ended early; also the audit event type that records it."""
+
     LOGOUT = "logout", "logout"
     LOGOUT_ALL = "logout_all", "logout everywhere"
     REVOKED_BY_USER = "revoked_by_user", "revoked by the user"
@@ -29,20 +33,39 @@ class RevokeReason(models.TextChoices):
     REUSE_DETECTED = "reuse_detected", "refresh token reuse detected"
 
 
+def _unexpired(now: datetime) -> Q:
+    """Within both expiries: ``Session.expires_at > now``, said in SQL."""
+    return Q(idle_expires_at__gt=now, absolute_expires_at__gt=now)
+
+
+def _update_returning(queryset: models.QuerySet, returning: tuple[str, ...], **values) -> list[tuple]:
+    """``queryset.update(**values)`` as one ``UPDATE ... RETURNING`` statement (PostgreSQL, and
+    SQLite since 3.35): the ``returning`` fields of exactly the rows it changed, as Python values."""
+    query = queryset.query.chain(UpdateQuery)
+    query.add_update_values(values)
+    sql, params = query.get_compiler(queryset.db).as_sql()
+    fields = [queryset.model._meta.get_field(name) for name in returning]
+    columns = ", ".join(connections[queryset.db].ops.quote_name(field.column) for field in fields)
+    with transaction.mark_for_rollback_on_error(queryset.db), connections[queryset.db].cursor() as cursor:
+        cursor.execute(f"{sql} RETURNING {columns}", params)
+        rows = cursor.fetchall()
+    return [tuple(field.to_python(value) for field, value in zip(fields, row, strict=True)) for row in rows]
+
+
 class SessionQuerySet(models.QuerySet):
-    """Named filters for the states a session can be in."""
+    """Named filters for the states a session can be in, and the one statement that revokes."""
+
+    def unrevoked(self):
+        """Not revoked (active, or expired but not yet flushed)."""
+        return self.filter(revoked_at__isnull=True)
 
     def active(self, *, now: datetime | None = None):
-        """Not revoked and within both its idle and its absolute expiry."""
-        now = now or timezone.now()
-        return self.filter(revoked_at__isnull=True, idle_expires_at__gt=now, absolute_expires_at__gt=now)
+        """Not revoked and not expired: the sessions whose tokens work."""
+        return self.unrevoked().filter(_unexpired(now or timezone.now()))
 
     def expired(self, *, now: datetime | None = None):
         """Not revoked, but past its idle or absolute expiry."""
-        now = now or timezone.now()
-        return self.filter(
-            Q(idle_expires_at__lte=now) | Q(absolute_expires_at__lte=now), revoked_at__isnull=True
-        )
+        return self.unrevoked().exclude(_unexpired(now or timezone.now()))
 
     def revoked(self):
         """Revoked for any reason."""
@@ -51,6 +74,16 @@ class SessionQuerySet(models.QuerySet):
     def for_user(self, user):
         """The sessions of one user."""
         return self.filter(user=user)
+
+    def revoke(self, *, reason: "RevokeReason", now: datetime | None = None) -> list[tuple[uuid.UUID, Any]]:
+        """Mark every unrevoked session here revoked, in one statement; ``(id, user_id)`` of each.
+
+        A session already revoked keeps its first reason. Use ``services.sessions_revoke``, which
+        also writes the audit trail, rather than this.
+        """
+        return _update_returning(
+            self.unrevoked(), ("id", "user_id"), revoked_at=now or timezone.now(), revoke_reason=reason
+        )
 
 
 class Session(models.Model):
@@ -108,9 +141,8 @@ class Session(models.Model):
         return self.rotated_at or self.created_at
 
     def is_active(self, *, now: datetime | None = None) -> bool:
-        """Same rule as ``SessionQuerySet.active``, for a row already loaded."""
-        now = now or timezone.now()
-        return self.revoked_at is None and self.idle_expires_at > now and self.absolute_expires_at > now
+        """``SessionQuerySet.active``, for a row already loaded."""
+        return self.revoked_at is None and self.expires_at > (now or timezone.now())
 
     def status(self, *, now: datetime | None = None) -> str:
         """ "active", "expired" or "revoked": the states the admin filter and the commands name."""
@@ -120,24 +152,22 @@ class Session(models.Model):
 
     @property
     def expires_at(self) -> datetime:
-        """When the session ends unless it is used or revoked: the earlier of its two expiries."""
+        """When the session ends unless it is used or revoked: the earlier of its two expiries
+        (``_unexpired`` is the same rule in SQL)."""
         return min(self.idle_expires_at, self.absolute_expires_at)
 
 
-class AuditEventType(models.TextChoices):
-    """What happened. Each revoke reason has the event of the same value."""
-
-    LOGIN_SUCCEEDED = "login_succeeded", "login succeeded"
-    LOGIN_FAILED = "login_failed", "login failed"
-    THROTTLED = "throttled", "login throttled"
-    REUSE_DETECTED = "reuse_detected", "refresh token reuse detected"
-    LOGOUT = "logout", "logout"
-    LOGOUT_ALL = "logout_all", "logout everywhere"
-    REVOKED_BY_USER = "revoked_by_user", "session revoked by the user"
-    REVOKED_BY_ADMIN = "revoked_by_admin", "sessions revoked by an admin"
-    REVOKED_BY_COMMAND = "revoked_by_command", "sessions revoked by a command"
-    PASSWORD_CHANGED = "password_changed", "password changed"
-    USER_DEACTIVATED = "user_deactivated", "user deactivated"
+# What happened. A revocation is recorded as the event of its reason's own value, so every revoke
+# reason is an event type: derived here, never kept equal by hand.
+AuditEventType = models.TextChoices(
+    "AuditEventType",
+    [
+        ("LOGIN_SUCCEEDED", ("login_succeeded", "login succeeded")),
+        ("LOGIN_FAILED", ("login_failed", "login failed")),
+        ("THROTTLED", ("throttled", "login throttled")),
+        *((reason.name, (reason.value, reason.label)) for reason in RevokeReason),
+    ],
+)
 
 
 class AuditEvent(models.Model):

@@ -4,7 +4,6 @@ import uuid
 
 from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
-from django.utils import timezone
 
 from .models import Session
 
@@ -14,18 +13,13 @@ def user_get_for_access_token(*, user_id: str, session_id: uuid.UUID):
 
     One indexed query: the session's primary key joined with its user.
     """
-    now = timezone.now()
-    try:
-        return get_user_model().objects.get(
-            pk=user_id,
-            is_active=True,
-            auth_sessions__pk=session_id,
-            auth_sessions__revoked_at__isnull=True,
-            auth_sessions__idle_expires_at__gt=now,
-            auth_sessions__absolute_expires_at__gt=now,
-        )
-    except get_user_model().DoesNotExist:
-        return None
+    session = (
+        Session.objects.active()
+        .select_related("user")
+        .filter(pk=session_id, user_id=user_id, user__is_active=True)
+        .first()
+    )
+    return session.user if session else None
 
 
 def sessions_list_for_user(*, user) -> QuerySet[Session]:
@@ -43,5 +37,5 @@ def sessions_list(*, user=None, include_inactive: bool = False) -> QuerySet[Sess
 
 
 def user_get_by_username(*, username: str):
-    """The user with this username, or None."""
+    """The user with this username (the user model's USERNAME_FIELD), or None."""
     return get_user_model().objects.filter(**{get_user_model().USERNAME_FIELD: username}).first()

@@ -1,25 +1,60 @@
-"""Input validation and output shapes. No side effects here: services do the writing."""
+"""Input validation and output shapes. No side effects here: services do the writing.
+
+Login, refresh and logout subclass simplejwt's serializers, so a simplejwt user recognises them and a
+project can name its own subclass in SIMPLE_JWT (TOKEN_OBTAIN_SERIALIZER, TOKEN_REFRESH_SERIALIZER,
+TOKEN_BLACKLIST_SERIALIZER). Unlike simplejwt's, their ``validate`` only checks the input: the view
+calls a service with it and renders the service's result with ``to_representation``.
+"""
 
 from django.contrib.auth import get_user_model, password_validation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
+from rest_framework_simplejwt import serializers as jwt_serializers
 
 from .models import Session
+from .tokens import RefreshToken
 
 PASSWORD_MAX_LENGTH = 4096  # hashing is deliberately slow; refuse megabyte "passwords"
+USERNAME_MAX_LENGTH = 150
+
+
+def _password_field(**kwargs) -> serializers.CharField:
+    return jwt_serializers.PasswordField(max_length=PASSWORD_MAX_LENGTH, trim_whitespace=False, **kwargs)
+
+
+def _user_fields(model) -> list[str]:
+    """The user fields the API shows: the primary key (``id`` for Django's users), the user
+    model's name and email fields, and Django's usual profile fields where the model has them."""
+    wanted = [
+        model._meta.pk.name,
+        model.USERNAME_FIELD,
+        model.get_email_field_name(),
+        "first_name",
+        "last_name",
+        "date_joined",
+    ]
+    names = {field.name for field in model._meta.get_fields()}
+    return list(dict.fromkeys(name for name in wanted if name in names))
+
+
+class UserSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = get_user_model()
+        fields = _user_fields(get_user_model())
+        read_only_fields = fields
 
 
 class RegisterSerializer(serializers.Serializer):
     username = serializers.CharField(
-        max_length=150,
+        max_length=USERNAME_MAX_LENGTH,
         validators=[
             UniqueValidator(queryset=get_user_model().objects.all(), message="That username is taken."),
             get_user_model().username_validator,
         ],
     )
     email = serializers.EmailField(max_length=254)
-    password = serializers.CharField(max_length=PASSWORD_MAX_LENGTH, trim_whitespace=False, write_only=True)
+    password = _password_field()
 
     def validate(self, attrs):
         user = get_user_model()(username=attrs["username"], email=attrs["email"])
@@ -30,14 +65,65 @@ class RegisterSerializer(serializers.Serializer):
         return attrs
 
 
-class LoginSerializer(serializers.Serializer):
-    username = serializers.CharField(max_length=150, trim_whitespace=False)
-    password = serializers.CharField(max_length=PASSWORD_MAX_LENGTH, trim_whitespace=False)
+class AccessTokenFields(serializers.Serializer):
+    """Renders what a service issued (``services.IssuedTokens``): the access token and its expiry."""
+
+    access = serializers.SerializerMethodField()
+    access_expires_at = serializers.DateTimeField(source="access.expires_at", read_only=True)
+
+    def get_access(self, issued) -> str:
+        return str(issued.access)
+
+
+class LoginSerializer(AccessTokenFields, jwt_serializers.TokenObtainPairSerializer):
+    """simplejwt's credentials in (the user model's USERNAME_FIELD and ``password``); the access
+    token and the user out. The refresh token goes in the cookie, never in this body."""
+
+    token_class = RefreshToken
+    user = UserSerializer(source="session.user", read_only=True)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields[self.username_field] = serializers.CharField(
+            max_length=USERNAME_MAX_LENGTH, trim_whitespace=False, write_only=True
+        )
+        self.fields["password"] = _password_field()
+
+    def validate(self, attrs):
+        """The input only: services.session_login checks the credentials and records the attempt."""
+        return attrs
+
+    def credentials(self) -> dict:
+        """The validated credentials as ``services.session_login`` takes them."""
+        return {"username": self.validated_data[self.username_field], "password": self.validated_data["password"]}
+
+
+class RefreshSerializer(AccessTokenFields, jwt_serializers.TokenRefreshSerializer):
+    """No input (the refresh token comes in its cookie); the new access token out."""
+
+    token_class = RefreshToken
+    refresh = None  # simplejwt reads it from the body; here only the cookie carries it
+
+    def validate(self, attrs):
+        """Nothing to check: services.session_refresh verifies the cookie's token."""
+        return attrs
+
+
+class LogoutSerializer(jwt_serializers.TokenBlacklistSerializer):
+    """No input (the refresh token comes in its cookie); a message out."""
+
+    token_class = RefreshToken
+    refresh = None
+    detail = serializers.CharField(read_only=True)
+
+    def validate(self, attrs):
+        """Nothing to check: the view revokes the cookie's session, if any."""
+        return attrs
 
 
 class PasswordChangeSerializer(serializers.Serializer):
-    old_password = serializers.CharField(max_length=PASSWORD_MAX_LENGTH, trim_whitespace=False)
-    new_password = serializers.CharField(max_length=PASSWORD_MAX_LENGTH, trim_whitespace=False)
+    old_password = _password_field()
+    new_password = _password_field()
 
     def validate_new_password(self, value):
         try:
@@ -47,41 +133,14 @@ class PasswordChangeSerializer(serializers.Serializer):
         return value
 
 
-class UserSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = get_user_model()
-        fields = ["id", "username", "email", "first_name", "last_name", "date_joined"]
-        read_only_fields = fields
-
-
-class AccessTokenSerializer(serializers.Serializer):
-    """The body of a refresh: the new access token and when it expires."""
-
-    access = serializers.SerializerMethodField()
-    access_expires_at = serializers.DateTimeField(source="access.expires_at")
-
-    def get_access(self, issued) -> str:
-        return str(issued.access)
-
-
-class LoginResponseSerializer(AccessTokenSerializer):
-    """The body of a login: the access token and the user. The refresh token goes in the cookie."""
-
-    user = UserSerializer(source="session.user")
-
-
 class SessionSerializer(serializers.ModelSerializer):
-    expires_at = serializers.SerializerMethodField()
+    expires_at = serializers.DateTimeField(read_only=True)  # Session.expires_at: the earlier expiry
     current = serializers.SerializerMethodField()
 
     class Meta:
         model = Session
         fields = ["id", "created_at", "last_used_at", "expires_at", "ip", "user_agent", "current"]
         read_only_fields = fields
-
-    def get_expires_at(self, session) -> str:
-        """When the session ends if unused: its refresh token's expiry (never past the absolute one)."""
-        return serializers.DateTimeField().to_representation(session.idle_expires_at)
 
     def get_current(self, session) -> bool:
         """Whether this is the session of the access token making the request."""

@@ -6,20 +6,22 @@ and the admin who made it, if one did).
 """
 
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections import defaultdict
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.contrib.auth import authenticate, get_user_model
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
-from .audit import NOWHERE, Origin, audit_event_build, audit_event_record, audit_events_record
+from .audit import audit_event_build, audit_event_record, audit_events_record
 from .conf import app_settings
 from .errors import InvalidCredentials, TokenExpired, TokenRevoked, WrongPassword
 from .models import AuditEvent, AuditEventType, RevokeReason, Session
+from .origin import NOWHERE, Origin
 from .tokens import AccessToken, RefreshToken
 
 
@@ -64,16 +66,8 @@ def session_create(*, user, ip: str | None, user_agent: str, now: datetime | Non
     )
 
 
-def session_login(*, username: str, password: str, origin: Origin) -> IssuedTokens:
-    """Check the credentials and open a session; either way the attempt goes to the audit trail.
-
-    Unknown user, wrong password and inactive user raise the same error; Django's ModelBackend
-    also hashes the password for an unknown user, so the three take similar time.
-    """
-    user = authenticate(None, username=username, password=password)
-    if user is None:
-        audit_event_record(type=AuditEventType.LOGIN_FAILED, username=username, origin=origin)
-        raise InvalidCredentials()
+def session_open(*, user, origin: Origin) -> IssuedTokens:
+    """Open a session for a user whose credentials were checked, record the login, issue tokens."""
     now = timezone.now()
     user.last_login = now
     user.save(update_fields=["last_login"])
@@ -82,6 +76,20 @@ def session_login(*, username: str, password: str, origin: Origin) -> IssuedToke
         type=AuditEventType.LOGIN_SUCCEEDED, user_id=user.pk, session_id=session.pk, origin=origin
     )
     return tokens_issue(session=session)
+
+
+def session_login(*, username: str, password: str, origin: Origin) -> IssuedTokens:
+    """Check the credentials and open a session; either way the attempt goes to the audit trail.
+
+    ``username`` is the value of the user model's USERNAME_FIELD. Unknown user, wrong password and
+    inactive user raise the same error; Django's ModelBackend also hashes the password for an
+    unknown user, so the three take similar time.
+    """
+    user = authenticate(None, username=username, password=password)
+    if user is None:
+        audit_event_record(type=AuditEventType.LOGIN_FAILED, username=username, origin=origin)
+        raise InvalidCredentials()
+    return session_open(user=user, origin=origin)
 
 
 def session_refresh(*, token: RefreshToken, origin: Origin = NOWHERE) -> IssuedTokens:
@@ -114,14 +122,10 @@ def session_refresh(*, token: RefreshToken, origin: Origin = NOWHERE) -> IssuedT
             and now - session.rotated_at <= app_settings.REFRESH_GRACE
         ):
             return tokens_issue(session=session)
-        _session_mark_revoked(session=session, reason=RevokeReason.REUSE_DETECTED, now=now)
-    # Recorded and raised outside the transaction, so that the revocation commits whatever happens.
-    audit_event_record(
-        type=AuditEventType.REUSE_DETECTED,
-        user_id=session.user_id,
-        session_id=session.pk,
-        origin=origin,
-    )
+        sessions_revoke(
+            sessions=Session.objects.filter(pk=session.pk), reason=RevokeReason.REUSE_DETECTED, origin=origin
+        )
+    # Raised outside the transaction, so that the revocation commits.
     raise TokenRevoked("Refresh token reuse detected; the session has been revoked.")
 
 
@@ -138,52 +142,44 @@ def _session_rotate(*, session: Session, now: datetime) -> Session:
     return session
 
 
-def _session_mark_revoked(*, session: Session, reason: str, now: datetime) -> None:
-    session.revoked_at = now
-    session.revoke_reason = reason
-    session.save(update_fields=["revoked_at", "revoke_reason"])
-
-
-def session_revoke(
-    *, session_id: uuid.UUID, reason: str, user_id=None, origin: Origin = NOWHERE, detail: str = ""
-) -> bool:
-    """Revoke one session (only if it is ``user_id``'s, when given). False if there was no such
-    unrevoked row. With ``user_id`` known it is one UPDATE and one audit INSERT."""
-    if user_id is None:
-        return sessions_revoke(session_ids=[session_id], reason=reason, origin=origin, detail=detail) > 0
-    revoked = Session.objects.filter(pk=session_id, user_id=user_id, revoked_at__isnull=True).update(
-        revoked_at=timezone.now(), revoke_reason=reason
-    )
-    if revoked:
-        audit_event_record(type=reason, user_id=user_id, session_id=session_id, origin=origin, detail=detail)
-    return revoked > 0
+# --- Revocation ----------------------------------------------------------------------------------
+def _revoked_detail(count: int, detail: str) -> str:
+    counted = f"{count} session{pluralize(count)} revoked"
+    return f"{counted}; {detail}" if detail else counted
 
 
 def sessions_revoke(
-    *, session_ids: Iterable[uuid.UUID], reason: str, origin: Origin = NOWHERE, detail: str = ""
+    *, sessions: QuerySet[Session], reason: RevokeReason, origin: Origin = NOWHERE, detail: str = ""
 ) -> int:
-    """Revoke the unrevoked sessions among ``session_ids`` (any users'); one audit event each.
+    """End sessions early: the one way every revocation happens. Returns how many ended.
 
-    The rows are locked and read first, so that each event names the session's user.
+    Every unrevoked session in ``sessions`` is revoked in one statement, so its refresh and access
+    tokens stop at once; each user whose sessions ended gets one audit event of the reason's type,
+    counting them (and naming the session when it was one). Nothing revoked, nothing recorded.
     """
-    with transaction.atomic():
-        rows = list(
-            Session.objects.select_for_update()
-            .filter(pk__in=session_ids, revoked_at__isnull=True)
-            .values_list("pk", "user_id")
-        )
-        if not rows:
-            return 0
-        Session.objects.filter(pk__in=[pk for pk, _ in rows]).update(
-            revoked_at=timezone.now(), revoke_reason=reason
-        )
+    ended = sessions.revoke(reason=reason)
+    by_user: dict = defaultdict(list)
+    for session_id, user_id in ended:
+        by_user[user_id].append(session_id)
     audit_events_record(
         events=[
-            audit_event_build(type=reason, user_id=user_id, session_id=pk, origin=origin, detail=detail)
-            for pk, user_id in rows
+            audit_event_build(
+                type=reason,
+                user_id=user_id,
+                session_id=session_ids[0] if len(session_ids) == 1 else None,
+                origin=origin,
+                detail=_revoked_detail(len(session_ids), detail),
+            )
+            for user_id, session_ids in by_user.items()
         ]
     )
-    return len(rows)
+    return len(ended)
+
+
+def session_revoke(*, session_id: uuid.UUID, user_id, reason: RevokeReason, origin: Origin = NOWHERE) -> bool:
+    """Revoke one session of ``user_id``; False if that user has no such unrevoked session."""
+    mine = Session.objects.filter(pk=session_id, user_id=user_id)
+    return sessions_revoke(sessions=mine, reason=reason, origin=origin) > 0
 
 
 def session_logout(*, token: RefreshToken, origin: Origin = NOWHERE) -> bool:
@@ -193,56 +189,41 @@ def session_logout(*, token: RefreshToken, origin: Origin = NOWHERE) -> bool:
     )
 
 
-def sessions_revoke_for_user(
+def sessions_revoke_for_users(
     *,
-    user_id,
-    reason: str,
+    user_ids: Collection,
+    reason: RevokeReason,
     keep_session_id: uuid.UUID | None = None,
     origin: Origin = NOWHERE,
     detail: str = "",
-    audit_when_none: bool = True,
 ) -> int:
-    """Revoke every unrevoked session of a user, except ``keep_session_id``; returns how many.
-
-    One audit event records the count (skipped when nothing was revoked and ``audit_when_none``
-    is False, as for the repeated saves of an already inactive user).
-    """
-    sessions = Session.objects.filter(user_id=user_id, revoked_at__isnull=True)
+    """Revoke every session of these users, except ``keep_session_id``; one statement for all."""
+    sessions = Session.objects.filter(user_id__in=user_ids)
     if keep_session_id is not None:
         sessions = sessions.exclude(pk=keep_session_id)
-    revoked = sessions.update(revoked_at=timezone.now(), revoke_reason=reason)
-    if revoked or audit_when_none:
-        counted = f"{revoked} session{pluralize(revoked)} revoked"
-        audit_event_record(
-            type=reason,
-            user_id=user_id,
-            session_id=keep_session_id,
-            origin=origin,
-            detail=f"{counted}; {detail}" if detail else counted,
-        )
-    return revoked
+    return sessions_revoke(sessions=sessions, reason=reason, origin=origin, detail=detail)
 
 
 def sessions_revoke_all(
     *,
-    reason: str,
+    reason: RevokeReason,
     batch_size: int = 10_000,
     detail: str = "",
     progress: Callable[[int], None] | None = None,
 ) -> int:
     """Revoke every unrevoked session of every user, in batches so no lock is held for long.
 
-    Each window of ``batch_size`` rows is its own short UPDATE (see ``_key_windows``); one audit
-    event records the total. ``progress`` is called with the running total after each batch.
+    Each window of ``batch_size`` rows is its own short statement (see ``_key_windows``); one audit
+    event records the total (not one per user: there may be millions). ``progress`` is called with
+    the running total after each batch.
     """
     total = 0
-    for window in _key_windows(Session.objects.filter(revoked_at__isnull=True), batch_size=batch_size):
-        revoked = window.update(revoked_at=timezone.now(), revoke_reason=reason)
+    for window in _key_windows(Session.objects.unrevoked(), batch_size=batch_size):
+        revoked = len(window.revoke(reason=reason))
         total += revoked
         if progress and revoked:
             progress(total)
-    counted = f"all users: {total} sessions revoked"
-    audit_event_record(type=reason, detail=f"{counted}; {detail}" if detail else counted)
+    audit_event_record(type=reason, detail=f"all users: {_revoked_detail(total, detail)}")
     return total
 
 
@@ -260,8 +241,8 @@ def user_change_password(
         raise WrongPassword()
     user.set_password(new_password)
     user.save(update_fields=["password"])
-    return sessions_revoke_for_user(
-        user_id=user.pk,
+    return sessions_revoke_for_users(
+        user_ids=[user.pk],
         reason=RevokeReason.PASSWORD_CHANGED,
         keep_session_id=keep_session_id,
         origin=origin,

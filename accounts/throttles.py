@@ -1,29 +1,13 @@
 """Login throttling per username and per client IP, counted in the shared cache."""
 
 import hashlib
-import ipaddress
 
-from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
+from rest_framework.throttling import SimpleRateThrottle
 
-from .audit import Origin, audit_event_record
+from .audit import audit_event_record
 from .conf import app_settings
 from .models import AuditEventType
-
-
-def request_origin(request, *, actor_id=None) -> Origin:
-    """Where a request comes from, for session records and the audit trail."""
-    return Origin(
-        ip=client_ip(request), user_agent=request.META.get("HTTP_USER_AGENT", ""), actor_id=actor_id
-    )
-
-
-def client_ip(request) -> str | None:
-    """The client's IP: the socket's address, or X-Forwarded-For behind ``NUM_PROXIES`` proxies."""
-    ident = BaseThrottle().get_ident(request)  # DRF's rule; reads REST_FRAMEWORK["NUM_PROXIES"]
-    try:
-        return str(ipaddress.ip_address((ident or "").strip()))
-    except ValueError:  # a proxy sent something that is not an address
-        return None
+from .origin import client_ip, request_origin
 
 
 class LoginThrottle(SimpleRateThrottle):

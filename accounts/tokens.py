@@ -13,6 +13,7 @@ from rest_framework_simplejwt.utils import datetime_from_epoch, datetime_to_epoc
 
 from .conf import app_settings, jwt_settings
 from .errors import TokenExpired, TokenInvalid, TokenMissing
+from .origin import NOWHERE
 
 SESSION_ID_CLAIM = "sid"
 
@@ -54,13 +55,32 @@ class AccessToken(SessionClaimsMixin, tokens.AccessToken):
 
 
 class RefreshToken(SessionClaimsMixin, tokens.RefreshToken):
-    """Rotating refresh token; only its jti is ever stored (in the session row)."""
+    """Rotating refresh token; only its jti is ever stored (in the session row).
+
+    simplejwt's own entry points keep their meaning: ``for_user`` opens a session, ``blacklist``
+    ends it. (The session rules are in accounts.services, imported when these are called: the
+    services issue tokens, so they import this module.)
+    """
 
     access_token_class = AccessToken
 
     @property
     def lifetime(self) -> timedelta:
         return app_settings.REFRESH_TOKEN_LIFETIME
+
+    @classmethod
+    def for_user(cls, user) -> "RefreshToken":
+        """simplejwt's way to mint tokens for a user: opens a session (and records the login)."""
+        from .services import session_open
+
+        return session_open(user=user, origin=NOWHERE).refresh
+
+    def blacklist(self) -> bool:
+        """simplejwt's way to end a refresh token: revokes its whole session (reason logout), so
+        no token of its chain, refresh or access, works again. True if the session was active."""
+        from .services import session_logout
+
+        return session_logout(token=self)
 
     @classmethod
     def for_session(cls, session) -> "RefreshToken":

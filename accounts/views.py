@@ -1,48 +1,90 @@
 """Thin views: parse input, call one service, set or clear the refresh cookie, answer.
 
-Errors are not handled here: services raise domain errors and accounts.exceptions turns them into
-responses.
+Login, refresh and logout are simplejwt's views, customized: the session rules run in services, the
+refresh token travels in its cookie. Every view here brings its own authentication, parsers,
+renderers and exception handler, so the app answers the same in any project, whatever that
+project's REST_FRAMEWORK defaults. Errors are not handled here: services raise domain errors and
+accounts.http_errors turns them into responses.
 """
 
 from django.middleware.csrf import get_token
+from django.utils.module_loading import import_string
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.permissions import AllowAny
+from rest_framework.parsers import JSONParser
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
+from rest_framework_simplejwt import views as jwt_views
 
 from . import cookies, health, selectors, services
+from .authentication import SessionJWTAuthentication
+from .conf import jwt_settings
 from .csrf import csrf_enforce
 from .errors import AuthError, SessionNotFound
+from .http_errors import api_exception_handler, error_body
 from .models import RevokeReason
+from .origin import request_origin
 from .serializers import (
-    AccessTokenSerializer,
     DetailSerializer,
-    LoginResponseSerializer,
     LoginSerializer,
+    LogoutSerializer,
     PasswordChangeSerializer,
+    RefreshSerializer,
     RegisterSerializer,
     RevokedCountSerializer,
     SessionSerializer,
     UserSerializer,
 )
-from .throttles import LoginIPThrottle, LoginUsernameThrottle, request_origin
+from .throttles import LoginIPThrottle, LoginUsernameThrottle
 from .tokens import refresh_token_verify
 
 
-class PublicView(APIView):
+class AppViewMixin:
+    """What every endpoint of this app brings along instead of reading the project's defaults."""
+
+    parser_classes = (JSONParser,)
+    renderer_classes = (JSONRenderer,)
+
+    def get_exception_handler(self):
+        """This app's handler (one error shape), not REST_FRAMEWORK's EXCEPTION_HANDLER."""
+        return api_exception_handler
+
+
+class ApiView(AppViewMixin, APIView):
+    """An endpoint for a signed-in user: a Bearer access token whose session is active."""
+
+    authentication_classes = (SessionJWTAuthentication,)
+    permission_classes = (IsAuthenticated,)
+
+
+class PublicView(AppViewMixin, APIView):
     """No authentication: anyone may call it."""
 
     authentication_classes = ()
     permission_classes = (AllowAny,)
 
 
-class RefreshCookieView(PublicView):
+class RefreshCookieMixin:
     """Reads the ambient refresh cookie, so Django's CSRF check guards it (Origin and token)."""
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
         csrf_enforce(request._request)
+
+
+class TokenView(AppViewMixin, jwt_views.TokenViewBase):
+    """simplejwt's TokenViewBase; its serializer is the one SIMPLE_JWT names, if the project names
+    one (a subclass of this app's), else this app's. Read per request, not at import."""
+
+    serializer_setting = ""
+    default_serializer_class = None
+
+    def get_serializer_class(self):
+        if self.serializer_setting in jwt_settings().user_settings:
+            return import_string(getattr(jwt_settings(), self.serializer_setting))
+        return self.default_serializer_class
 
 
 class HealthView(PublicView):
@@ -52,7 +94,7 @@ class HealthView(PublicView):
         if report["status"] == "ok":
             return Response(report)
         failing = ", ".join(part for part, state in report.items() if part != "status" and state != "ok")
-        body = {"detail": f"Unavailable: {failing}.", "code": "service_unavailable", **report}
+        body = error_body(f"Unavailable: {failing}.", "service_unavailable", **report)
         return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE)
 
 
@@ -73,25 +115,35 @@ class RegisterView(PublicView):
         return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
 
 
-class LoginView(PublicView):
+class LoginView(TokenView, jwt_views.TokenObtainPairView):
+    """simplejwt's TokenObtainPairView: the credentials open a session; the access token answers in
+    the body, the refresh token goes in its cookie."""
+
+    serializer_setting = "TOKEN_OBTAIN_SERIALIZER"
+    default_serializer_class = LoginSerializer
     throttle_classes = (LoginIPThrottle, LoginUsernameThrottle)
 
-    @extend_schema(request=LoginSerializer, responses={200: LoginResponseSerializer})
-    def post(self, request):
-        serializer = LoginSerializer(data=request.data)
+    def post(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        issued = services.session_login(**serializer.validated_data, origin=request_origin(request))
-        response = Response(LoginResponseSerializer(issued).data)
+        issued = services.session_login(**serializer.credentials(), origin=request_origin(request))
+        response = Response(serializer.to_representation(issued))
         cookies.refresh_cookie_set(response, issued.refresh)
         return response
 
 
-class RefreshView(RefreshCookieView):
-    @extend_schema(request=None, responses={200: AccessTokenSerializer})
-    def post(self, request):
+class RefreshView(RefreshCookieMixin, TokenView, jwt_views.TokenRefreshView):
+    """simplejwt's TokenRefreshView: the cookie's refresh token rotates (see services.session_refresh)."""
+
+    serializer_setting = "TOKEN_REFRESH_SERIALIZER"
+    default_serializer_class = RefreshSerializer
+
+    def post(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
         token = refresh_token_verify(cookies.refresh_cookie_get(request))
         issued = services.session_refresh(token=token, origin=request_origin(request))
-        response = Response(AccessTokenSerializer(issued).data)
+        response = Response(serializer.to_representation(issued))
         cookies.refresh_cookie_set(response, issued.refresh)
         return response
 
@@ -103,31 +155,37 @@ class RefreshView(RefreshCookieView):
         return response
 
 
-class LogoutView(RefreshCookieView):
-    @extend_schema(request=None, responses={200: DetailSerializer})
-    def post(self, request):
+class LogoutView(RefreshCookieMixin, TokenView, jwt_views.TokenBlacklistView):
+    """simplejwt's TokenBlacklistView: the cookie's session is revoked and the cookie deleted."""
+
+    serializer_setting = "TOKEN_BLACKLIST_SERIALIZER"
+    default_serializer_class = LogoutSerializer
+
+    def post(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
         try:
             token = refresh_token_verify(cookies.refresh_cookie_get(request))
             services.session_logout(token=token, origin=request_origin(request))
         except AuthError:
             pass  # idempotent: no cookie, or a dead one, still logs the browser out
-        response = Response({"detail": "Logged out."})
+        response = Response(serializer.to_representation({"detail": "Logged out."}))
         cookies.refresh_cookie_delete(response)
         return response
 
 
-class LogoutAllView(APIView):
+class LogoutAllView(ApiView):
     @extend_schema(request=None, responses={200: RevokedCountSerializer})
     def post(self, request):
-        revoked = services.sessions_revoke_for_user(
-            user_id=request.user.pk, reason=RevokeReason.LOGOUT_ALL, origin=request_origin(request)
+        revoked = services.sessions_revoke_for_users(
+            user_ids=[request.user.pk], reason=RevokeReason.LOGOUT_ALL, origin=request_origin(request)
         )
         response = Response({"revoked": revoked})
         cookies.refresh_cookie_delete(response)
         return response
 
 
-class SessionListView(APIView):
+class SessionListView(ApiView):
     @extend_schema(responses={200: SessionSerializer(many=True)})
     def get(self, request):
         sessions = selectors.sessions_list_for_user(user=request.user)
@@ -135,7 +193,7 @@ class SessionListView(APIView):
         return Response(SessionSerializer(sessions, many=True, context=context).data)
 
 
-class SessionDetailView(APIView):
+class SessionDetailView(ApiView):
     @extend_schema(responses={204: None})
     def delete(self, request, session_id):
         if not services.session_revoke(
@@ -148,7 +206,7 @@ class SessionDetailView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class PasswordChangeView(APIView):
+class PasswordChangeView(ApiView):
     @extend_schema(request=PasswordChangeSerializer, responses={200: DetailSerializer})
     def post(self, request):
         serializer = PasswordChangeSerializer(data=request.data, context={"request": request})
@@ -162,7 +220,7 @@ class PasswordChangeView(APIView):
         return Response({"detail": "Password changed; your other sessions were signed out."})
 
 
-class MeView(APIView):
+class MeView(ApiView):
     @extend_schema(responses={200: UserSerializer})
     def get(self, request):
         return Response(UserSerializer(request.user).data)

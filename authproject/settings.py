@@ -126,7 +126,7 @@ CORS_URLS_REGEX = r"^/api/.*$"
 CSRF_TRUSTED_ORIGINS = list(CORS_ALLOWED_ORIGINS)
 CSRF_COOKIE_SECURE = env.bool("REFRESH_COOKIE_SECURE", default=True)
 CSRF_COOKIE_SAMESITE = "Lax"
-CSRF_FAILURE_VIEW = "accounts.exceptions.csrf_failure"
+CSRF_FAILURE_VIEW = "accounts.error_views.csrf_failure"
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -150,7 +150,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "accounts.exceptions.api_exception_handler",
+    "EXCEPTION_HANDLER": "accounts.http_errors.api_exception_handler",
     # Client IP for throttling and session records: X-Forwarded-For is believed only behind this
     # many trusted proxies (0: the socket's address).
     "NUM_PROXIES": env.int("NUM_PROXIES", default=0),

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from accounts.exceptions import api_not_found
+from accounts.error_views import api_not_found
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -15,7 +15,7 @@ urlpatterns = [
 ]
 
 # Django's own errors answer in the API's JSON shape too.
-handler400 = "accounts.exceptions.bad_request"
-handler403 = "accounts.exceptions.permission_denied"
-handler404 = "accounts.exceptions.not_found"
-handler500 = "accounts.exceptions.server_error"
+handler400 = "accounts.error_views.bad_request"
+handler403 = "accounts.error_views.permission_denied"
+handler404 = "accounts.error_views.not_found"
+handler500 = "accounts.error_views.server_error"

@@ -16,8 +16,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from accounts.models import RevokeReason
-from accounts.services import session_create, session_revoke
+from accounts.models import RevokeReason, Session
+from accounts.services import session_create, sessions_revoke
 
 PASSWORD = "correct horse battery staple"
 TRANSACTION_CONTROL = (
@@ -64,7 +64,7 @@ def make_session(user_factory):
             return session_create(user=user, ip=ip, user_agent=user_agent, now=now - timedelta(days=60))
         session = session_create(user=user, ip=ip, user_agent=user_agent, now=now)
         if state == "revoked":
-            session_revoke(session_id=session.pk, reason=RevokeReason.LOGOUT)
+            sessions_revoke(sessions=Session.objects.filter(pk=session.pk), reason=RevokeReason.LOGOUT)
         return session
 
     return make

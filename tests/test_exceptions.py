@@ -6,7 +6,7 @@ import pytest
 from django.test import RequestFactory
 from django.urls import get_resolver
 
-from accounts import exceptions
+from accounts import error_views
 from accounts.models import Session
 
 from .conftest import PASSWORD
@@ -71,8 +71,8 @@ def test_djangos_error_handlers_answer_json(status):
 
 
 def test_handler500_is_the_json_server_error_view():
-    assert get_resolver().resolve_error_handler(500) is exceptions.server_error
-    response = exceptions.server_error(RequestFactory().get("/"))
+    assert get_resolver().resolve_error_handler(500) is error_views.server_error
+    response = error_views.server_error(RequestFactory().get("/"))
     assert_json_error(response, 500, "server_error")
 
 

@@ -263,3 +263,23 @@ def test_simple_jwt_lifetime_overrides_apply_to_the_tokens_issued(browser, user,
     refresh = claims(browser.refresh_cookie)
     assert 59 <= access["exp"] - access["iat"] <= 60
     assert refresh["exp"] - refresh["iat"] == 3600
+
+
+# --- simplejwt's own entry points ---------------------------------------------------------------
+def test_simplejwt_for_user_opens_a_session_whose_tokens_work(user):
+    refresh = RefreshToken.for_user(user)
+    session = Session.objects.get(pk=refresh.session_id)
+    assert session.is_active() and session.refresh_jti == refresh.jti
+    client = BrowserClient()
+    assert client.bearer(str(refresh.access_token)).get("/api/users/me/").status_code == 200
+    client.set_refresh_cookie(str(refresh))
+    assert client.refresh().status_code == 200
+
+
+def test_simplejwt_blacklist_revokes_the_tokens_session(signed_in):
+    refresh = RefreshToken(signed_in.refresh_cookie)
+    assert refresh.blacklist() is True
+    assert Session.objects.get().revoke_reason == "logout"
+    assert signed_in.bearer(signed_in.access).get("/api/users/me/").status_code == 401
+    assert signed_in.refresh().status_code == 401
+    assert refresh.blacklist() is False  # already revoked

@@ -7,8 +7,12 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import override_settings
+from rest_framework import serializers
+from rest_framework_simplejwt import views as jwt_views
 
+from accounts import views
 from accounts.models import RevokeReason, Session
+from accounts.serializers import LoginSerializer
 from accounts.tokens import AccessToken, RefreshToken
 
 from .conftest import PASSWORD, BrowserClient
@@ -332,3 +336,43 @@ def test_deactivating_a_user_revokes_their_sessions(signed_in, user):
     session = Session.objects.get(user=user)
     assert session.revoke_reason == RevokeReason.USER_DEACTIVATED
     assert signed_in.bearer(signed_in.access).get("/api/users/me/").status_code == 401
+
+
+# --- simplejwt's views, and an app that does not lean on the project's DRF settings ---------------
+class LoginWithGreeting(LoginSerializer):
+    """A project's own login serializer, named in SIMPLE_JWT as a simplejwt user would."""
+
+    greeting = serializers.SerializerMethodField()
+
+    def get_greeting(self, issued) -> str:
+        return f"hello {issued.session.user.get_username()}"
+
+
+def test_the_auth_views_are_simplejwts_views():
+    assert issubclass(views.LoginView, jwt_views.TokenObtainPairView)
+    assert issubclass(views.RefreshView, jwt_views.TokenRefreshView)
+    assert issubclass(views.LogoutView, jwt_views.TokenBlacklistView)
+
+
+def test_a_login_serializer_named_in_simple_jwt_is_used(browser, user, settings):
+    settings.SIMPLE_JWT = {
+        **settings.SIMPLE_JWT,
+        "TOKEN_OBTAIN_SERIALIZER": f"{__name__}.LoginWithGreeting",
+    }
+    response = browser.sign_in()
+    assert response.status_code == 200, response.content
+    assert response.json()["greeting"] == "hello alice"
+    assert browser.refresh_cookie and "refresh" not in response.json()
+
+
+def test_the_endpoints_answer_alike_whatever_the_projects_drf_defaults(signed_in, settings):
+    settings.REST_FRAMEWORK = {
+        "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+        "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+        "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.BrowsableAPIRenderer"],
+    }
+    anonymous = signed_in.get("/api/users/me/")
+    assert anonymous.status_code == 401 and anonymous.json()["code"] == "not_authenticated"
+    assert signed_in.bearer(signed_in.access).get("/api/users/me/").json()["username"] == "alice"
+    wrong = BrowserClient().sign_in(password="wrong")
+    assert (wrong.status_code, wrong.json()["code"]) == (401, "invalid_credentials")

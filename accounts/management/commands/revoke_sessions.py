@@ -48,7 +48,7 @@ class Command(BaseCommand):
             owner = selectors.user_get_by_username(username=user)
             if owner is None:
                 raise CommandError(f"No user with username {user!r}.")
-            revoked = services.sessions_revoke_for_user(user_id=owner.pk, **by_command)
+            revoked = services.sessions_revoke_for_users(user_ids=[owner.pk], **by_command)
         else:
             self.confirm_all(yes)
             revoked = services.sessions_revoke_all(
@@ -65,7 +65,7 @@ class Command(BaseCommand):
             raise CommandError(f"Not a session id (a UUID): {session_id!r}.") from None
         if not Session.objects.filter(pk=pk).exists():
             raise CommandError(f"No session with id {pk}.")
-        return int(services.session_revoke(session_id=pk, **by_command))
+        return services.sessions_revoke(sessions=Session.objects.filter(pk=pk), **by_command)
 
     def confirm_all(self, yes: bool) -> None:
         """Ask on the terminal; without --yes and without an answer (cron, a pipe) do nothing."""

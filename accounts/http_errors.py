@@ -1,0 +1,112 @@
+"""Errors as HTTP: the one place where failures become API responses.
+
+The domain (accounts.errors) raises ``AuthError`` subclasses with a stable ``code``;
+``to_http_error`` maps each to its DRF exception, infrastructure failures (database, cache) become
+503, and ``api_exception_handler`` gives every API error the one body that ``error_body`` builds:
+``{"detail": ..., "code": ...}``. The views of this app install that handler themselves
+(``views.ApiView``), so a project needs no EXCEPTION_HANDLER setting for them.
+"""
+
+from django.db import InterfaceError, OperationalError
+from rest_framework import exceptions, status
+
+from .errors import (
+    AuthError,
+    InvalidCredentials,
+    SessionNotFound,
+    TokenExpired,
+    TokenInvalid,
+    TokenMissing,
+    TokenRevoked,
+    WrongPassword,
+)
+
+
+def error_body(detail: str, code: str, **extra) -> dict:
+    """The service's one error shape; ``extra`` adds fields (validation errors, health parts)."""
+    return {"detail": detail, "code": code, **extra}
+
+
+# --- HTTP exceptions -------------------------------------------------------------------------
+class Unauthorized(exceptions.APIException):
+    """401 that stays a 401 on views without authenticators (DRF turns AuthenticationFailed into
+    403 there); the handler adds WWW-Authenticate."""
+
+    status_code = status.HTTP_401_UNAUTHORIZED
+    default_detail = "Authentication failed."
+    default_code = "not_authenticated"
+
+
+class CsrfFailed(exceptions.PermissionDenied):
+    default_detail = "CSRF verification failed."
+    default_code = "csrf_failed"
+
+
+class ServiceUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "A backing service is unavailable; try again shortly."
+    default_code = "service_unavailable"
+
+
+# --- domain and infrastructure errors to HTTP ----------------------------------------------------
+_HTTP_ERRORS: dict[type[AuthError], type[exceptions.APIException]] = {
+    InvalidCredentials: Unauthorized,
+    TokenMissing: Unauthorized,
+    TokenInvalid: Unauthorized,
+    TokenExpired: Unauthorized,
+    TokenRevoked: Unauthorized,
+    SessionNotFound: exceptions.NotFound,
+}
+
+
+def to_http_error(error: AuthError) -> exceptions.APIException:
+    """The HTTP error for a domain error, keeping its code (and the domain error as its cause)."""
+    if isinstance(error, WrongPassword):  # a form error, on the field it is about
+        http_error = exceptions.ValidationError({"old_password": [error.message]}, code=error.code)
+    else:
+        http_error = _HTTP_ERRORS[type(error)](detail=error.message, code=error.code)
+    http_error.__cause__ = error
+    return http_error
+
+
+def _infrastructure_errors() -> tuple[type[Exception], ...]:
+    errors: list[type[Exception]] = [OperationalError, InterfaceError]
+    try:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+    except ImportError:  # redis is only needed when CACHE_URL points at it
+        pass
+    else:
+        errors += [RedisConnectionError, RedisTimeoutError]
+    return tuple(errors)
+
+
+INFRASTRUCTURE_ERRORS = _infrastructure_errors()
+
+
+def _response_body(exc: exceptions.APIException, data) -> dict:
+    """The one error shape for what DRF's handler answered (``data``)."""
+    if isinstance(exc, exceptions.ValidationError):
+        return error_body("Invalid input.", "invalid", errors=data)
+    if isinstance(exc.detail, dict):  # simplejwt's errors carry {"detail": ..., "code": ...}
+        return error_body(str(exc.detail.get("detail", "")), str(exc.detail.get("code", "error")))
+    return error_body(str(exc.detail), exc.detail.code or "error")
+
+
+def api_exception_handler(exc, context):
+    """DRF's exception handler for this app's views: domain and infrastructure errors to HTTP,
+    every body one shape. An unexpected error returns None and reaches Django's handler500."""
+    # Imported here: rest_framework.views imports the authentication classes, which import this.
+    from rest_framework.views import exception_handler as drf_exception_handler
+
+    if isinstance(exc, AuthError):
+        exc = to_http_error(exc)
+    elif isinstance(exc, INFRASTRUCTURE_ERRORS):
+        exc = ServiceUnavailable()
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    response.data = _response_body(exc, response.data)
+    if response.status_code == status.HTTP_401_UNAUTHORIZED and "WWW-Authenticate" not in response:
+        response["WWW-Authenticate"] = 'Bearer realm="api"'
+    return response

@@ -1,0 +1,39 @@
+"""Where a change comes from: the client's address and user agent, and the admin acting, if any.
+
+Services take an ``Origin`` (plain values, no request) to record sessions and audit events; the
+views, the admin and the throttles build one from their request with ``request_origin``.
+"""
+
+import ipaddress
+from dataclasses import dataclass
+
+from rest_framework.throttling import BaseThrottle
+
+
+@dataclass(frozen=True)
+class Origin:
+    """The client's IP and user agent, and the admin who acts on someone else's sessions (None: the
+    user themselves, or a command)."""
+
+    ip: str | None = None
+    user_agent: str = ""
+    actor_id: int | None = None
+
+
+NOWHERE = Origin()
+
+
+def client_ip(request) -> str | None:
+    """The client's IP: the socket's address, or X-Forwarded-For behind ``NUM_PROXIES`` proxies."""
+    ident = BaseThrottle().get_ident(request)  # DRF's rule; reads REST_FRAMEWORK["NUM_PROXIES"]
+    try:
+        return str(ipaddress.ip_address((ident or "").strip()))
+    except ValueError:  # a proxy sent something that is not an address
+        return None
+
+
+def request_origin(request, *, actor_id=None) -> Origin:
+    """Where a request comes from, for session records and the audit trail."""
+    return Origin(
+        ip=client_ip(request), user_agent=request.META.get("HTTP_USER_AGENT", ""), actor_id=actor_id
+    )
