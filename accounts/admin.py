@@ -7,8 +7,9 @@ facet counts are off, and each default page is one range of an index (see ``Sess
 """
 
 from django.contrib import admin, messages
+from django.contrib.admin.options import IS_POPUP_VAR
 from django.contrib.admin.utils import display_for_value
-from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
@@ -19,7 +20,7 @@ from django.utils.functional import cached_property
 from django.utils.text import Truncator
 
 from . import services
-from .models import AuditEvent, RevokeReason, Session, User
+from .models import AuditEvent, RevokeReason, Session
 from .origin import request_origin
 
 COUNT_CAP = 10_000
@@ -43,6 +44,14 @@ class CappedCountPaginator(Paginator):
     def capped(self) -> bool:
         """True when there are more rows than were counted."""
         return self.count > self.cap
+
+
+def user_search_fields(*, through: str) -> tuple[str, ...]:
+    """The user model's name and email fields, reached ``through`` a relation, for admin search."""
+    user_model = get_user_model()
+    names = dict.fromkeys([user_model.USERNAME_FIELD, user_model.get_email_field_name()])
+    fields = {field.name for field in user_model._meta.get_fields()}
+    return tuple(f"{through}__{name}" for name in names if name in fields)
 
 
 class FastChangeListMixin:
@@ -102,8 +111,10 @@ class SessionAdmin(FastChangeListMixin, admin.ModelAdmin):
     list_display = ("user", "created_at", "last_used_at", "expires_at", "ip", "short_user_agent", "status")
     list_filter = (SessionStatusFilter,)
     list_select_related = ("user",)
-    search_fields = ("user__username", "user__email", "ip")
     search_help_text = "Username, email or IP address."
+
+    def get_search_fields(self, request):
+        return (*user_search_fields(through="user"), "ip")
     ordering = ("-created_at", "-id")  # matches the indexes session_unrevoked_newest_idx / session_newest_idx
     actions = ("revoke_selected_sessions", "revoke_all_sessions_of_these_users")
     # No jti, ever: they name tokens, and nothing here needs them.
@@ -188,24 +199,48 @@ class ActiveSessionInline(admin.TabularInline):
         return False
 
 
-@admin.register(User)
-class UserAdmin(DjangoUserAdmin):
-    inlines = (ActiveSessionInline,)
-    actions = ("revoke_all_sessions",)
+class UserSessionsAdminMixin:
+    """Sessions on the project's user admin: the user's active sessions, a "Revoke all sessions"
+    button on their page, and the same as a list action.
+
+    ``AccountsConfig.ready`` mixes it into whatever admin the project registered for its user
+    model (Django's own ``UserAdmin`` here); a project whose user admin is registered later, or on
+    another site, adds it to its admin's bases itself.
+    """
+
+    change_form_template = "admin/accounts/user_change_form.html"
+
+    def get_inlines(self, request, obj):
+        return [*super().get_inlines(request, obj), ActiveSessionInline]
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if actions is not None and self.has_revoke_permission(request) and IS_POPUP_VAR not in request.GET:
+            func, name, description = self.get_action("revoke_all_sessions")
+            actions[name] = (func, name, description)
+        return actions
+
+    def _revoke_url_name(self) -> str:
+        return f"{self.opts.app_label}_{self.opts.model_name}_revoke_sessions"
 
     def get_urls(self):
         revoke = path(
             "<path:object_id>/revoke-sessions/",
             self.admin_site.admin_view(self.revoke_sessions_view),
-            name="accounts_user_revoke_sessions",
+            name=self._revoke_url_name(),
         )
         return [revoke, *super().get_urls()]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        url = reverse(f"{self.admin_site.name}:{self._revoke_url_name()}", args=[object_id])
+        context = {**(extra_context or {}), "revoke_sessions_url": url}
+        return super().change_view(request, object_id, form_url, extra_context=context)
 
     def has_revoke_permission(self, request) -> bool:
         """Revoking sessions is changing sessions."""
         return request.user.has_perm("accounts.change_session")
 
-    @admin.action(description="Revoke all sessions of selected users", permissions=("revoke",))
+    @admin.action(description="Revoke all sessions of selected users")
     def revoke_all_sessions(self, request, queryset):
         revoked = revoke_sessions_of_users(request, queryset.order_by().values("pk"))
         self.message_user(request, f"Revoked {revoked} session{pluralize(revoked)}.", messages.SUCCESS)
@@ -216,12 +251,25 @@ class UserAdmin(DjangoUserAdmin):
             return HttpResponseNotAllowed(["POST"])
         if not self.has_revoke_permission(request):
             raise PermissionDenied
-        user = get_object_or_404(User, pk=object_id)
+        user = get_object_or_404(self.model, pk=object_id)
         revoked = revoke_sessions_of_users(request, [user.pk])
         self.message_user(
             request, f"Revoked {revoked} session{pluralize(revoked)} of {user}.", messages.SUCCESS
         )
-        return HttpResponseRedirect(reverse("admin:accounts_user_change", args=[user.pk]))
+        change_url = f"{self.admin_site.name}:{self.opts.app_label}_{self.opts.model_name}_change"
+        return HttpResponseRedirect(reverse(change_url, args=[user.pk]))
+
+
+def user_admin_add_sessions(site: admin.AdminSite) -> None:
+    """Mix ``UserSessionsAdminMixin`` into the admin ``site`` has for the user model, if any."""
+    user_model = get_user_model()
+    if not site.is_registered(user_model):
+        return
+    registered = type(site.get_model_admin(user_model))
+    if issubclass(registered, UserSessionsAdminMixin):
+        return
+    site.unregister(user_model)
+    site.register(user_model, type(registered.__name__, (UserSessionsAdminMixin, registered), {}))
 
 
 @admin.register(AuditEvent)
@@ -231,8 +279,10 @@ class AuditEventAdmin(FastChangeListMixin, admin.ModelAdmin):
     list_display = ("created_at", "type", "user", "username", "actor", "ip", "session", "detail")
     list_filter = ("type", ("created_at", admin.DateFieldListFilter))
     list_select_related = ("user", "actor")
-    search_fields = ("user__username", "username", "ip")
     search_help_text = "Username (also an attempted one) or IP address."
+
+    def get_search_fields(self, request):
+        return (*user_search_fields(through="user")[:1], "username", "ip")
     ordering = ("-created_at", "-id")
 
     @admin.display(description="session", ordering="session_id")

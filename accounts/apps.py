@@ -1,4 +1,4 @@
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 
 
 class AccountsConfig(AppConfig):
@@ -8,5 +8,13 @@ class AccountsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        """Register the system checks, signal receivers and OpenAPI extensions."""
+        """Register the system checks, signal receivers and OpenAPI extensions, and show sessions
+        on the admin's user pages (after django.contrib.admin's own ready() registered them)."""
         from . import checks, schema, signals  # noqa: F401
+
+        if apps.is_installed("django.contrib.admin"):
+            from django.contrib import admin
+
+            from .admin import user_admin_add_sessions
+
+            user_admin_add_sessions(admin.site)

@@ -1,4 +1,6 @@
-"""The user and the server-side session behind each login.
+"""The server-side session behind each login, and the audit trail.
+
+Sessions belong to the project's user model (AUTH_USER_MODEL), whichever it is.
 
 The database holds jtis (random token ids), never tokens: a jti alone cannot be replayed, because
 a refresh token is only accepted with a valid signature from the server's key.
@@ -9,15 +11,10 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractUser
 from django.db import connections, models, transaction
 from django.db.models import Q
 from django.db.models.sql import UpdateQuery
 from django.utils import timezone
-
-
-class User(AbstractUser):
-    """Django's user, swappable from day one so the project can grow without a data migration."""
 
 
 class RevokeReason(models.TextChoices):

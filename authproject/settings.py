@@ -84,7 +84,6 @@ else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-AUTH_USER_MODEL = "accounts.User"
 
 # --- Cache (throttling; shared by every app server in production) ---------------------------
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}

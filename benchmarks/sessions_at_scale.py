@@ -65,19 +65,19 @@ def database_create(database_url: str) -> None:
 # --- seeding ------------------------------------------------------------------------------------
 def seed_users(cursor) -> tuple[int, int]:
     """USERS plain users (bench1, bench2, ...) with consecutive ids; returns the first and last id."""
-    cursor.execute("SELECT min(id), max(id) FROM accounts_user WHERE username ~ '^bench[0-9]+$'")
+    cursor.execute("SELECT min(id), max(id) FROM auth_user WHERE username ~ '^bench[0-9]+$'")
     first, last = cursor.fetchone()
     if first is None:
         cursor.execute(
             """
-            INSERT INTO accounts_user (password, is_superuser, username, first_name, last_name, email,
+            INSERT INTO auth_user (password, is_superuser, username, first_name, last_name, email,
                                        is_staff, is_active, date_joined)
             SELECT '!', false, 'bench' || g, '', '', 'bench' || g || '@example.com', false, true, now()
             FROM generate_series(1, %s) g ORDER BY g
             """,
             [USERS],
         )
-        cursor.execute("SELECT min(id), max(id) FROM accounts_user WHERE username ~ '^bench[0-9]+$'")
+        cursor.execute("SELECT min(id), max(id) FROM auth_user WHERE username ~ '^bench[0-9]+$'")
         first, last = cursor.fetchone()
     return first, last
 

@@ -199,20 +199,20 @@ def test_the_user_page_lists_only_the_users_active_sessions(admin_client, user_f
     make_session(user=bob, state="revoked", user_agent="RevokedBrowser/1")
     make_session(user=bob, state="expired", user_agent="ExpiredBrowser/1")
     make_session(user_agent="SomeoneElse/1")
-    content = admin_client.get(reverse("admin:accounts_user_change", args=[bob.pk])).content.decode()
+    content = admin_client.get(reverse("admin:auth_user_change", args=[bob.pk])).content.decode()
     assert "Active sessions" in content and "ActiveBrowser/1" in content
     for other in ("RevokedBrowser/1", "ExpiredBrowser/1", "SomeoneElse/1"):
         assert other not in content
-    assert reverse("admin:accounts_user_revoke_sessions", args=[bob.pk]) in content
+    assert reverse("admin:auth_user_revoke_sessions", args=[bob.pk]) in content
     assert active.refresh_jti not in content
 
 
 def test_the_revoke_all_sessions_button_revokes_and_records_the_admin(admin_client, admin_user, make_session):
     session = make_session()
-    url = reverse("admin:accounts_user_revoke_sessions", args=[session.user_id])
+    url = reverse("admin:auth_user_revoke_sessions", args=[session.user_id])
     assert admin_client.get(url).status_code == 405
     response = admin_client.post(url, follow=True)
-    assert response.redirect_chain[-1][0] == reverse("admin:accounts_user_change", args=[session.user_id])
+    assert response.redirect_chain[-1][0] == reverse("admin:auth_user_change", args=[session.user_id])
     assert "Revoked 1 session of" in response.content.decode()
     session.refresh_from_db()
     assert session.revoke_reason == RevokeReason.REVOKED_BY_ADMIN
@@ -222,7 +222,7 @@ def test_the_revoke_all_sessions_button_revokes_and_records_the_admin(admin_clie
 def test_the_user_list_action_revokes_all_sessions_of_selected_users(admin_client, make_session):
     first, second = make_session(), make_session()
     response = admin_client.post(
-        reverse("admin:accounts_user_changelist"),
+        reverse("admin:auth_user_changelist"),
         {"action": "revoke_all_sessions", "_selected_action": [first.user_id, second.user_id]},
         follow=True,
     )

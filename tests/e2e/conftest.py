@@ -114,7 +114,7 @@ class ServerDatabase:
         placeholder = "?" if self.is_sqlite else "%s"
         sql = (
             "SELECT s.refresh_jti, s.previous_jti, s.last_used_at, s.revoked_at, s.revoke_reason"
-            " FROM accounts_session s JOIN accounts_user u ON u.id = s.user_id"
+            " FROM accounts_session s JOIN auth_user u ON u.id = s.user_id"
             f" WHERE u.username = {placeholder} ORDER BY s.created_at"
         )
         with self._connect() as connection:
