@@ -1,50 +1,50 @@
 """Domain errors: what the session rules can refuse, with a stable code. No HTTP here.
 
-Services, tokens and selectors raise these; accounts.exceptions turns them into responses.
+Services, tokens and selectors raise these; accounts.http_errors turns them into responses. Each
+error names its ``code`` (stable, machine-readable; clients branch on it) and a default message.
 """
 
 
 class AuthError(Exception):
-    """Base of the domain errors; ``code`` is the stable machine-readable name."""
+    """Base of the domain errors."""
 
     code = "auth_error"
     message = "Authentication failed."
+
+    def __init_subclass__(cls, *, code: str, message: str, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.code, cls.message = code, message
 
     def __init__(self, message: str | None = None):
         super().__init__(message or self.message)
         self.message = message or self.message
 
 
-class InvalidCredentials(AuthError):
-    code = "invalid_credentials"
-    message = "Unable to log in with the provided credentials."
+class InvalidCredentials(
+    AuthError, code="invalid_credentials", message="Unable to log in with the provided credentials."
+):
+    """Unknown user, wrong password or inactive user: deliberately one error for all three."""
 
 
-class TokenMissing(AuthError):
-    code = "not_authenticated"
-    message = "No refresh token cookie was sent."
+class TokenMissing(AuthError, code="not_authenticated", message="No refresh token cookie was sent."):
+    """No token where one was needed."""
 
 
-class TokenInvalid(AuthError):
-    code = "token_not_valid"
-    message = "Token is invalid."
+class TokenInvalid(AuthError, code="token_not_valid", message="Token is invalid."):
+    """Bad signature or algorithm, garbage, the wrong type of token, or a claim missing."""
 
 
-class TokenExpired(AuthError):
-    code = "token_expired"
-    message = "Token has expired."
+class TokenExpired(AuthError, code="token_expired", message="Token has expired."):
+    """A token past its ``exp``, or a session past its expiry."""
 
 
-class TokenRevoked(AuthError):
-    code = "token_revoked"
-    message = "Token has been revoked."
+class TokenRevoked(AuthError, code="token_revoked", message="Token has been revoked."):
+    """The token's session was revoked (or is gone, or its user is inactive)."""
 
 
-class WrongPassword(AuthError):
-    code = "wrong_password"
-    message = "The current password is not correct."
+class WrongPassword(AuthError, code="wrong_password", message="The current password is not correct."):
+    """A password change with the wrong current password."""
 
 
-class SessionNotFound(AuthError):
-    code = "not_found"
-    message = "Session not found."
+class SessionNotFound(AuthError, code="not_found", message="Session not found."):
+    """No such session among the user's own."""

@@ -75,8 +75,12 @@ class RefreshCookieMixin:
 
 
 class TokenView(AppViewMixin, jwt_views.TokenViewBase):
-    """simplejwt's TokenViewBase; its serializer is the one SIMPLE_JWT names, if the project names
-    one (a subclass of this app's), else this app's. Read per request, not at import."""
+    """simplejwt's TokenViewBase in small steps: validate the input, call one service, answer with
+    the serializer's rendering of its result, and set (or delete) the refresh cookie.
+
+    The serializer is the one SIMPLE_JWT names, if the project names one (a subclass of this app's),
+    else this app's; it is looked up per request, not at import.
+    """
 
     serializer_setting = ""
     default_serializer_class = None
@@ -85,6 +89,22 @@ class TokenView(AppViewMixin, jwt_views.TokenViewBase):
         if self.serializer_setting in jwt_settings().user_settings:
             return import_string(getattr(jwt_settings(), self.serializer_setting))
         return self.default_serializer_class
+
+    def post(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        result = self.perform(serializer)
+        response = Response(serializer.to_representation(result))
+        self.set_refresh_cookie(response, result)
+        return response
+
+    def perform(self, serializer):
+        """The one service call, with the validated input; its result is what the body renders."""
+        raise NotImplementedError
+
+    def set_refresh_cookie(self, response, issued) -> None:
+        """The issued refresh token goes in its cookie, never in the body."""
+        cookies.refresh_cookie_set(response, issued.refresh)
 
 
 class HealthView(PublicView):
@@ -116,20 +136,14 @@ class RegisterView(PublicView):
 
 
 class LoginView(TokenView, jwt_views.TokenObtainPairView):
-    """simplejwt's TokenObtainPairView: the credentials open a session; the access token answers in
-    the body, the refresh token goes in its cookie."""
+    """simplejwt's TokenObtainPairView: the credentials open a session."""
 
     serializer_setting = "TOKEN_OBTAIN_SERIALIZER"
     default_serializer_class = LoginSerializer
     throttle_classes = (LoginIPThrottle, LoginUsernameThrottle)
 
-    def post(self, request, *args, **kwargs):
-        serializer = self.get_serializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        issued = services.session_login(**serializer.credentials(), origin=request_origin(request))
-        response = Response(serializer.to_representation(issued))
-        cookies.refresh_cookie_set(response, issued.refresh)
-        return response
+    def perform(self, serializer):
+        return services.session_login(**serializer.credentials(), origin=request_origin(self.request))
 
 
 class RefreshView(RefreshCookieMixin, TokenView, jwt_views.TokenRefreshView):
@@ -138,14 +152,9 @@ class RefreshView(RefreshCookieMixin, TokenView, jwt_views.TokenRefreshView):
     serializer_setting = "TOKEN_REFRESH_SERIALIZER"
     default_serializer_class = RefreshSerializer
 
-    def post(self, request, *args, **kwargs):
-        serializer = self.get_serializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        token = refresh_token_verify(cookies.refresh_cookie_get(request))
-        issued = services.session_refresh(token=token, origin=request_origin(request))
-        response = Response(serializer.to_representation(issued))
-        cookies.refresh_cookie_set(response, issued.refresh)
-        return response
+    def perform(self, serializer):
+        token = refresh_token_verify(cookies.refresh_cookie_get(self.request))
+        return services.session_refresh(token=token, origin=request_origin(self.request))
 
     def handle_exception(self, exc):
         """A refresh that fails with 401 also clears the dead cookie (a CSRF 403 changes nothing)."""
@@ -161,17 +170,17 @@ class LogoutView(RefreshCookieMixin, TokenView, jwt_views.TokenBlacklistView):
     serializer_setting = "TOKEN_BLACKLIST_SERIALIZER"
     default_serializer_class = LogoutSerializer
 
-    def post(self, request, *args, **kwargs):
-        serializer = self.get_serializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+    def perform(self, serializer):
         try:
-            token = refresh_token_verify(cookies.refresh_cookie_get(request))
-            services.session_logout(token=token, origin=request_origin(request))
+            token = refresh_token_verify(cookies.refresh_cookie_get(self.request))
+            services.session_logout(token=token, origin=request_origin(self.request))
         except AuthError:
             pass  # idempotent: no cookie, or a dead one, still logs the browser out
-        response = Response(serializer.to_representation({"detail": "Logged out."}))
+        return {"detail": "Logged out."}
+
+    def set_refresh_cookie(self, response, result) -> None:
+        """Logged out: the cookie is deleted."""
         cookies.refresh_cookie_delete(response)
-        return response
 
 
 class LogoutAllView(ApiView):
