@@ -115,6 +115,7 @@ class SessionAdmin(FastChangeListMixin, admin.ModelAdmin):
 
     def get_search_fields(self, request):
         return (*user_search_fields(through="user"), "ip")
+
     ordering = ("-created_at", "-id")  # matches the indexes session_unrevoked_newest_idx / session_newest_idx
     actions = ("revoke_selected_sessions", "revoke_all_sessions_of_these_users")
     # No jti, ever: they name tokens, and nothing here needs them.
@@ -283,6 +284,7 @@ class AuditEventAdmin(FastChangeListMixin, admin.ModelAdmin):
 
     def get_search_fields(self, request):
         return (*user_search_fields(through="user")[:1], "username", "ip")
+
     ordering = ("-created_at", "-id")
 
     @admin.display(description="session", ordering="session_id")

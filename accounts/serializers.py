@@ -95,7 +95,10 @@ class LoginSerializer(AccessTokenFields, jwt_serializers.TokenObtainPairSerializ
 
     def credentials(self) -> dict:
         """The validated credentials as ``services.session_login`` takes them."""
-        return {"username": self.validated_data[self.username_field], "password": self.validated_data["password"]}
+        return {
+            "username": self.validated_data[self.username_field],
+            "password": self.validated_data["password"],
+        }
 
 
 class RefreshSerializer(AccessTokenFields, jwt_serializers.TokenRefreshSerializer):

@@ -93,9 +93,7 @@ def test_stateless_access_tokens_skip_the_session_check(signed_in, settings, que
     assert response.status_code == 200
 
 
-def test_revoking_sessions_of_many_users_is_one_statement_and_one_event_per_user(
-    user_factory, query_budget
-):
+def test_revoking_sessions_of_many_users_is_one_statement_and_one_event_per_user(user_factory, query_budget):
     users = [user_factory() for _ in range(3)]
     for owner in users:
         for _ in range(2):
@@ -132,12 +130,17 @@ def test_active_and_is_active_agree_on_every_edge(user):
     cases = {
         "idle expiry reached": {"idle_expires_at": now},
         "absolute expiry reached": {"absolute_expires_at": now},
-        "both ahead": {"idle_expires_at": now + timedelta(seconds=1), "absolute_expires_at": now + timedelta(seconds=1)},
+        "both ahead": {
+            "idle_expires_at": now + timedelta(seconds=1),
+            "absolute_expires_at": now + timedelta(seconds=1),
+        },
         "revoked": {"revoked_at": now},
     }
     for name, change in cases.items():
         Session.objects.filter(pk=session.pk).update(
-            revoked_at=None, idle_expires_at=now + timedelta(days=1), absolute_expires_at=now + timedelta(days=2)
+            revoked_at=None,
+            idle_expires_at=now + timedelta(days=1),
+            absolute_expires_at=now + timedelta(days=2),
         )
         Session.objects.filter(pk=session.pk).update(**change)
         loaded = Session.objects.get(pk=session.pk)
