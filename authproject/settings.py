@@ -124,10 +124,11 @@ CORS_URLS_REGEX = r"^/api/.*$"
 
 # The CSRF origin check trusts exactly the origins CORS allows (accounts.csrf adds the DEBUG regex).
 CSRF_TRUSTED_ORIGINS = list(CORS_ALLOWED_ORIGINS)
-CSRF_COOKIE_SECURE = env.bool("REFRESH_COOKIE_SECURE", default=True)
+# Browsers treat http://localhost as secure, so these stay on in development too.
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)
 CSRF_COOKIE_SAMESITE = "Lax"
 CSRF_FAILURE_VIEW = "accounts.exceptions.csrf_failure"
-SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)  # the admin's login session
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
