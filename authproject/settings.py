@@ -4,6 +4,7 @@ Every variable is optional: the defaults run the service on SQLite and a local-m
 Production sets DATABASE_URL (PostgreSQL) and CACHE_URL (Redis) shared by all app servers.
 """
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,6 +17,17 @@ DEVELOPMENT_SECRET_KEY = "django-insecure-development-key-do-not-use-in-producti
 DEFAULT_CORS_ORIGINS = ["http://localhost:5173", "http://localhost:3000"]
 
 env = environ.Env()
+
+
+def _seconds(variable: str) -> timedelta:
+    """An environment variable that counts seconds, as a timedelta."""
+    return timedelta(seconds=env.int(variable))
+
+
+def _days(variable: str) -> timedelta:
+    """An environment variable that counts days, as a timedelta."""
+    return timedelta(days=env.int(variable))
+
 
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default=DEVELOPMENT_SECRET_KEY)
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
@@ -134,15 +146,22 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
 # --- accounts (read lazily through accounts.conf.app_settings) ---------------------------------
-AUTH_REFRESH_COOKIE_SECURE = env.bool("REFRESH_COOKIE_SECURE", default=True)
-AUTH_REFRESH_COOKIE_SAMESITE = env.str("REFRESH_COOKIE_SAMESITE", default="Lax")
-AUTH_REFRESH_COOKIE_PARTITIONED = env.bool("REFRESH_COOKIE_PARTITIONED", default=False)
-AUTH_SESSION_MAX_AGE = timedelta(seconds=env.int("SESSION_MAX_AGE", default=30 * 24 * 3600))
-AUTH_REFRESH_GRACE = timedelta(seconds=env.int("REFRESH_GRACE_SECONDS", default=10))
-AUTH_SESSION_RETENTION = timedelta(days=env.int("SESSION_RETENTION_DAYS", default=7))
-AUTH_AUDIT_RETENTION = timedelta(days=env.int("AUDIT_RETENTION_DAYS", default=180))
-AUTH_LOGIN_THROTTLE_RATE = env.str("LOGIN_THROTTLE_RATE", default="5/min")
-AUTH_LOGIN_IP_THROTTLE_RATE = env.str("LOGIN_IP_THROTTLE_RATE", default="60/min")
+# The defaults live in accounts/conf.py. An ACCOUNTS_* setting is set here only when its environment
+# variable is, so an unset variable leaves the app's default in force.
+_accounts_from_environment = {  # environment variable: (setting, cast)
+    "REFRESH_COOKIE_SECURE": ("ACCOUNTS_REFRESH_COOKIE_SECURE", env.bool),
+    "REFRESH_COOKIE_SAMESITE": ("ACCOUNTS_REFRESH_COOKIE_SAMESITE", env.str),
+    "REFRESH_COOKIE_PARTITIONED": ("ACCOUNTS_REFRESH_COOKIE_PARTITIONED", env.bool),
+    "SESSION_MAX_AGE": ("ACCOUNTS_SESSION_MAX_AGE", _seconds),
+    "REFRESH_GRACE_SECONDS": ("ACCOUNTS_REFRESH_GRACE", _seconds),
+    "SESSION_RETENTION_DAYS": ("ACCOUNTS_SESSION_RETENTION", _days),
+    "AUDIT_RETENTION_DAYS": ("ACCOUNTS_AUDIT_RETENTION", _days),
+    "LOGIN_THROTTLE_RATE": ("ACCOUNTS_LOGIN_THROTTLE_RATE", env.str),
+    "LOGIN_IP_THROTTLE_RATE": ("ACCOUNTS_LOGIN_IP_THROTTLE_RATE", env.str),
+}
+for _variable, (_setting, _cast) in _accounts_from_environment.items():
+    if _variable in os.environ:
+        globals()[_setting] = _cast(_variable)
 
 # --- Django REST framework, simplejwt, drf-spectacular ----------------------------------------
 REST_FRAMEWORK = {
@@ -159,9 +178,6 @@ REST_FRAMEWORK = {
 }
 
 SIMPLE_JWT = {
-    "ACCESS_TOKEN_LIFETIME": timedelta(seconds=env.int("ACCESS_TOKEN_LIFETIME", default=900)),
-    # The idle timeout: each rotation issues a token valid this long, capped by SESSION_MAX_AGE.
-    "REFRESH_TOKEN_LIFETIME": timedelta(seconds=env.int("REFRESH_TOKEN_LIFETIME", default=7 * 24 * 3600)),
     "ALGORITHM": "HS256",
     "SIGNING_KEY": SECRET_KEY,
     "AUTH_HEADER_TYPES": ("Bearer",),
@@ -170,6 +186,10 @@ SIMPLE_JWT = {
     "AUTH_TOKEN_CLASSES": ("accounts.tokens.AccessToken",),
     "UPDATE_LAST_LOGIN": False,  # accounts.services.session_login records it itself
 }
+# Token lifetimes, in seconds: only when set; accounts/conf.py holds the defaults (15 min, 7 days).
+for _variable in ("ACCESS_TOKEN_LIFETIME", "REFRESH_TOKEN_LIFETIME"):
+    if _variable in os.environ:
+        SIMPLE_JWT[_variable] = _seconds(_variable)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "authproject API",

@@ -34,8 +34,8 @@ def safe(settings):
     settings.SIMPLE_JWT = {**settings.SIMPLE_JWT, "SIGNING_KEY": LONG_SECRET, "ALGORITHM": "HS256"}
     settings.CORS_ALLOWED_ORIGINS = list(DEFAULT_CORS_ORIGINS)
     settings.CORS_ALLOW_CREDENTIALS = True
-    settings.AUTH_REFRESH_COOKIE_SAMESITE = "Lax"
-    settings.AUTH_REFRESH_COOKIE_SECURE = True
+    settings.ACCOUNTS_REFRESH_COOKIE_SAMESITE = "Lax"
+    settings.ACCOUNTS_REFRESH_COOKIE_SECURE = True
     return settings
 
 
@@ -77,37 +77,37 @@ def test_the_legacy_allow_all_setting_with_credentials_is_e001(safe, client):
 # --- E002, E003: the refresh cookie's SameSite ----------------------------------------------
 @pytest.mark.parametrize("samesite", ["Lax", "Strict"])
 def test_lax_and_strict_pass(safe, samesite):
-    safe.AUTH_REFRESH_COOKIE_SAMESITE = samesite
+    safe.ACCOUNTS_REFRESH_COOKIE_SAMESITE = samesite
     assert error_ids() == []
 
 
 def test_samesite_none_with_secure_passes(safe):
-    safe.AUTH_REFRESH_COOKIE_SAMESITE = "None"
+    safe.ACCOUNTS_REFRESH_COOKIE_SAMESITE = "None"
     assert error_ids() == []
 
 
 def test_samesite_none_without_secure_is_e003(safe):
-    safe.AUTH_REFRESH_COOKIE_SAMESITE = "None"
-    safe.AUTH_REFRESH_COOKIE_SECURE = False
+    safe.ACCOUNTS_REFRESH_COOKIE_SAMESITE = "None"
+    safe.ACCOUNTS_REFRESH_COOKIE_SECURE = False
     assert error_ids() == ["accounts.E003"]
 
 
 def test_a_partitioned_cookie_with_samesite_none_and_secure_passes(safe):
-    safe.AUTH_REFRESH_COOKIE_SAMESITE = "None"
-    safe.AUTH_REFRESH_COOKIE_PARTITIONED = True
+    safe.ACCOUNTS_REFRESH_COOKIE_SAMESITE = "None"
+    safe.ACCOUNTS_REFRESH_COOKIE_PARTITIONED = True
     assert error_ids() == []
 
 
 @pytest.mark.parametrize("samesite", ["Lax", "Strict"])
 def test_a_partitioned_cookie_without_samesite_none_is_e006(safe, samesite):
-    safe.AUTH_REFRESH_COOKIE_SAMESITE = samesite
-    safe.AUTH_REFRESH_COOKIE_PARTITIONED = True
+    safe.ACCOUNTS_REFRESH_COOKIE_SAMESITE = samesite
+    safe.ACCOUNTS_REFRESH_COOKIE_PARTITIONED = True
     assert error_ids() == ["accounts.E006"]
 
 
 @pytest.mark.parametrize("samesite", ["Sometimes", "", "Lax; Secure"])
 def test_an_unknown_samesite_value_is_e002(safe, samesite):
-    safe.AUTH_REFRESH_COOKIE_SAMESITE = samesite
+    safe.ACCOUNTS_REFRESH_COOKIE_SAMESITE = samesite
     assert error_ids() == ["accounts.E002"]
 
 
@@ -139,8 +139,8 @@ def test_a_signing_key_of_32_bytes_passes(safe):
     "unsafe",
     [
         {"CORS_ALLOW_ALL_ORIGINS": True},
-        {"AUTH_REFRESH_COOKIE_SAMESITE": "None", "AUTH_REFRESH_COOKIE_SECURE": False},
-        {"AUTH_REFRESH_COOKIE_SAMESITE": "bogus"},
+        {"ACCOUNTS_REFRESH_COOKIE_SAMESITE": "None", "ACCOUNTS_REFRESH_COOKIE_SECURE": False},
+        {"ACCOUNTS_REFRESH_COOKIE_SAMESITE": "bogus"},
         {"SECRET_KEY": DEVELOPMENT_SECRET_KEY},
     ],
     ids=["E001", "E003", "E002", "E004"],
