@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.core import checks
+from django.core.checks.security.base import SECRET_KEY_INSECURE_PREFIX
 from django.core.exceptions import ImproperlyConfigured
 
 from .conf import app_settings, jwt_settings
@@ -35,7 +36,7 @@ def check_refresh_cookie(app_configs=None, **kwargs):
     if samesite not in ("Lax", "Strict", "None"):
         return [
             checks.Error(
-                f"REFRESH_COOKIE_SAMESITE is {samesite!r}.",
+                f"ACCOUNTS_REFRESH_COOKIE_SAMESITE is {samesite!r}.",
                 hint="Use Lax, Strict or None.",
                 id="accounts.E002",
             )
@@ -44,7 +45,7 @@ def check_refresh_cookie(app_configs=None, **kwargs):
         return [
             checks.Error(
                 "The refresh cookie has SameSite=None without Secure.",
-                hint="Set REFRESH_COOKIE_SECURE=1 (or use SameSite=Lax).",
+                hint="Set ACCOUNTS_REFRESH_COOKIE_SECURE to True (or use SameSite=Lax).",
                 id="accounts.E003",
             )
         ]
@@ -55,7 +56,7 @@ def check_refresh_cookie(app_configs=None, **kwargs):
             checks.Error(
                 "The refresh cookie is Partitioned without SameSite=None and Secure.",
                 hint="Partitioned (CHIPS) is for cross-site embedding: set SameSite=None and Secure, "
-                "or turn REFRESH_COOKIE_PARTITIONED off.",
+                "or set ACCOUNTS_REFRESH_COOKIE_PARTITIONED to False.",
                 id="accounts.E006",
             )
         ]
@@ -64,14 +65,17 @@ def check_refresh_cookie(app_configs=None, **kwargs):
 
 @checks.register(checks.Tags.security)
 def check_secret_key(app_configs=None, **kwargs):
-    """The development key is public: refuse it outside DEBUG."""
-    from authproject.settings import DEVELOPMENT_SECRET_KEY
+    """A development key is public: refuse it outside DEBUG.
 
-    if not settings.DEBUG and settings.SECRET_KEY == DEVELOPMENT_SECRET_KEY:
+    Django's convention marks one by its prefix (``startproject`` writes "django-insecure-..."), so
+    the app needs nothing from the project to recognise it.
+    """
+    if not settings.DEBUG and settings.SECRET_KEY.startswith(SECRET_KEY_INSECURE_PREFIX):
         return [
             checks.Error(
-                "DEBUG is off but SECRET_KEY is the public development key.",
-                hint="Set DJANGO_SECRET_KEY to a long random value.",
+                "DEBUG is off but SECRET_KEY is a development key (it starts with "
+                f"{SECRET_KEY_INSECURE_PREFIX!r}).",
+                hint="Set SECRET_KEY to a long random value.",
                 id="accounts.E004",
             )
         ]
@@ -86,7 +90,7 @@ def check_signing_key(app_configs=None, **kwargs):
         return [
             checks.Error(
                 f"The JWT signing key is shorter than {MIN_HMAC_KEY_BYTES} bytes.",
-                hint="Set DJANGO_SECRET_KEY (or SIMPLE_JWT['SIGNING_KEY']) to a longer random value.",
+                hint="Set SECRET_KEY (or SIMPLE_JWT['SIGNING_KEY']) to a longer random value.",
                 id="accounts.E005",
             )
         ]

@@ -12,7 +12,8 @@ import environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-# A fixed key so that `make run` works on a bare machine; accounts.checks refuses it when DEBUG is off.
+# A fixed key so that `make run` works on a bare machine. Its "django-insecure-" prefix marks it as a
+# development key (Django's convention): accounts.checks refuses such a key when DEBUG is off.
 DEVELOPMENT_SECRET_KEY = "django-insecure-development-key-do-not-use-in-production-0123456789"
 DEFAULT_CORS_ORIGINS = ["http://localhost:5173", "http://localhost:3000"]
 

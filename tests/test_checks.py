@@ -117,6 +117,12 @@ def test_the_development_key_with_debug_off_is_e004(safe):
     assert [m.id for m in checks.check_secret_key(app_configs=None)] == ["accounts.E004"]
 
 
+def test_any_key_with_djangos_insecure_prefix_with_debug_off_is_e004(safe):
+    """Not only this project's development key: any key marked as one by Django's convention."""
+    safe.SECRET_KEY = "django-insecure-" + "x" * 50
+    assert [m.id for m in checks.check_secret_key(app_configs=None)] == ["accounts.E004"]
+
+
 def test_the_development_key_with_debug_on_passes(safe):
     safe.SECRET_KEY = DEVELOPMENT_SECRET_KEY
     safe.DEBUG = True

@@ -1,5 +1,6 @@
 """authproject/settings.py passes on only what the environment sets, one variable to one setting."""
 
+import ast
 import importlib.util
 import json
 import os
@@ -132,3 +133,15 @@ def test_environment_variables_reach_the_app_settings():
         "refresh_token_lifetime": timedelta(days=7).total_seconds(),
     }
 
+
+def test_the_accounts_app_imports_nothing_from_the_project():
+    """The app must be reusable: it reads Django's settings, never authproject's module."""
+    offenders = []
+    for path in sorted((BASE_DIR / "accounts").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            if any(name == "authproject" or name.startswith("authproject.") for name in names):
+                offenders.append(f"{path.relative_to(BASE_DIR)}:{node.lineno}")
+    assert offenders == []
