@@ -24,8 +24,9 @@ def jwt_settings():
 class AppSettings:
     """Settings named ``ACCOUNTS_<NAME>`` in Django's settings, with their defaults here.
 
-    Every property is a setting; ``accounts.checks`` derives the known names from them and refuses
-    an ``ACCOUNTS_*`` setting that is not one (a misspelling would otherwise be ignored).
+    Every property is a setting (the token lifetimes are read from ``SIMPLE_JWT`` instead):
+    ``accounts.checks`` derives the known names from them and refuses an ``ACCOUNTS_*`` setting
+    that is not one (accounts.E007), since a misspelling would otherwise be ignored.
     """
 
     prefix = "ACCOUNTS_"

@@ -5,10 +5,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from datetime import timedelta
+
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from accounts import checks
+from accounts.conf import app_settings
 from authproject.settings import DEFAULT_CORS_ORIGINS, DEVELOPMENT_SECRET_KEY
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -18,6 +21,8 @@ ACCOUNTS_CHECKS = [
     checks.check_refresh_cookie,
     checks.check_secret_key,
     checks.check_signing_key,
+    checks.check_unknown_settings,
+    checks.check_renamed_settings,
 ]
 
 
@@ -140,6 +145,90 @@ def test_a_signing_key_of_32_bytes_passes(safe):
     assert error_ids() == []
 
 
+# --- E007, E008: unknown and renamed settings ------------------------------------------------
+def test_the_known_settings_are_the_app_settings_without_the_token_lifetimes():
+    """Derived from AppSettings' properties; the lifetimes are read from SIMPLE_JWT instead."""
+    assert checks.setting_names() == [
+        "ACCESS_TOKEN_CHECKS_SESSION",
+        "AUDIT_RETENTION",
+        "LOGIN_IP_THROTTLE_RATE",
+        "LOGIN_THROTTLE_RATE",
+        "REFRESH_COOKIE_DOMAIN",
+        "REFRESH_COOKIE_NAME",
+        "REFRESH_COOKIE_PARTITIONED",
+        "REFRESH_COOKIE_PATH",
+        "REFRESH_COOKIE_SAMESITE",
+        "REFRESH_COOKIE_SECURE",
+        "REFRESH_GRACE",
+        "SESSION_MAX_AGE",
+        "SESSION_RETENTION",
+    ]
+
+
+def test_every_known_setting_passes(safe):
+    for name in checks.setting_names():
+        setattr(safe, f"ACCOUNTS_{name}", getattr(app_settings, name))
+    assert error_ids() == []
+
+
+def test_a_misspelled_setting_is_e007_and_the_hint_names_the_closest_one(safe):
+    safe.ACCOUNTS_REFRESH_GRAVE = timedelta(seconds=30)
+
+    [error] = checks.check_unknown_settings(app_configs=None)
+
+    assert error.id == "accounts.E007"
+    assert "ACCOUNTS_REFRESH_GRAVE" in error.msg
+    assert error.hint == "Did you mean ACCOUNTS_REFRESH_GRACE?"
+
+
+def test_each_unknown_setting_is_its_own_e007(safe):
+    safe.ACCOUNTS_SESSION_MAXAGE = timedelta(hours=1)
+    safe.ACCOUNTS_LOGIN_THROTTLE = "1/min"
+    assert error_ids() == ["accounts.E007", "accounts.E007"]
+    hints = {e.hint for e in checks.check_unknown_settings(app_configs=None)}
+    assert hints == {"Did you mean ACCOUNTS_SESSION_MAX_AGE?", "Did you mean ACCOUNTS_LOGIN_THROTTLE_RATE?"}
+
+
+def test_an_unknown_setting_with_no_close_match_is_e007_and_the_hint_lists_the_known_ones(safe):
+    safe.ACCOUNTS_XYZZY = 1
+    [error] = checks.check_unknown_settings(app_configs=None)
+    assert error.id == "accounts.E007"
+    assert "ACCOUNTS_REFRESH_GRACE" in error.hint
+
+
+@pytest.mark.parametrize("name", ["ACCESS_TOKEN_LIFETIME", "REFRESH_TOKEN_LIFETIME"])
+def test_a_token_lifetime_under_the_accounts_prefix_is_e007_pointing_to_simple_jwt(safe, name):
+    setattr(safe, f"ACCOUNTS_{name}", timedelta(minutes=1))
+    [error] = checks.check_unknown_settings(app_configs=None)
+    assert error.id == "accounts.E007"
+    assert f"SIMPLE_JWT['{name}']" in error.hint
+
+
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        ("AUTH_REFRESH_GRACE", "ACCOUNTS_REFRESH_GRACE"),
+        ("AUTH_REFRESH_COOKIE_SECURE", "ACCOUNTS_REFRESH_COOKIE_SECURE"),
+        ("AUTH_ACCESS_TOKEN_CHECKS_SESSION", "ACCOUNTS_ACCESS_TOKEN_CHECKS_SESSION"),
+    ],
+)
+def test_a_setting_under_its_old_auth_name_is_e008_naming_the_new_one(safe, old, new):
+    setattr(safe, old, getattr(app_settings, new.removeprefix("ACCOUNTS_")))
+
+    [error] = checks.check_renamed_settings(app_configs=None)
+
+    assert error.id == "accounts.E008"
+    assert old in error.msg
+    assert error.hint == f"Rename it to {new}."
+
+
+def test_djangos_own_auth_settings_are_not_refused(safe):
+    safe.AUTH_USER_MODEL = "accounts.User"
+    safe.AUTH_PASSWORD_VALIDATORS = []
+    assert checks.check_renamed_settings(app_configs=None) == []
+    assert checks.check_unknown_settings(app_configs=None) == []
+
+
 # --- refuse_unsafe_configuration (what wsgi.py runs) ----------------------------------------
 @pytest.mark.parametrize(
     "unsafe",
@@ -148,8 +237,10 @@ def test_a_signing_key_of_32_bytes_passes(safe):
         {"ACCOUNTS_REFRESH_COOKIE_SAMESITE": "None", "ACCOUNTS_REFRESH_COOKIE_SECURE": False},
         {"ACCOUNTS_REFRESH_COOKIE_SAMESITE": "bogus"},
         {"SECRET_KEY": DEVELOPMENT_SECRET_KEY},
+        {"ACCOUNTS_REFRESH_GRAVE": timedelta(0)},
+        {"AUTH_REFRESH_GRACE": timedelta(0)},
     ],
-    ids=["E001", "E003", "E002", "E004"],
+    ids=["E001", "E003", "E002", "E004", "E007", "E008"],
 )
 def test_refuse_unsafe_configuration_raises_improperly_configured(safe, unsafe, request):
     for key, value in unsafe.items():
