@@ -13,7 +13,7 @@ class SessionJWTAuthentication(JWTAuthentication):
     """simplejwt's header authentication, with one extra rule: the token's session must be active.
 
     Revoking a session (logout, logout-all, admin, command, password change, deactivation) thus
-    stops its access tokens at once. ``AUTH_ACCESS_TOKEN_CHECKS_SESSION = False`` turns the check
+    stops its access tokens at once. ``ACCOUNTS_ACCESS_TOKEN_CHECKS_SESSION = False`` turns the check
     off for fully stateless tokens (then only simplejwt's own user look-up runs).
     """
 

@@ -1,10 +1,14 @@
-"""Startup checks that refuse unsafe configurations (run by manage.py commands and by wsgi.py)."""
+"""Startup checks that refuse unsafe or misspelled configurations (run by manage.py and by wsgi.py)."""
+
+import difflib
 
 from django.conf import settings
 from django.core import checks
+from django.core.checks.security.base import SECRET_KEY_INSECURE_PREFIX
 from django.core.exceptions import ImproperlyConfigured
+from rest_framework_simplejwt.settings import DEFAULTS as SIMPLE_JWT_DEFAULTS
 
-from .conf import app_settings, jwt_settings
+from .conf import AppSettings, app_settings, jwt_settings
 
 MIN_HMAC_KEY_BYTES = 32  # RFC 7518 section 3.2: an HS256 key must be at least as long as the hash
 
@@ -35,7 +39,7 @@ def check_refresh_cookie(app_configs=None, **kwargs):
     if samesite not in ("Lax", "Strict", "None"):
         return [
             checks.Error(
-                f"REFRESH_COOKIE_SAMESITE is {samesite!r}.",
+                f"ACCOUNTS_REFRESH_COOKIE_SAMESITE is {samesite!r}.",
                 hint="Use Lax, Strict or None.",
                 id="accounts.E002",
             )
@@ -44,7 +48,7 @@ def check_refresh_cookie(app_configs=None, **kwargs):
         return [
             checks.Error(
                 "The refresh cookie has SameSite=None without Secure.",
-                hint="Set REFRESH_COOKIE_SECURE=1 (or use SameSite=Lax).",
+                hint="Set ACCOUNTS_REFRESH_COOKIE_SECURE to True (or use SameSite=Lax).",
                 id="accounts.E003",
             )
         ]
@@ -55,7 +59,7 @@ def check_refresh_cookie(app_configs=None, **kwargs):
             checks.Error(
                 "The refresh cookie is Partitioned without SameSite=None and Secure.",
                 hint="Partitioned (CHIPS) is for cross-site embedding: set SameSite=None and Secure, "
-                "or turn REFRESH_COOKIE_PARTITIONED off.",
+                "or set ACCOUNTS_REFRESH_COOKIE_PARTITIONED to False.",
                 id="accounts.E006",
             )
         ]
@@ -64,14 +68,17 @@ def check_refresh_cookie(app_configs=None, **kwargs):
 
 @checks.register(checks.Tags.security)
 def check_secret_key(app_configs=None, **kwargs):
-    """The development key is public: refuse it outside DEBUG."""
-    from authproject.settings import DEVELOPMENT_SECRET_KEY
+    """A development key is public: refuse it outside DEBUG.
 
-    if not settings.DEBUG and settings.SECRET_KEY == DEVELOPMENT_SECRET_KEY:
+    Django's convention marks one by its prefix (``startproject`` writes "django-insecure-..."), so
+    the app needs nothing from the project to recognise it.
+    """
+    if not settings.DEBUG and settings.SECRET_KEY.startswith(SECRET_KEY_INSECURE_PREFIX):
         return [
             checks.Error(
-                "DEBUG is off but SECRET_KEY is the public development key.",
-                hint="Set DJANGO_SECRET_KEY to a long random value.",
+                "DEBUG is off but SECRET_KEY is a development key (it starts with "
+                f"{SECRET_KEY_INSECURE_PREFIX!r}).",
+                hint="Set SECRET_KEY to a long random value.",
                 id="accounts.E004",
             )
         ]
@@ -86,11 +93,64 @@ def check_signing_key(app_configs=None, **kwargs):
         return [
             checks.Error(
                 f"The JWT signing key is shorter than {MIN_HMAC_KEY_BYTES} bytes.",
-                hint="Set DJANGO_SECRET_KEY (or SIMPLE_JWT['SIGNING_KEY']) to a longer random value.",
+                hint="Set SECRET_KEY (or SIMPLE_JWT['SIGNING_KEY']) to a longer random value.",
                 id="accounts.E005",
             )
         ]
     return []
+
+
+def setting_names() -> list[str]:
+    """The names the app reads as ``ACCOUNTS_<NAME>``: AppSettings' properties, less the token
+    lifetimes (simplejwt's own settings, read from ``SIMPLE_JWT``)."""
+    return sorted(
+        name
+        for name, member in vars(AppSettings).items()
+        if isinstance(member, property) and name not in SIMPLE_JWT_DEFAULTS
+    )
+
+
+@checks.register(checks.Tags.security)
+def check_unknown_settings(app_configs=None, **kwargs):
+    """An ``ACCOUNTS_*`` setting the app does not read is a mistake that would silently not apply."""
+    prefix = AppSettings.prefix
+    known = [prefix + name for name in setting_names()]
+    unknown = [name for name in dir(settings) if name.startswith(prefix) and name not in known]
+    return [
+        checks.Error(
+            f"{name} is not a setting of the accounts app.",
+            hint=unknown_setting_hint(name, known),
+            id="accounts.E007",
+        )
+        for name in unknown
+    ]
+
+
+def unknown_setting_hint(name: str, known: list[str]) -> str:
+    """Where the value belongs: the closest known name, or SIMPLE_JWT for a token lifetime."""
+    bare = name.removeprefix(AppSettings.prefix)
+    if bare in SIMPLE_JWT_DEFAULTS:
+        return f"It is simplejwt's setting: set SIMPLE_JWT[{bare!r}]."
+    if close := difflib.get_close_matches(name, known, n=1):
+        return f"Did you mean {close[0]}?"
+    return f"The accounts settings are {', '.join(known)}."
+
+
+@checks.register(checks.Tags.security)
+def check_renamed_settings(app_configs=None, **kwargs):
+    """The app's settings were named ``AUTH_<NAME>`` before ``ACCOUNTS_<NAME>``: an old
+    configuration must not silently stop applying. Only those names: Django's own ``AUTH_*``
+    settings (AUTH_USER_MODEL, AUTH_PASSWORD_VALIDATORS) are none of the app's business."""
+    renamed = {f"AUTH_{name}": AppSettings.prefix + name for name in setting_names()}
+    return [
+        checks.Error(
+            f"{old} is no longer read: the accounts app's settings are now named ACCOUNTS_*.",
+            hint=f"Rename it to {new}.",
+            id="accounts.E008",
+        )
+        for old, new in renamed.items()
+        if hasattr(settings, old)
+    ]
 
 
 def refuse_unsafe_configuration() -> None:

@@ -1,7 +1,9 @@
 """The accounts app's settings: one object, documented defaults, read when used.
 
-Each value is looked up on every access (never bound at import time), so tests can change it
-with pytest-django's ``settings`` fixture. Token lifetimes live in ``SIMPLE_JWT`` as usual.
+Every default lives here and only here: the project's settings name an ``ACCOUNTS_<NAME>`` setting
+only to change it. Each value is looked up on every access (never bound at import time), so tests
+can change it with pytest-django's ``settings`` fixture. Token lifetimes are simplejwt's own
+settings and stay in ``SIMPLE_JWT``; this project's defaults for them are stated here.
 """
 
 from datetime import timedelta
@@ -20,12 +22,21 @@ def jwt_settings():
 
 
 class AppSettings:
-    """Settings named ``AUTH_<NAME>`` in Django's settings, with their defaults here."""
+    """Settings named ``ACCOUNTS_<NAME>`` in Django's settings, with their defaults here.
 
-    prefix = "AUTH_"
+    Every property is a setting (the token lifetimes are read from ``SIMPLE_JWT`` instead):
+    ``accounts.checks`` derives the known names from them and refuses an ``ACCOUNTS_*`` setting
+    that is not one (accounts.E007), since a misspelling would otherwise be ignored.
+    """
+
+    prefix = "ACCOUNTS_"
 
     def _setting(self, name, default):
         return getattr(settings, self.prefix + name, default)
+
+    def _jwt_setting(self, name, default):
+        """One of simplejwt's settings, from the project's ``SIMPLE_JWT`` if it sets it."""
+        return getattr(settings, "SIMPLE_JWT", {}).get(name, default)
 
     @property
     def REFRESH_COOKIE_NAME(self) -> str:
@@ -59,13 +70,17 @@ class AppSettings:
 
     @property
     def ACCESS_TOKEN_LIFETIME(self) -> timedelta:
-        """From SIMPLE_JWT, read at use so that overrides apply."""
-        return jwt_settings().ACCESS_TOKEN_LIFETIME
+        """``SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"]``, read at use so that overrides apply.
+
+        The default is this project's, not simplejwt's (5 minutes)."""
+        return self._jwt_setting("ACCESS_TOKEN_LIFETIME", timedelta(minutes=15))
 
     @property
     def REFRESH_TOKEN_LIFETIME(self) -> timedelta:
-        """Idle timeout: how long a refresh token lives; each rotation starts it again."""
-        return jwt_settings().REFRESH_TOKEN_LIFETIME
+        """``SIMPLE_JWT["REFRESH_TOKEN_LIFETIME"]``: the idle timeout. Each rotation issues a token
+        valid this long, capped by SESSION_MAX_AGE. The default is this project's, not simplejwt's
+        (1 day)."""
+        return self._jwt_setting("REFRESH_TOKEN_LIFETIME", timedelta(days=7))
 
     @property
     def SESSION_MAX_AGE(self) -> timedelta:

@@ -4,6 +4,7 @@ Every variable is optional: the defaults run the service on SQLite and a local-m
 Production sets DATABASE_URL (PostgreSQL) and CACHE_URL (Redis) shared by all app servers.
 """
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -11,11 +12,23 @@ import environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-# A fixed key so that `make run` works on a bare machine; accounts.checks refuses it when DEBUG is off.
+# A fixed key so that `make run` works on a bare machine. Its "django-insecure-" prefix marks it as a
+# development key (Django's convention): accounts.checks refuses such a key when DEBUG is off.
 DEVELOPMENT_SECRET_KEY = "django-insecure-development-key-do-not-use-in-production-0123456789"
 DEFAULT_CORS_ORIGINS = ["http://localhost:5173", "http://localhost:3000"]
 
 env = environ.Env()
+
+
+def _seconds(variable: str) -> timedelta:
+    """An environment variable that counts seconds, as a timedelta."""
+    return timedelta(seconds=env.int(variable))
+
+
+def _days(variable: str) -> timedelta:
+    """An environment variable that counts days, as a timedelta."""
+    return timedelta(days=env.int(variable))
+
 
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default=DEVELOPMENT_SECRET_KEY)
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
@@ -84,6 +97,7 @@ else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# AUTH_USER_MODEL is Django's own auth.User: accounts works with whichever user model a project has.
 
 # --- Cache (throttling; shared by every app server in production) ---------------------------
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
@@ -123,24 +137,32 @@ CORS_URLS_REGEX = r"^/api/.*$"
 
 # The CSRF origin check trusts exactly the origins CORS allows (accounts.csrf adds the DEBUG regex).
 CSRF_TRUSTED_ORIGINS = list(CORS_ALLOWED_ORIGINS)
-CSRF_COOKIE_SECURE = env.bool("REFRESH_COOKIE_SECURE", default=True)
+# Browsers treat http://localhost as secure, so these stay on in development too.
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)
 CSRF_COOKIE_SAMESITE = "Lax"
 CSRF_FAILURE_VIEW = "accounts.error_views.csrf_failure"
-SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)  # the admin's login session
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
 # --- accounts (read lazily through accounts.conf.app_settings) ---------------------------------
-AUTH_REFRESH_COOKIE_SECURE = env.bool("REFRESH_COOKIE_SECURE", default=True)
-AUTH_REFRESH_COOKIE_SAMESITE = env.str("REFRESH_COOKIE_SAMESITE", default="Lax")
-AUTH_REFRESH_COOKIE_PARTITIONED = env.bool("REFRESH_COOKIE_PARTITIONED", default=False)
-AUTH_SESSION_MAX_AGE = timedelta(seconds=env.int("SESSION_MAX_AGE", default=30 * 24 * 3600))
-AUTH_REFRESH_GRACE = timedelta(seconds=env.int("REFRESH_GRACE_SECONDS", default=10))
-AUTH_SESSION_RETENTION = timedelta(days=env.int("SESSION_RETENTION_DAYS", default=7))
-AUTH_AUDIT_RETENTION = timedelta(days=env.int("AUDIT_RETENTION_DAYS", default=180))
-AUTH_LOGIN_THROTTLE_RATE = env.str("LOGIN_THROTTLE_RATE", default="5/min")
-AUTH_LOGIN_IP_THROTTLE_RATE = env.str("LOGIN_IP_THROTTLE_RATE", default="60/min")
+# The defaults live in accounts/conf.py. An ACCOUNTS_* setting is set here only when its environment
+# variable is, so an unset variable leaves the app's default in force.
+_accounts_from_environment = {  # environment variable: (setting, cast)
+    "REFRESH_COOKIE_SECURE": ("ACCOUNTS_REFRESH_COOKIE_SECURE", env.bool),
+    "REFRESH_COOKIE_SAMESITE": ("ACCOUNTS_REFRESH_COOKIE_SAMESITE", env.str),
+    "REFRESH_COOKIE_PARTITIONED": ("ACCOUNTS_REFRESH_COOKIE_PARTITIONED", env.bool),
+    "SESSION_MAX_AGE": ("ACCOUNTS_SESSION_MAX_AGE", _seconds),
+    "REFRESH_GRACE_SECONDS": ("ACCOUNTS_REFRESH_GRACE", _seconds),
+    "SESSION_RETENTION_DAYS": ("ACCOUNTS_SESSION_RETENTION", _days),
+    "AUDIT_RETENTION_DAYS": ("ACCOUNTS_AUDIT_RETENTION", _days),
+    "LOGIN_THROTTLE_RATE": ("ACCOUNTS_LOGIN_THROTTLE_RATE", env.str),
+    "LOGIN_IP_THROTTLE_RATE": ("ACCOUNTS_LOGIN_IP_THROTTLE_RATE", env.str),
+}
+for _variable, (_setting, _cast) in _accounts_from_environment.items():
+    if _variable in os.environ:
+        globals()[_setting] = _cast(_variable)
 
 # --- Django REST framework, simplejwt, drf-spectacular ----------------------------------------
 REST_FRAMEWORK = {
@@ -157,9 +179,6 @@ REST_FRAMEWORK = {
 }
 
 SIMPLE_JWT = {
-    "ACCESS_TOKEN_LIFETIME": timedelta(seconds=env.int("ACCESS_TOKEN_LIFETIME", default=900)),
-    # The idle timeout: each rotation issues a token valid this long, capped by SESSION_MAX_AGE.
-    "REFRESH_TOKEN_LIFETIME": timedelta(seconds=env.int("REFRESH_TOKEN_LIFETIME", default=7 * 24 * 3600)),
     "ALGORITHM": "HS256",
     "SIGNING_KEY": SECRET_KEY,
     "AUTH_HEADER_TYPES": ("Bearer",),
@@ -168,6 +187,10 @@ SIMPLE_JWT = {
     "AUTH_TOKEN_CLASSES": ("accounts.tokens.AccessToken",),
     "UPDATE_LAST_LOGIN": False,  # accounts.services.session_login records it itself
 }
+# Token lifetimes, in seconds: only when set; accounts/conf.py holds the defaults (15 min, 7 days).
+for _variable in ("ACCESS_TOKEN_LIFETIME", "REFRESH_TOKEN_LIFETIME"):
+    if _variable in os.environ:
+        SIMPLE_JWT[_variable] = _seconds(_variable)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "authproject API",

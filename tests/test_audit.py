@@ -42,7 +42,7 @@ def test_a_failed_login_records_the_attempted_username_and_never_the_password(br
 
 
 def test_throttling_records_one_event_per_key_and_window_not_one_per_request(browser, user, settings):
-    settings.AUTH_LOGIN_THROTTLE_RATE = "2/min"
+    settings.ACCOUNTS_LOGIN_THROTTLE_RATE = "2/min"
     statuses = [browser.sign_in(password="nope").status_code for _ in range(6)]
     assert statuses == [401, 401, 429, 429, 429, 429]
     [throttled] = events(AuditEventType.THROTTLED)
@@ -58,7 +58,7 @@ def test_an_ordinary_refresh_writes_no_event(signed_in):
 
 
 def test_refresh_token_reuse_is_recorded_with_the_revoked_session(signed_in, settings):
-    settings.AUTH_REFRESH_GRACE = timedelta(0)
+    settings.ACCOUNTS_REFRESH_GRACE = timedelta(0)
     stolen = signed_in.refresh_cookie
     signed_in.refresh()
     signed_in.set_refresh_cookie(stolen)

@@ -5,10 +5,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from datetime import timedelta
+
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from accounts import checks
+from accounts.conf import app_settings
 from authproject.settings import DEFAULT_CORS_ORIGINS, DEVELOPMENT_SECRET_KEY
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -18,6 +21,8 @@ ACCOUNTS_CHECKS = [
     checks.check_refresh_cookie,
     checks.check_secret_key,
     checks.check_signing_key,
+    checks.check_unknown_settings,
+    checks.check_renamed_settings,
 ]
 
 
@@ -34,8 +39,8 @@ def safe(settings):
     settings.SIMPLE_JWT = {**settings.SIMPLE_JWT, "SIGNING_KEY": LONG_SECRET, "ALGORITHM": "HS256"}
     settings.CORS_ALLOWED_ORIGINS = list(DEFAULT_CORS_ORIGINS)
     settings.CORS_ALLOW_CREDENTIALS = True
-    settings.AUTH_REFRESH_COOKIE_SAMESITE = "Lax"
-    settings.AUTH_REFRESH_COOKIE_SECURE = True
+    settings.ACCOUNTS_REFRESH_COOKIE_SAMESITE = "Lax"
+    settings.ACCOUNTS_REFRESH_COOKIE_SECURE = True
     return settings
 
 
@@ -77,43 +82,49 @@ def test_the_legacy_allow_all_setting_with_credentials_is_e001(safe, client):
 # --- E002, E003: the refresh cookie's SameSite ----------------------------------------------
 @pytest.mark.parametrize("samesite", ["Lax", "Strict"])
 def test_lax_and_strict_pass(safe, samesite):
-    safe.AUTH_REFRESH_COOKIE_SAMESITE = samesite
+    safe.ACCOUNTS_REFRESH_COOKIE_SAMESITE = samesite
     assert error_ids() == []
 
 
 def test_samesite_none_with_secure_passes(safe):
-    safe.AUTH_REFRESH_COOKIE_SAMESITE = "None"
+    safe.ACCOUNTS_REFRESH_COOKIE_SAMESITE = "None"
     assert error_ids() == []
 
 
 def test_samesite_none_without_secure_is_e003(safe):
-    safe.AUTH_REFRESH_COOKIE_SAMESITE = "None"
-    safe.AUTH_REFRESH_COOKIE_SECURE = False
+    safe.ACCOUNTS_REFRESH_COOKIE_SAMESITE = "None"
+    safe.ACCOUNTS_REFRESH_COOKIE_SECURE = False
     assert error_ids() == ["accounts.E003"]
 
 
 def test_a_partitioned_cookie_with_samesite_none_and_secure_passes(safe):
-    safe.AUTH_REFRESH_COOKIE_SAMESITE = "None"
-    safe.AUTH_REFRESH_COOKIE_PARTITIONED = True
+    safe.ACCOUNTS_REFRESH_COOKIE_SAMESITE = "None"
+    safe.ACCOUNTS_REFRESH_COOKIE_PARTITIONED = True
     assert error_ids() == []
 
 
 @pytest.mark.parametrize("samesite", ["Lax", "Strict"])
 def test_a_partitioned_cookie_without_samesite_none_is_e006(safe, samesite):
-    safe.AUTH_REFRESH_COOKIE_SAMESITE = samesite
-    safe.AUTH_REFRESH_COOKIE_PARTITIONED = True
+    safe.ACCOUNTS_REFRESH_COOKIE_SAMESITE = samesite
+    safe.ACCOUNTS_REFRESH_COOKIE_PARTITIONED = True
     assert error_ids() == ["accounts.E006"]
 
 
 @pytest.mark.parametrize("samesite", ["Sometimes", "", "Lax; Secure"])
 def test_an_unknown_samesite_value_is_e002(safe, samesite):
-    safe.AUTH_REFRESH_COOKIE_SAMESITE = samesite
+    safe.ACCOUNTS_REFRESH_COOKIE_SAMESITE = samesite
     assert error_ids() == ["accounts.E002"]
 
 
 # --- E004: the development key outside DEBUG ------------------------------------------------
 def test_the_development_key_with_debug_off_is_e004(safe):
     safe.SECRET_KEY = DEVELOPMENT_SECRET_KEY
+    assert [m.id for m in checks.check_secret_key(app_configs=None)] == ["accounts.E004"]
+
+
+def test_any_key_with_djangos_insecure_prefix_with_debug_off_is_e004(safe):
+    """Not only this project's development key: any key marked as one by Django's convention."""
+    safe.SECRET_KEY = "django-insecure-" + "x" * 50
     assert [m.id for m in checks.check_secret_key(app_configs=None)] == ["accounts.E004"]
 
 
@@ -134,16 +145,102 @@ def test_a_signing_key_of_32_bytes_passes(safe):
     assert error_ids() == []
 
 
+# --- E007, E008: unknown and renamed settings ------------------------------------------------
+def test_the_known_settings_are_the_app_settings_without_the_token_lifetimes():
+    """Derived from AppSettings' properties; the lifetimes are read from SIMPLE_JWT instead."""
+    assert checks.setting_names() == [
+        "ACCESS_TOKEN_CHECKS_SESSION",
+        "AUDIT_RETENTION",
+        "LOGIN_IP_THROTTLE_RATE",
+        "LOGIN_THROTTLE_RATE",
+        "REFRESH_COOKIE_DOMAIN",
+        "REFRESH_COOKIE_NAME",
+        "REFRESH_COOKIE_PARTITIONED",
+        "REFRESH_COOKIE_PATH",
+        "REFRESH_COOKIE_SAMESITE",
+        "REFRESH_COOKIE_SECURE",
+        "REFRESH_GRACE",
+        "SESSION_MAX_AGE",
+        "SESSION_RETENTION",
+    ]
+
+
+def test_every_known_setting_passes(safe):
+    for name in checks.setting_names():
+        setattr(safe, f"ACCOUNTS_{name}", getattr(app_settings, name))
+    assert error_ids() == []
+
+
+def test_a_misspelled_setting_is_e007_and_the_hint_names_the_closest_one(safe):
+    safe.ACCOUNTS_REFRESH_GRAVE = timedelta(seconds=30)
+
+    [error] = checks.check_unknown_settings(app_configs=None)
+
+    assert error.id == "accounts.E007"
+    assert "ACCOUNTS_REFRESH_GRAVE" in error.msg
+    assert error.hint == "Did you mean ACCOUNTS_REFRESH_GRACE?"
+
+
+def test_each_unknown_setting_is_its_own_e007(safe):
+    safe.ACCOUNTS_SESSION_MAXAGE = timedelta(hours=1)
+    safe.ACCOUNTS_LOGIN_THROTTLE = "1/min"
+    assert error_ids() == ["accounts.E007", "accounts.E007"]
+    hints = {e.hint for e in checks.check_unknown_settings(app_configs=None)}
+    assert hints == {"Did you mean ACCOUNTS_SESSION_MAX_AGE?", "Did you mean ACCOUNTS_LOGIN_THROTTLE_RATE?"}
+
+
+def test_an_unknown_setting_with_no_close_match_is_e007_and_the_hint_lists_the_known_ones(safe):
+    safe.ACCOUNTS_XYZZY = 1
+    [error] = checks.check_unknown_settings(app_configs=None)
+    assert error.id == "accounts.E007"
+    assert "ACCOUNTS_REFRESH_GRACE" in error.hint
+
+
+@pytest.mark.parametrize("name", ["ACCESS_TOKEN_LIFETIME", "REFRESH_TOKEN_LIFETIME"])
+def test_a_token_lifetime_under_the_accounts_prefix_is_e007_pointing_to_simple_jwt(safe, name):
+    setattr(safe, f"ACCOUNTS_{name}", timedelta(minutes=1))
+    [error] = checks.check_unknown_settings(app_configs=None)
+    assert error.id == "accounts.E007"
+    assert f"SIMPLE_JWT['{name}']" in error.hint
+
+
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        ("AUTH_REFRESH_GRACE", "ACCOUNTS_REFRESH_GRACE"),
+        ("AUTH_REFRESH_COOKIE_SECURE", "ACCOUNTS_REFRESH_COOKIE_SECURE"),
+        ("AUTH_ACCESS_TOKEN_CHECKS_SESSION", "ACCOUNTS_ACCESS_TOKEN_CHECKS_SESSION"),
+    ],
+)
+def test_a_setting_under_its_old_auth_name_is_e008_naming_the_new_one(safe, old, new):
+    setattr(safe, old, getattr(app_settings, new.removeprefix("ACCOUNTS_")))
+
+    [error] = checks.check_renamed_settings(app_configs=None)
+
+    assert error.id == "accounts.E008"
+    assert old in error.msg
+    assert error.hint == f"Rename it to {new}."
+
+
+def test_djangos_own_auth_settings_are_not_refused(safe):
+    safe.AUTH_USER_MODEL = "accounts.User"
+    safe.AUTH_PASSWORD_VALIDATORS = []
+    assert checks.check_renamed_settings(app_configs=None) == []
+    assert checks.check_unknown_settings(app_configs=None) == []
+
+
 # --- refuse_unsafe_configuration (what wsgi.py runs) ----------------------------------------
 @pytest.mark.parametrize(
     "unsafe",
     [
         {"CORS_ALLOW_ALL_ORIGINS": True},
-        {"AUTH_REFRESH_COOKIE_SAMESITE": "None", "AUTH_REFRESH_COOKIE_SECURE": False},
-        {"AUTH_REFRESH_COOKIE_SAMESITE": "bogus"},
+        {"ACCOUNTS_REFRESH_COOKIE_SAMESITE": "None", "ACCOUNTS_REFRESH_COOKIE_SECURE": False},
+        {"ACCOUNTS_REFRESH_COOKIE_SAMESITE": "bogus"},
         {"SECRET_KEY": DEVELOPMENT_SECRET_KEY},
+        {"ACCOUNTS_REFRESH_GRAVE": timedelta(0)},
+        {"AUTH_REFRESH_GRACE": timedelta(0)},
     ],
-    ids=["E001", "E003", "E002", "E004"],
+    ids=["E001", "E003", "E002", "E004", "E007", "E008"],
 )
 def test_refuse_unsafe_configuration_raises_improperly_configured(safe, unsafe, request):
     for key, value in unsafe.items():

@@ -213,7 +213,7 @@ def test_flush_works_in_batches_and_reports_progress_on_stderr(make_session):
 
 
 def test_flush_audit_retention_setting_applies(make_session, settings):
-    settings.AUTH_AUDIT_RETENTION = timedelta(days=1)
+    settings.ACCOUNTS_AUDIT_RETENTION = timedelta(days=1)
     AuditEvent.objects.create(type=AuditEventType.LOGOUT, created_at=timezone.now() - timedelta(days=2))
     out, _ = run("flush_expired_sessions")
     assert out.strip() == "Deleted 0 sessions and 1 audit event."

@@ -117,7 +117,7 @@ def test_sixteen_tabs_refreshing_the_same_token_leave_exactly_one_usable_chain(s
 
 
 def test_without_a_grace_window_one_racer_wins_and_the_rest_is_reuse(signed_in, settings):
-    settings.AUTH_REFRESH_GRACE = timedelta(0)
+    settings.ACCOUNTS_REFRESH_GRACE = timedelta(0)
     csrf_token = signed_in.fetch_csrf()
     original = signed_in.refresh_cookie
     clients = [browser_with(cookies_of(signed_in), csrf_token) for _ in range(THREADS)]

@@ -76,20 +76,20 @@ def test_rotated_cookie_keeps_the_attributes_and_max_age_follows_the_new_exp(sig
 # --- settings read at use -------------------------------------------------------------------
 def test_samesite_strict_setting_applies_without_restart(browser, user, settings):
     assert set_cookie_attributes(browser.sign_in())["samesite"] == "Lax"
-    settings.AUTH_REFRESH_COOKIE_SAMESITE = "Strict"
+    settings.ACCOUNTS_REFRESH_COOKIE_SAMESITE = "Strict"
     assert set_cookie_attributes(browser.sign_in())["samesite"] == "Strict"
 
 
 def test_cookie_domain_setting_applies_without_restart(browser, user, settings):
     assert "domain" not in set_cookie_attributes(browser.sign_in())
-    settings.AUTH_REFRESH_COOKIE_DOMAIN = "example.com"
+    settings.ACCOUNTS_REFRESH_COOKIE_DOMAIN = "example.com"
     assert set_cookie_attributes(browser.sign_in())["domain"] == "example.com"
 
 
 def test_cookie_name_setting_applies_to_set_and_read_without_restart(browser, user, settings):
     assert "refresh_token" in browser.sign_in().cookies
     browser.cookies.clear()
-    settings.AUTH_REFRESH_COOKIE_NAME = "rt"
+    settings.ACCOUNTS_REFRESH_COOKIE_NAME = "rt"
     response = browser.sign_in()
     assert "refresh_token" not in response.cookies
     attributes = set_cookie_attributes(response, "rt")
@@ -101,8 +101,8 @@ def test_cookie_name_setting_applies_to_set_and_read_without_restart(browser, us
 
 
 def test_a_partitioned_cookie_carries_the_flag_when_set_rotated_and_deleted(browser, user, settings):
-    settings.AUTH_REFRESH_COOKIE_SAMESITE = "None"
-    settings.AUTH_REFRESH_COOKIE_PARTITIONED = True
+    settings.ACCOUNTS_REFRESH_COOKIE_SAMESITE = "None"
+    settings.ACCOUNTS_REFRESH_COOKIE_PARTITIONED = True
     for response in (browser.sign_in(), browser.refresh(), browser.sign_out()):
         assert response.status_code == 200, response.content
         attributes = set_cookie_attributes(response)
@@ -119,9 +119,9 @@ def test_cookies_are_not_partitioned_by_default(browser, user):
 CONFIGURATIONS = {
     "defaults": {},
     "strict, domain, renamed": {
-        "AUTH_REFRESH_COOKIE_SAMESITE": "Strict",
-        "AUTH_REFRESH_COOKIE_DOMAIN": "example.com",
-        "AUTH_REFRESH_COOKIE_NAME": "rt",
+        "ACCOUNTS_REFRESH_COOKIE_SAMESITE": "Strict",
+        "ACCOUNTS_REFRESH_COOKIE_DOMAIN": "example.com",
+        "ACCOUNTS_REFRESH_COOKIE_NAME": "rt",
     },
 }
 
@@ -130,9 +130,9 @@ def _configure(settings, overrides: dict) -> dict:
     for key, value in overrides.items():
         setattr(settings, key, value)
     return {
-        "name": overrides.get("AUTH_REFRESH_COOKIE_NAME", "refresh_token"),
-        "domain": overrides.get("AUTH_REFRESH_COOKIE_DOMAIN"),
-        "samesite": overrides.get("AUTH_REFRESH_COOKIE_SAMESITE", "Lax"),
+        "name": overrides.get("ACCOUNTS_REFRESH_COOKIE_NAME", "refresh_token"),
+        "domain": overrides.get("ACCOUNTS_REFRESH_COOKIE_DOMAIN"),
+        "samesite": overrides.get("ACCOUNTS_REFRESH_COOKIE_SAMESITE", "Lax"),
     }
 
 

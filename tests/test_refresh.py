@@ -74,7 +74,7 @@ def test_refresh_rotates_the_refresh_token(signed_in, settings):
     assert claims(response.json()["access"])["sid"] == str(before.pk)
     assert me(response.json()["access"]).status_code == 200
 
-    settings.AUTH_REFRESH_GRACE = timedelta(0)
+    settings.ACCOUNTS_REFRESH_GRACE = timedelta(0)
     assert present(BrowserClient(), old).status_code == 401  # the old token is dead
 
 
@@ -87,7 +87,7 @@ def test_refresh_rotates_the_refresh_token(signed_in, settings):
 def test_replayed_refresh_token_after_the_grace_window_revokes_the_session(
     signed_in, settings, grace, elapsed
 ):
-    settings.AUTH_REFRESH_GRACE = grace
+    settings.ACCOUNTS_REFRESH_GRACE = grace
     login_access = signed_in.access
     replayed = signed_in.refresh_cookie
     rotation = signed_in.refresh()
@@ -108,7 +108,7 @@ def test_replayed_refresh_token_after_the_grace_window_revokes_the_session(
 
 
 def test_an_older_refresh_token_is_reuse_even_inside_the_grace_window(signed_in, settings):
-    settings.AUTH_REFRESH_GRACE = timedelta(hours=1)
+    settings.ACCOUNTS_REFRESH_GRACE = timedelta(hours=1)
     two_back = signed_in.refresh_cookie
     assert signed_in.refresh().status_code == 200
     assert signed_in.refresh().status_code == 200
@@ -164,7 +164,7 @@ def test_replay_inside_the_grace_window_returns_the_current_refresh_token_withou
     ids=["9 s into a 10 s window", "11 s into a 10 s window", "11 s into a 60 s window"],
 )
 def test_the_grace_window_follows_the_setting(signed_in, settings, grace, elapsed, status):
-    settings.AUTH_REFRESH_GRACE = grace
+    settings.ACCOUNTS_REFRESH_GRACE = grace
     replayed = signed_in.refresh_cookie
     signed_in.refresh()
     shift_back(session_of(signed_in), elapsed, "rotated_at")
@@ -194,7 +194,7 @@ def test_rotation_extends_the_idle_expiry(signed_in):
 
 
 def test_rotation_never_extends_the_idle_expiry_past_the_absolute_expiry(browser, user, settings):
-    settings.AUTH_SESSION_MAX_AGE = timedelta(days=8)
+    settings.ACCOUNTS_SESSION_MAX_AGE = timedelta(days=8)
     browser.sign_in()
     session = session_of(browser)
     assert session.idle_expires_at < session.absolute_expires_at

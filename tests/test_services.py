@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_session_create_caps_the_idle_expiry_at_the_absolute_one(user, settings):
-    settings.AUTH_SESSION_MAX_AGE = timedelta(hours=1)
+    settings.ACCOUNTS_SESSION_MAX_AGE = timedelta(hours=1)
     now = timezone.now()
     session = services.session_create(user=user, ip=None, user_agent="x" * 2000, now=now)
     assert session.absolute_expires_at == now + timedelta(hours=1)
@@ -86,7 +86,7 @@ def test_access_check_refuses_an_expired_session_and_an_inactive_user(user):
 
 
 def test_stateless_access_tokens_skip_the_session_check(signed_in, settings, query_budget):
-    settings.AUTH_ACCESS_TOKEN_CHECKS_SESSION = False
+    settings.ACCOUNTS_ACCESS_TOKEN_CHECKS_SESSION = False
     Session.objects.update(revoked_at=timezone.now(), revoke_reason=RevokeReason.LOGOUT)
     with query_budget(1):
         response = signed_in.bearer(signed_in.access).get("/api/users/me/")

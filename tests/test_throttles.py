@@ -24,7 +24,7 @@ def with_proxies(settings, count: int) -> None:
 
 # --- per username ---------------------------------------------------------------------------
 def test_fourth_attempt_for_one_username_is_throttled_even_from_other_ips(browser, user, settings):
-    settings.AUTH_LOGIN_THROTTLE_RATE = "3/min"
+    settings.ACCOUNTS_LOGIN_THROTTLE_RATE = "3/min"
     for i in range(3):
         response = browser.sign_in(password=WRONG, REMOTE_ADDR=f"203.0.113.{i + 1}")
         assert response.status_code == 401, response.content
@@ -32,7 +32,7 @@ def test_fourth_attempt_for_one_username_is_throttled_even_from_other_ips(browse
 
 
 def test_a_throttled_username_is_refused_even_with_the_right_password(browser, user, settings):
-    settings.AUTH_LOGIN_THROTTLE_RATE = "3/min"
+    settings.ACCOUNTS_LOGIN_THROTTLE_RATE = "3/min"
     for i in range(3):
         browser.sign_in(password=WRONG, REMOTE_ADDR=f"203.0.113.{i + 1}")
     assert_throttled(browser.sign_in(password=PASSWORD, REMOTE_ADDR="203.0.113.99"))
@@ -41,7 +41,7 @@ def test_a_throttled_username_is_refused_even_with_the_right_password(browser, u
 
 
 def test_the_username_throttle_counts_each_username_apart(browser, user_factory, settings):
-    settings.AUTH_LOGIN_THROTTLE_RATE = "3/min"
+    settings.ACCOUNTS_LOGIN_THROTTLE_RATE = "3/min"
     user_factory(username="alice")
     user_factory(username="bob")
     for _ in range(3):
@@ -51,7 +51,7 @@ def test_the_username_throttle_counts_each_username_apart(browser, user_factory,
 
 
 def test_the_username_rate_setting_applies_without_restart(browser, user, settings):
-    settings.AUTH_LOGIN_THROTTLE_RATE = "2/min"
+    settings.ACCOUNTS_LOGIN_THROTTLE_RATE = "2/min"
     for _ in range(2):
         assert browser.sign_in(password=WRONG).status_code == 401
     assert_throttled(browser.sign_in(password=WRONG))
@@ -59,7 +59,7 @@ def test_the_username_rate_setting_applies_without_restart(browser, user, settin
 
 # --- per client IP --------------------------------------------------------------------------
 def test_fourth_attempt_from_one_ip_across_usernames_is_throttled(browser, settings):
-    settings.AUTH_LOGIN_IP_THROTTLE_RATE = "3/min"
+    settings.ACCOUNTS_LOGIN_IP_THROTTLE_RATE = "3/min"
     for i in range(3):
         response = browser.sign_in(username=f"nobody{i}", password=WRONG, REMOTE_ADDR="198.51.100.7")
         assert response.status_code == 401, response.content
@@ -69,7 +69,7 @@ def test_fourth_attempt_from_one_ip_across_usernames_is_throttled(browser, setti
 
 
 def test_behind_one_proxy_the_client_ip_comes_from_x_forwarded_for(browser, settings):
-    settings.AUTH_LOGIN_IP_THROTTLE_RATE = "3/min"
+    settings.ACCOUNTS_LOGIN_IP_THROTTLE_RATE = "3/min"
     with_proxies(settings, 1)
     proxy = {"REMOTE_ADDR": "10.0.0.1"}
     for i in range(3):
@@ -86,7 +86,7 @@ def test_behind_one_proxy_the_client_ip_comes_from_x_forwarded_for(browser, sett
 
 
 def test_without_proxies_x_forwarded_for_is_ignored_for_throttling(browser, settings):
-    settings.AUTH_LOGIN_IP_THROTTLE_RATE = "3/min"
+    settings.ACCOUNTS_LOGIN_IP_THROTTLE_RATE = "3/min"
     with_proxies(settings, 0)
     for i in range(3):
         response = browser.sign_in(

@@ -14,7 +14,7 @@ from ._common import non_negative_int, positive_int
 class Command(BaseCommand):
     help = (
         "Delete sessions that expired or were revoked more than --older-than days ago, and audit "
-        "events older than AUDIT_RETENTION_DAYS. Active sessions are never touched. Rows go in "
+        "events older than ACCOUNTS_AUDIT_RETENTION. Active sessions are never touched. Rows go in "
         "batches, each its own short DELETE, walking the primary key once: memory stays flat and "
         "no lock is held for long, so it can run from cron against millions of rows."
     )
@@ -25,7 +25,8 @@ class Command(BaseCommand):
             type=non_negative_int,
             metavar="DAYS",
             help="Keep dead sessions this many days for the admin to see (default "
-            f"SESSION_RETENTION_DAYS, now {app_settings.SESSION_RETENTION.days}); 0 deletes all dead ones.",
+            f"ACCOUNTS_SESSION_RETENTION, now {app_settings.SESSION_RETENTION.days}); "
+            "0 deletes all dead ones.",
         )
         parser.add_argument(
             "--batch-size",

@@ -1,0 +1,60 @@
+"""accounts.conf: every default lives there, and a project setting overrides it when it is set."""
+
+from datetime import timedelta
+
+import pytest
+
+from accounts.conf import app_settings
+
+DEFAULTS = {  # the values the README's configuration table documents
+    "REFRESH_COOKIE_NAME": "refresh_token",
+    "REFRESH_COOKIE_PATH": "/api/auth/",
+    "REFRESH_COOKIE_DOMAIN": None,
+    "REFRESH_COOKIE_SECURE": True,
+    "REFRESH_COOKIE_SAMESITE": "Lax",
+    "REFRESH_COOKIE_PARTITIONED": False,
+    "SESSION_MAX_AGE": timedelta(days=30),
+    "REFRESH_GRACE": timedelta(seconds=10),
+    "ACCESS_TOKEN_CHECKS_SESSION": True,
+    "SESSION_RETENTION": timedelta(days=7),
+    "AUDIT_RETENTION": timedelta(days=180),
+    "LOGIN_THROTTLE_RATE": "5/min",
+    "LOGIN_IP_THROTTLE_RATE": "60/min",
+}
+LIFETIMES = ("ACCESS_TOKEN_LIFETIME", "REFRESH_TOKEN_LIFETIME")
+
+
+@pytest.mark.parametrize(("name", "default"), DEFAULTS.items(), ids=DEFAULTS)
+def test_an_unset_setting_takes_the_default_from_conf(settings, name, default):
+    if hasattr(settings, f"ACCOUNTS_{name}"):
+        delattr(settings, f"ACCOUNTS_{name}")
+    assert getattr(app_settings, name) == default
+
+
+def test_a_set_setting_overrides_the_default_at_the_next_read(settings):
+    assert app_settings.SESSION_MAX_AGE == timedelta(days=30)
+    settings.ACCOUNTS_SESSION_MAX_AGE = timedelta(hours=1)
+    assert app_settings.SESSION_MAX_AGE == timedelta(hours=1)
+
+
+def test_token_lifetimes_default_to_15_minutes_and_7_days_when_simple_jwt_leaves_them_out(settings):
+    settings.SIMPLE_JWT = {k: v for k, v in settings.SIMPLE_JWT.items() if k not in LIFETIMES}
+    assert app_settings.ACCESS_TOKEN_LIFETIME == timedelta(minutes=15)
+    assert app_settings.REFRESH_TOKEN_LIFETIME == timedelta(days=7)
+
+
+def test_token_lifetimes_set_in_simple_jwt_override_the_defaults(settings):
+    settings.SIMPLE_JWT = {
+        **settings.SIMPLE_JWT,
+        "ACCESS_TOKEN_LIFETIME": timedelta(minutes=1),
+        "REFRESH_TOKEN_LIFETIME": timedelta(hours=1),
+    }
+    assert app_settings.ACCESS_TOKEN_LIFETIME == timedelta(minutes=1)
+    assert app_settings.REFRESH_TOKEN_LIFETIME == timedelta(hours=1)
+
+
+def test_one_token_lifetime_set_in_simple_jwt_leaves_the_other_at_its_default(settings):
+    base = {k: v for k, v in settings.SIMPLE_JWT.items() if k not in LIFETIMES}
+    settings.SIMPLE_JWT = {**base, "ACCESS_TOKEN_LIFETIME": timedelta(minutes=2)}
+    assert app_settings.ACCESS_TOKEN_LIFETIME == timedelta(minutes=2)
+    assert app_settings.REFRESH_TOKEN_LIFETIME == timedelta(days=7)

@@ -1,0 +1,147 @@
+"""authproject/settings.py passes on only what the environment sets, one variable to one setting."""
+
+import ast
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+SETTINGS_FILE = BASE_DIR / "authproject" / "settings.py"
+
+# environment variable, a value other than the default, the setting it must set, that setting's value
+ONE_VARIABLE_ONE_SETTING = [
+    ("REFRESH_COOKIE_SECURE", "0", "ACCOUNTS_REFRESH_COOKIE_SECURE", False),
+    ("REFRESH_COOKIE_SAMESITE", "Strict", "ACCOUNTS_REFRESH_COOKIE_SAMESITE", "Strict"),
+    ("REFRESH_COOKIE_PARTITIONED", "1", "ACCOUNTS_REFRESH_COOKIE_PARTITIONED", True),
+    ("SESSION_MAX_AGE", "3600", "ACCOUNTS_SESSION_MAX_AGE", timedelta(hours=1)),
+    ("REFRESH_GRACE_SECONDS", "3", "ACCOUNTS_REFRESH_GRACE", timedelta(seconds=3)),
+    ("SESSION_RETENTION_DAYS", "2", "ACCOUNTS_SESSION_RETENTION", timedelta(days=2)),
+    ("AUDIT_RETENTION_DAYS", "30", "ACCOUNTS_AUDIT_RETENTION", timedelta(days=30)),
+    ("LOGIN_THROTTLE_RATE", "9/hour", "ACCOUNTS_LOGIN_THROTTLE_RATE", "9/hour"),
+    ("LOGIN_IP_THROTTLE_RATE", "99/hour", "ACCOUNTS_LOGIN_IP_THROTTLE_RATE", "99/hour"),
+    ("ACCESS_TOKEN_LIFETIME", "60", "SIMPLE_JWT['ACCESS_TOKEN_LIFETIME']", timedelta(minutes=1)),
+    ("REFRESH_TOKEN_LIFETIME", "7200", "SIMPLE_JWT['REFRESH_TOKEN_LIFETIME']", timedelta(hours=2)),
+    ("CSRF_COOKIE_SECURE", "0", "CSRF_COOKIE_SECURE", False),
+    ("SESSION_COOKIE_SECURE", "0", "SESSION_COOKIE_SECURE", False),
+]
+VARIABLES = [variable for variable, *_ in ONE_VARIABLE_ONE_SETTING]
+
+
+def load_settings(monkeypatch, **environment) -> dict:
+    """Run settings.py afresh (a new module, not the one Django uses) with exactly these of the
+    variables above set; return its settings, SIMPLE_JWT's entries flattened to SIMPLE_JWT['KEY']."""
+    for variable in VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    for variable, value in environment.items():
+        monkeypatch.setenv(variable, value)
+    spec = importlib.util.spec_from_file_location("settings_under_test", SETTINGS_FILE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    found = {name: getattr(module, name) for name in dir(module) if name.isupper()}  # as Django reads it
+    for key, value in found.pop("SIMPLE_JWT").items():
+        found[f"SIMPLE_JWT[{key!r}]"] = value
+    return found
+
+
+def test_without_the_variables_settings_py_sets_no_accounts_setting_and_no_token_lifetime(monkeypatch):
+    found = load_settings(monkeypatch)
+    assert [name for name in found if name.startswith("ACCOUNTS_")] == []
+    assert "SIMPLE_JWT['ACCESS_TOKEN_LIFETIME']" not in found
+    assert "SIMPLE_JWT['REFRESH_TOKEN_LIFETIME']" not in found
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "setting", "expected"), ONE_VARIABLE_ONE_SETTING, ids=VARIABLES
+)
+def test_an_environment_variable_sets_its_one_setting_and_nothing_else(
+    monkeypatch, variable, value, setting, expected
+):
+    unset = load_settings(monkeypatch)
+    found = load_settings(monkeypatch, **{variable: value})
+    changed = {name: found[name] for name in found if name not in unset or found[name] != unset[name]}
+    assert changed == {setting: expected}
+
+
+def test_refresh_cookie_secure_off_leaves_the_csrf_and_session_cookies_secure(monkeypatch):
+    found = load_settings(monkeypatch, REFRESH_COOKIE_SECURE="0")
+    assert found["ACCOUNTS_REFRESH_COOKIE_SECURE"] is False
+    assert found["CSRF_COOKIE_SECURE"] is True
+    assert found["SESSION_COOKIE_SECURE"] is True
+
+
+def test_csrf_cookie_secure_off_leaves_the_refresh_cookie_alone(monkeypatch):
+    found = load_settings(monkeypatch, CSRF_COOKIE_SECURE="0")
+    assert found["CSRF_COOKIE_SECURE"] is False
+    assert found["SESSION_COOKIE_SECURE"] is True
+    assert "ACCOUNTS_REFRESH_COOKIE_SECURE" not in found  # so conf.py's default (on) applies
+
+
+# --- through Django, in a fresh process reading the environment ------------------------------
+READ_APP_SETTINGS = """
+import json
+from django.conf import settings
+from accounts.conf import app_settings
+print(json.dumps({
+    "accounts_settings": sorted(n for n in dir(settings) if n.startswith("ACCOUNTS_")),
+    "session_max_age": app_settings.SESSION_MAX_AGE.total_seconds(),
+    "refresh_grace": app_settings.REFRESH_GRACE.total_seconds(),
+    "access_token_lifetime": app_settings.ACCESS_TOKEN_LIFETIME.total_seconds(),
+    "refresh_token_lifetime": app_settings.REFRESH_TOKEN_LIFETIME.total_seconds(),
+}))
+"""
+
+
+def app_settings_in_a_fresh_process(**environment) -> dict:
+    """What app_settings reads under `manage.py shell` with exactly these of the variables set."""
+    env = {k: v for k, v in os.environ.items() if k not in VARIABLES}
+    env.update(environment)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "--verbosity", "0", "--command", READ_APP_SETTINGS],
+        check=True,
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return json.loads(result.stdout)
+
+
+def test_without_the_variables_the_app_reads_the_defaults_of_conf_py():
+    assert app_settings_in_a_fresh_process() == {
+        "accounts_settings": [],
+        "session_max_age": timedelta(days=30).total_seconds(),
+        "refresh_grace": 10,
+        "access_token_lifetime": 15 * 60,
+        "refresh_token_lifetime": timedelta(days=7).total_seconds(),
+    }
+
+
+def test_environment_variables_reach_the_app_settings():
+    found = app_settings_in_a_fresh_process(SESSION_MAX_AGE="3600", ACCESS_TOKEN_LIFETIME="60")
+    assert found == {
+        "accounts_settings": ["ACCOUNTS_SESSION_MAX_AGE"],
+        "session_max_age": 3600,
+        "refresh_grace": 10,
+        "access_token_lifetime": 60,
+        "refresh_token_lifetime": timedelta(days=7).total_seconds(),
+    }
+
+
+def test_the_accounts_app_imports_nothing_from_the_project():
+    """The app must be reusable: it reads Django's settings, never authproject's module."""
+    offenders = []
+    for path in sorted((BASE_DIR / "accounts").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            if any(name == "authproject" or name.startswith("authproject.") for name in names):
+                offenders.append(f"{path.relative_to(BASE_DIR)}:{node.lineno}")
+    assert offenders == []
