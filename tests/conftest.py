@@ -1,4 +1,4 @@
-"""Fixtures and factories shared by the suite.
+"""Fixtures and factories shared by the suite (plain helper functions are in tests/helpers.py).
 
 Tests run against whatever DATABASE_URL and CACHE_URL name: SQLite and local memory by default,
 PostgreSQL and Redis in the second CI pass.
@@ -14,20 +14,11 @@ from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from accounts.models import RevokeReason, Session
 from accounts.services import session_create, sessions_revoke
 
-PASSWORD = "correct horse battery staple"
-TRANSACTION_CONTROL = (
-    "BEGIN",
-    "COMMIT",
-    "ROLLBACK",
-    "SAVEPOINT",
-    "RELEASE SAVEPOINT",
-    "ROLLBACK TO SAVEPOINT",
-)
+from .helpers import PASSWORD, BrowserClient, data_queries
 
 _usernames = itertools.count(1)
 
@@ -75,44 +66,6 @@ def user(user_factory):
     return user_factory(username="alice")
 
 
-class BrowserClient(APIClient):
-    """A test client that behaves like the SPA: real CSRF checks, the CSRF token from the API,
-    the refresh token only ever in its cookie jar."""
-
-    def __init__(self, **defaults):
-        super().__init__(enforce_csrf_checks=True, **defaults)
-        self.csrf_token = None
-
-    def fetch_csrf(self) -> str:
-        self.csrf_token = self.get("/api/auth/csrf/").json()["csrf_token"]
-        return self.csrf_token
-
-    def sign_in(self, username="alice", password=PASSWORD, **extra):
-        return self.post(
-            "/api/auth/login/", {"username": username, "password": password}, format="json", **extra
-        )
-
-    def refresh(self, **extra):
-        headers = {"HTTP_X_CSRFTOKEN": self.csrf_token or self.fetch_csrf(), **extra}
-        return self.post("/api/auth/refresh/", {}, format="json", **headers)
-
-    def sign_out(self, **extra):
-        headers = {"HTTP_X_CSRFTOKEN": self.csrf_token or self.fetch_csrf(), **extra}
-        return self.post("/api/auth/logout/", {}, format="json", **headers)
-
-    def bearer(self, access: str):
-        self.credentials(HTTP_AUTHORIZATION=f"Bearer {access}")
-        return self
-
-    @property
-    def refresh_cookie(self) -> str | None:
-        morsel = self.cookies.get("refresh_token")
-        return morsel.value if morsel and morsel.value else None
-
-    def set_refresh_cookie(self, value: str):
-        self.cookies["refresh_token"] = value
-
-
 @pytest.fixture
 def browser(db):
     """A fresh browser-like client."""
@@ -134,13 +87,6 @@ def api(signed_in):
     return signed_in.bearer(signed_in.access)
 
 
-def data_queries(captured) -> list[str]:
-    """The SQL statements run, without transaction control (BEGIN, COMMIT, savepoints)."""
-    return [
-        q["sql"] for q in captured.captured_queries if not q["sql"].upper().startswith(TRANSACTION_CONTROL)
-    ]
-
-
 @pytest.fixture
 def query_budget():
     """``with query_budget(2): ...`` fails if the block runs more than two data queries."""
@@ -153,15 +99,3 @@ def query_budget():
         assert len(queries) <= limit, f"{len(queries)} queries (budget {limit}):\n" + "\n".join(queries)
 
     return budget
-
-
-def set_cookie_attributes(response, name="refresh_token") -> dict[str, str | bool]:
-    """The attributes of the Set-Cookie header for ``name``, parsed from its text."""
-    header = response.cookies[name].output(header="").strip()
-    first, *rest = [part.strip() for part in header.split(";")]
-    key, _, value = first.partition("=")
-    attributes = {"name": key, "value": value}
-    for part in rest:
-        attr, sep, attr_value = part.partition("=")
-        attributes[attr.lower()] = attr_value if sep else True
-    return attributes

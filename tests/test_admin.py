@@ -13,7 +13,7 @@ from django.utils import timezone
 from accounts.admin import CappedCountPaginator
 from accounts.models import AuditEvent, AuditEventType, RevokeReason, Session
 
-from .conftest import data_queries
+from .helpers import data_queries
 
 pytestmark = pytest.mark.django_db
 

@@ -9,7 +9,7 @@ from django.db import connection
 
 from accounts.models import AuditEvent, AuditEventType, RevokeReason, Session
 
-from .conftest import PASSWORD, BrowserClient
+from .helpers import PASSWORD, BrowserClient
 
 pytestmark = pytest.mark.django_db
 

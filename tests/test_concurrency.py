@@ -9,7 +9,6 @@ import threading
 from dataclasses import dataclass
 from datetime import timedelta
 
-import jwt
 import pytest
 from django.db import connection
 
@@ -17,7 +16,7 @@ from accounts.models import RevokeReason, Session
 from accounts.services import session_create
 from accounts.tokens import RefreshToken
 
-from .conftest import BrowserClient
+from .helpers import BrowserClient, claims
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -29,10 +28,6 @@ class Outcome:
     status: int
     body: dict
     refresh_cookie: str | None
-
-
-def claims(raw: str) -> dict:
-    return jwt.decode(raw, options={"verify_signature": False})
 
 
 def browser_with(cookies: dict[str, str], csrf_token: str) -> BrowserClient:

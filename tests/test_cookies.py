@@ -8,7 +8,7 @@ import pytest
 from accounts.models import Session
 from accounts.tokens import RefreshToken
 
-from .conftest import set_cookie_attributes
+from .helpers import set_cookie_attributes
 
 pytestmark = pytest.mark.django_db
 

@@ -5,7 +5,7 @@ from django.test import Client
 
 from accounts.models import Session
 
-from .conftest import PASSWORD, set_cookie_attributes
+from .helpers import PASSWORD, set_cookie_attributes
 
 pytestmark = pytest.mark.django_db
 

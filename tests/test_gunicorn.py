@@ -7,7 +7,6 @@ leave exactly one usable chain, and an unsafe configuration must stop gunicorn f
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import threading
@@ -17,23 +16,16 @@ import urllib.request
 from http.cookies import SimpleCookie
 from pathlib import Path
 
-import jwt
 import pytest
 from django.conf import settings
 from django.db import connection
 
 from accounts.models import Session
 
-from .conftest import PASSWORD
+from .helpers import PASSWORD, free_port, jti
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _database_url() -> str:
@@ -48,10 +40,6 @@ def _env(**extra) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
     env.update(DATABASE_URL=_database_url(), DJANGO_SETTINGS_MODULE="authproject.settings", **extra)
     return env
-
-
-def _jti(token: str) -> str:
-    return jwt.decode(token, options={"verify_signature": False})["jti"]
 
 
 class Browserless:
@@ -90,7 +78,7 @@ class Browserless:
 @pytest.fixture
 def gunicorn():
     """Two gunicorn workers on a free loopback port, serving the test database."""
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [
             sys.executable,
@@ -153,8 +141,8 @@ def test_refresh_race_across_worker_processes_leaves_one_chain(gunicorn):
     assert len({token for _, token in results}) == 1, "every racer must hold the same current token"
     session = Session.objects.get(user__username="alice")
     assert session.revoked_at is None
-    assert _jti(cookies["refresh_token"]) == session.previous_jti  # rotated exactly once...
-    assert _jti(results[0][1]) == session.refresh_jti  # ...and everyone holds the result
+    assert jti(cookies["refresh_token"]) == session.previous_jti  # rotated exactly once...
+    assert jti(results[0][1]) == session.refresh_jti  # ...and everyone holds the result
     survivor = Browserless(gunicorn)
     survivor.cookies, survivor.csrf = {**cookies, "refresh_token": results[0][1]}, csrf
     assert survivor.refresh()[0] == 200

@@ -11,7 +11,7 @@ import pytest
 
 from accounts.services import session_create
 
-from .conftest import BrowserClient
+from .helpers import BrowserClient
 
 pytestmark = pytest.mark.django_db
 

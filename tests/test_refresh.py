@@ -6,24 +6,17 @@ never by sleeping.
 
 from datetime import timedelta
 
-import jwt
 import pytest
 from django.utils import timezone
 
 from accounts.models import RevokeReason, Session
 
-from .conftest import BrowserClient, set_cookie_attributes
+from .helpers import BrowserClient, assert_json_error, claims, jti, set_cookie_attributes
 
 pytestmark = pytest.mark.django_db
 
 
 # --- helpers ----------------------------------------------------------------------------------
-def claims(raw: str) -> dict:
-    return jwt.decode(raw, options={"verify_signature": False})
-
-
-def jti(raw: str) -> str:
-    return claims(raw)["jti"]
 
 
 def session_of(client: BrowserClient) -> Session:
@@ -45,12 +38,6 @@ def me(access: str):
 def shift_back(session: Session, by: timedelta, *fields: str) -> None:
     """Pretend ``by`` has passed since the given timestamps of the session were written."""
     Session.objects.filter(pk=session.pk).update(**{f: getattr(session, f) - by for f in fields})
-
-
-def assert_json_401(response, code: str):
-    assert response.status_code == 401, response.content
-    assert response["Content-Type"] == "application/json"
-    assert response.json()["code"] == code, response.json()
 
 
 # --- rotation ---------------------------------------------------------------------------------
@@ -98,13 +85,13 @@ def test_replayed_refresh_token_after_the_grace_window_revokes_the_session(
 
     response = present(signed_in, replayed)
 
-    assert_json_401(response, "token_revoked")
+    assert_json_error(response, 401, "token_revoked")
     session = Session.objects.get(pk=claims(newest)["sid"])
     assert session.revoked_at is not None
     assert session.revoke_reason == RevokeReason.REUSE_DETECTED
-    assert_json_401(present(signed_in, newest), "token_revoked")
-    assert_json_401(me(newest_access), "token_revoked")
-    assert_json_401(me(login_access), "token_revoked")
+    assert_json_error(present(signed_in, newest), 401, "token_revoked")
+    assert_json_error(me(newest_access), 401, "token_revoked")
+    assert_json_error(me(login_access), 401, "token_revoked")
 
 
 def test_an_older_refresh_token_is_reuse_even_inside_the_grace_window(signed_in, settings):
@@ -118,10 +105,10 @@ def test_an_older_refresh_token_is_reuse_even_inside_the_grace_window(signed_in,
 
     response = present(signed_in, two_back)
 
-    assert_json_401(response, "token_revoked")
+    assert_json_error(response, 401, "token_revoked")
     session.refresh_from_db()
     assert session.revoke_reason == RevokeReason.REUSE_DETECTED and session.revoked_at is not None
-    assert_json_401(present(signed_in, newest), "token_revoked")
+    assert_json_error(present(signed_in, newest), 401, "token_revoked")
 
 
 # --- the grace window -------------------------------------------------------------------------
@@ -220,7 +207,7 @@ def test_a_session_past_its_absolute_expiry_refuses_refresh(signed_in):
 
     response = signed_in.refresh()
 
-    assert_json_401(response, "token_expired")
+    assert_json_error(response, 401, "token_expired")
     assert set_cookie_attributes(response)["max-age"] == "0"
     assert Session.objects.get(pk=session.pk).refresh_jti == session.refresh_jti
     assert me(signed_in.access).status_code == 401
@@ -246,15 +233,15 @@ def test_a_deactivated_user_is_refused_on_refresh_and_on_bearer_calls(signed_in,
 
     deactivate(user)
 
-    assert_json_401(me(signed_in.access), "token_revoked")
-    assert_json_401(signed_in.refresh(), "token_revoked")
+    assert_json_error(me(signed_in.access), 401, "token_revoked")
+    assert_json_error(signed_in.refresh(), 401, "token_revoked")
 
 
 # --- what a failed refresh answers ------------------------------------------------------------
 def test_a_missing_cookie_is_401_not_authenticated(browser, user):
     response = browser.refresh()
 
-    assert_json_401(response, "not_authenticated")
+    assert_json_error(response, 401, "not_authenticated")
     assert set_cookie_attributes(response)["max-age"] == "0"
 
 
@@ -294,7 +281,7 @@ def test_a_failed_refresh_deletes_the_cookie_with_the_attributes_it_was_set_with
 
     response = browser.refresh()
 
-    assert_json_401(response, code)
+    assert_json_error(response, 401, code)
     deleted = set_cookie_attributes(response)
     assert response.cookies["refresh_token"].value == "" and deleted["max-age"] == "0"
     assert deleted["path"] == set_with["path"] == "/api/auth/"

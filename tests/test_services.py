@@ -10,7 +10,7 @@ from accounts.audit import Origin
 from accounts.errors import InvalidCredentials
 from accounts.models import AuditEvent, AuditEventType, RevokeReason, Session
 
-from .conftest import PASSWORD
+from .helpers import PASSWORD
 
 pytestmark = pytest.mark.django_db
 

@@ -4,7 +4,7 @@ import pytest
 
 from accounts.models import Session
 
-from .conftest import PASSWORD
+from .helpers import PASSWORD
 
 pytestmark = pytest.mark.django_db
 

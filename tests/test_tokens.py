@@ -20,7 +20,7 @@ from accounts import services
 from accounts.models import Session
 from accounts.tokens import AccessToken, RefreshToken
 
-from .conftest import BrowserClient
+from .helpers import BrowserClient, assert_json_error, claims
 
 pytestmark = pytest.mark.django_db
 
@@ -28,9 +28,6 @@ OTHER_KEY = "a-different-signing-key-that-is-long-enough-for-hs256-0123456789"
 
 
 # --- helpers ----------------------------------------------------------------------------------
-def claims(raw: str) -> dict:
-    """A token's payload, read without checking anything."""
-    return jwt.decode(raw, options={"verify_signature": False})
 
 
 def b64url(data: bytes) -> str:
@@ -68,14 +65,6 @@ def present(client: BrowserClient, target: str, raw: str):
 def genuine(client: BrowserClient, target: str) -> str:
     """The signed-in client's real token for ``target``."""
     return client.access if target == "bearer" else client.refresh_cookie
-
-
-def assert_json_401(response, code: str):
-    assert response.status_code == 401, response.content
-    assert response["Content-Type"] == "application/json"
-    body = response.json()
-    assert body["code"] == code, body
-    assert body["detail"]
 
 
 def jwts_in(value) -> list[str]:
@@ -189,7 +178,7 @@ def test_an_access_token_presented_as_the_refresh_cookie_is_refused(signed_in, u
 
     response = present(signed_in, "cookie", signed_in.access)
 
-    assert_json_401(response, "token_not_valid")
+    assert_json_error(response, 401, "token_not_valid")
     assert "access" not in response.json()
     after = Session.objects.get(pk=session.pk)
     assert after.refresh_jti == session.refresh_jti and after.revoked_at is None
@@ -198,7 +187,7 @@ def test_an_access_token_presented_as_the_refresh_cookie_is_refused(signed_in, u
 def test_a_refresh_token_presented_as_a_bearer_token_is_refused(signed_in):
     response = present(signed_in, "bearer", signed_in.refresh_cookie)
 
-    assert_json_401(response, "token_not_valid")
+    assert_json_error(response, 401, "token_not_valid")
     assert response["WWW-Authenticate"].startswith("Bearer")
 
 
@@ -223,7 +212,7 @@ def test_a_forged_or_damaged_token_is_401_token_not_valid(signed_in, user, targe
 
     response = present(signed_in, target, bad)
 
-    assert_json_401(response, "token_not_valid")
+    assert_json_error(response, 401, "token_not_valid")
     after = Session.objects.get(pk=session.pk)
     assert after.refresh_jti == session.refresh_jti and after.revoked_at is None
 
@@ -246,7 +235,7 @@ def test_an_expired_token_is_401_token_expired(signed_in, target):
 
     response = present(signed_in, target, expired)
 
-    assert_json_401(response, "token_expired")
+    assert_json_error(response, 401, "token_expired")
 
 
 def test_simple_jwt_lifetime_overrides_apply_to_the_tokens_issued(browser, user, settings):

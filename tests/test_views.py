@@ -15,7 +15,7 @@ from accounts.models import RevokeReason, Session
 from accounts.serializers import LoginSerializer
 from accounts.tokens import AccessToken, RefreshToken
 
-from .conftest import PASSWORD, BrowserClient
+from .helpers import PASSWORD, BrowserClient
 
 pytestmark = pytest.mark.django_db
 

@@ -16,7 +16,6 @@ import itertools
 import json
 import os
 import secrets
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -27,12 +26,11 @@ from contextlib import closing
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import jwt
 import psycopg
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from ..conftest import PASSWORD
+from ..helpers import PASSWORD, free_port
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -67,12 +65,6 @@ def pytest_collection_modifyitems(items):
 def _fast_hasher_and_empty_cache():
     """Replaces the suite's autouse fixture: these tests change nothing in this process, and must
     not clear a shared cache (Redis) under the running server."""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_until_serving(url: str, process: subprocess.Popen, log: Path) -> None:
@@ -144,7 +136,7 @@ def server_database(tmp_path_factory):
 @pytest.fixture(scope="package")
 def ports():
     """Free loopback ports for the API, the demo page, and the page on an origin not allowed."""
-    return {"api": _free_port(), "page": _free_port(), "other": _free_port()}
+    return {"api": free_port(), "page": free_port(), "other": free_port()}
 
 
 @pytest.fixture(scope="package")
@@ -387,11 +379,6 @@ class Traffic:
 def traffic(api_base):
     """``traffic(context)`` records what that browser profile sends to the API from now on."""
     return lambda context: Traffic(context, api_base)
-
-
-def jwt_claims(token: str) -> dict:
-    """The claims of a token (its signature is the server's business)."""
-    return jwt.decode(token, options={"verify_signature": False})
 
 
 def refresh_cookie(context) -> dict | None:

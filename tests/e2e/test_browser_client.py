@@ -12,7 +12,8 @@ from pathlib import Path
 
 from playwright.sync_api import expect
 
-from .conftest import ACCESS_TOKEN_LIFETIME, jwt_claims, refresh_cookie
+from ..helpers import claims, jti
+from .conftest import ACCESS_TOKEN_LIFETIME, refresh_cookie
 
 IPHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 "
@@ -24,10 +25,6 @@ def _cookie_in(header: str, name: str = "refresh_token") -> str | None:
     """A cookie's value in a Cookie or Set-Cookie header."""
     match = re.search(rf"(?:^|[;\s]){name}=([^;\s]*)", header or "")
     return match.group(1) if match else None
-
-
-def _jti(token: str) -> str:
-    return jwt_claims(token)["jti"]
 
 
 def test_sign_in_across_origins_keeps_the_refresh_token_out_of_every_script_and_storage(
@@ -51,7 +48,7 @@ def test_sign_in_across_origins_keeps_the_refresh_token_out_of_every_script_and_
         "Lax",
         "/api/auth/",
     )
-    assert jwt_claims(cookie["value"])["token_type"] == "refresh"
+    assert claims(cookie["value"])["token_type"] == "refresh"
     secrets_in_play = {"refresh token": cookie["value"], "access token": body["access"]}
 
     reachable = demo.run(
@@ -163,10 +160,10 @@ def test_two_tabs_refreshing_at_the_same_moment_both_stay_signed_in(
     sent = [_cookie_in(r.all_headers().get("cookie")) for r in refreshes]
     assert sent == [before, before], "both tabs must have raced with the same refresh token"
     received = [_cookie_in(r.response().all_headers().get("set-cookie")) for r in refreshes]
-    assert _jti(received[0]) == _jti(received[1]) != _jti(before)  # one rotation; both got its result
+    assert jti(received[0]) == jti(received[1]) != jti(before)  # one rotation; both got its result
     [session] = server_database.sessions(account)
     assert session["revoked_at"] is None  # no reuse detected: the slower tab hit the grace window
-    assert (session["previous_jti"], session["refresh_jti"]) == (_jti(before), _jti(received[0]))
+    assert (session["previous_jti"], session["refresh_jti"]) == (jti(before), jti(received[0]))
     for tab in (first, second):
         tab.click("Reload")
         tab.expect_signed_in(account)

@@ -1,79 +1,28 @@
-"""Every 4xx and 5xx is JSON ``{"detail": ..., "code": ...}``, Django's own errors included."""
-
-import json
+"""API errors (accounts.http_errors): every 4xx and 5xx of an endpoint is JSON ``{"detail", "code"}``."""
 
 import pytest
-from django.test import RequestFactory
-from django.urls import get_resolver
+from rest_framework import status
 
-from accounts import error_views
+from accounts import errors
+from accounts.http_errors import to_http_error
 from accounts.models import Session
 
-from .conftest import PASSWORD
+from .helpers import PASSWORD, assert_json_error
 
 pytestmark = pytest.mark.django_db
-
-
-def assert_json_error(response, status: int, code: str | None = None) -> dict:
-    """The response is ``status`` with the one JSON error shape (and ``code`` when given)."""
-    assert response.status_code == status, response.content
-    assert response["Content-Type"].startswith("application/json"), response["Content-Type"]
-    body = json.loads(response.content)
-    assert isinstance(body, dict)
-    assert isinstance(body.get("detail"), str) and body["detail"]
-    assert isinstance(body.get("code"), str) and body["code"]
-    if code is not None:
-        assert body["code"] == code, body
-    return body
 
 
 def post_raw(client, path: str, data, content_type: str = "application/json"):
     return client.generic("POST", path, data, content_type=content_type)
 
 
-# --- Django's errors ------------------------------------------------------------------------
-@pytest.mark.parametrize("path", ["/api/nowhere/", "/api/auth/nowhere/", "/nowhere/"])
-def test_an_unknown_url_is_a_json_404(browser, path):
-    assert_json_error(browser.get(path), 404, "not_found")
-
-
-@pytest.mark.parametrize("path", ["/api/nowhere/", "/api/auth/nowhere/"])
-def test_an_unknown_api_url_is_a_json_404_with_debug_on_too(browser, settings, path):
-    settings.DEBUG = True
-    assert_json_error(browser.get(path), 404, "not_found")
-
-
-@pytest.mark.parametrize("debug", [False, True])
-def test_a_post_without_the_trailing_slash_is_a_json_404_not_a_500(browser, user, settings, debug):
-    settings.DEBUG = debug
-    response = browser.post("/api/auth/login", {"username": "alice", "password": "x"}, format="json")
-    assert_json_error(response, 404, "not_found")
-    assert "end with a slash" in response.json()["detail"]
-
-
-def test_deleting_a_session_with_a_malformed_id_is_a_json_404(api, user):
-    response = api.delete("/api/auth/sessions/not-a-uuid/")
-    assert_json_error(response, 404, "not_found")
-    assert Session.objects.get(user=user).revoked_at is None
-
-
-def test_a_disallowed_host_is_a_json_400(browser):
-    assert_json_error(browser.get("/api/health/", HTTP_HOST="evil.example"), 400)
-
-
-@pytest.mark.parametrize("status", [400, 403, 404, 500])
-def test_djangos_error_handlers_answer_json(status):
-    handler = get_resolver().resolve_error_handler(status)
-    request = RequestFactory().get("/anything/")
-    response = handler(request) if status == 500 else handler(request, exception=Exception("boom"))
-    assert_json_error(response, status)
-    assert "boom" not in response.content.decode()  # internals never leak
-
-
-def test_handler500_is_the_json_server_error_view():
-    assert get_resolver().resolve_error_handler(500) is error_views.server_error
-    response = error_views.server_error(RequestFactory().get("/"))
-    assert_json_error(response, 500, "server_error")
+# --- domain errors to HTTP ---------------------------------------------------------------------
+@pytest.mark.parametrize("error_class", errors.AuthError.__subclasses__(), ids=lambda c: c.__name__)
+def test_every_domain_error_has_an_http_error_with_its_code(error_class):
+    http_error = to_http_error(error_class())
+    assert status.HTTP_400_BAD_REQUEST <= http_error.status_code < status.HTTP_500_INTERNAL_SERVER_ERROR
+    assert error_class.code in str(http_error.get_codes())
+    assert isinstance(http_error.__cause__, error_class)
 
 
 # --- DRF's errors ---------------------------------------------------------------------------

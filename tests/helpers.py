@@ -1,0 +1,107 @@
+"""Helpers shared by the tests: the browser-like client, token and response checks, SQL counting.
+
+Fixtures live in conftest.py; these are plain functions and classes, imported where used.
+"""
+
+import json
+import socket
+
+import jwt
+from rest_framework.test import APIClient
+
+PASSWORD = "correct horse battery staple"
+TRANSACTION_CONTROL = (
+    "BEGIN",
+    "COMMIT",
+    "ROLLBACK",
+    "SAVEPOINT",
+    "RELEASE SAVEPOINT",
+    "ROLLBACK TO SAVEPOINT",
+)
+
+
+class BrowserClient(APIClient):
+    """A test client that behaves like the SPA: real CSRF checks, the CSRF token from the API,
+    the refresh token only ever in its cookie jar."""
+
+    def __init__(self, **defaults):
+        super().__init__(enforce_csrf_checks=True, **defaults)
+        self.csrf_token = None
+
+    def fetch_csrf(self) -> str:
+        self.csrf_token = self.get("/api/auth/csrf/").json()["csrf_token"]
+        return self.csrf_token
+
+    def sign_in(self, username="alice", password=PASSWORD, **extra):
+        return self.post(
+            "/api/auth/login/", {"username": username, "password": password}, format="json", **extra
+        )
+
+    def refresh(self, **extra):
+        headers = {"HTTP_X_CSRFTOKEN": self.csrf_token or self.fetch_csrf(), **extra}
+        return self.post("/api/auth/refresh/", {}, format="json", **headers)
+
+    def sign_out(self, **extra):
+        headers = {"HTTP_X_CSRFTOKEN": self.csrf_token or self.fetch_csrf(), **extra}
+        return self.post("/api/auth/logout/", {}, format="json", **headers)
+
+    def bearer(self, access: str):
+        self.credentials(HTTP_AUTHORIZATION=f"Bearer {access}")
+        return self
+
+    @property
+    def refresh_cookie(self) -> str | None:
+        morsel = self.cookies.get("refresh_token")
+        return morsel.value if morsel and morsel.value else None
+
+    def set_refresh_cookie(self, value: str):
+        self.cookies["refresh_token"] = value
+
+
+def claims(raw: str) -> dict:
+    """A token's payload, read without checking anything (its signature is the server's business)."""
+    return jwt.decode(raw, options={"verify_signature": False})
+
+
+def jti(raw: str) -> str:
+    """A token's ``jti`` claim."""
+    return claims(raw)["jti"]
+
+
+def assert_json_error(response, status: int, code: str | None = None) -> dict:
+    """The response is ``status`` with the one JSON error shape (and ``code`` when given)."""
+    assert response.status_code == status, response.content
+    assert response["Content-Type"].startswith("application/json"), response["Content-Type"]
+    body = json.loads(response.content)
+    assert isinstance(body, dict)
+    assert isinstance(body.get("detail"), str) and body["detail"]
+    assert isinstance(body.get("code"), str) and body["code"]
+    if code is not None:
+        assert body["code"] == code, body
+    return body
+
+
+def data_queries(captured) -> list[str]:
+    """The SQL statements run, without transaction control (BEGIN, COMMIT, savepoints)."""
+    return [
+        q["sql"] for q in captured.captured_queries if not q["sql"].upper().startswith(TRANSACTION_CONTROL)
+    ]
+
+
+def set_cookie_attributes(response, name="refresh_token") -> dict[str, str | bool]:
+    """The attributes of the Set-Cookie header for ``name``, parsed from its text."""
+    header = response.cookies[name].output(header="").strip()
+    first, *rest = [part.strip() for part in header.split(";")]
+    key, _, value = first.partition("=")
+    attributes = {"name": key, "value": value}
+    for part in rest:
+        attr, sep, attr_value = part.partition("=")
+        attributes[attr.lower()] = attr_value if sep else True
+    return attributes
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
