@@ -4,11 +4,16 @@ Fixtures live in conftest.py; these are plain functions and classes, imported wh
 """
 
 import json
+import os
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import jwt
 from rest_framework.test import APIClient
 
+BASE_DIR = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery staple"
 TRANSACTION_CONTROL = (
     "BEGIN",
@@ -105,3 +110,19 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def manage_py(*args: str, unset=(), check: bool = False, **environment: str) -> subprocess.CompletedProcess:
+    """``manage.py *args`` in a fresh process, so that settings.py reads the environment anew: this
+    process's environment without the ``unset`` variables, plus ``environment``."""
+    env = {name: value for name, value in os.environ.items() if name not in unset}
+    env.update(environment)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        check=check,
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )

@@ -1,8 +1,6 @@
 """Startup checks refuse unsafe configuration, both as functions and through manage.py check."""
 
-import os
 import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,6 +10,8 @@ from django.core.exceptions import ImproperlyConfigured
 from accounts import checks
 from accounts.conf import app_settings
 from authproject.settings import DEFAULT_CORS_ORIGINS, DEVELOPMENT_SECRET_KEY
+
+from .helpers import manage_py
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 LONG_SECRET = "a-long-random-production-secret-key-" + "x" * 40
@@ -249,18 +249,8 @@ def test_refuse_unsafe_configuration_raises_improperly_configured(safe, unsafe, 
 
 
 # --- manage.py check, in a fresh process reading the environment -----------------------------
-def manage_check(**env_overrides) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SECRET_KEY", "DJANGO_DEBUG")}
-    env.update(env_overrides)
-    return subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        check=False,
-        cwd=BASE_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+def manage_check(**environment) -> subprocess.CompletedProcess:
+    return manage_py("check", unset=("DJANGO_SECRET_KEY", "DJANGO_DEBUG"), **environment)
 
 
 def test_manage_check_fails_with_debug_off_and_no_secret_key():

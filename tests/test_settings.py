@@ -3,13 +3,12 @@
 import ast
 import importlib.util
 import json
-import os
-import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+
+from .helpers import manage_py
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 SETTINGS_FILE = BASE_DIR / "authproject" / "settings.py"
@@ -99,16 +98,15 @@ print(json.dumps({
 
 def app_settings_in_a_fresh_process(**environment) -> dict:
     """What app_settings reads under `manage.py shell` with exactly these of the variables set."""
-    env = {k: v for k, v in os.environ.items() if k not in VARIABLES}
-    env.update(environment)
-    result = subprocess.run(
-        [sys.executable, "manage.py", "shell", "--verbosity", "0", "--command", READ_APP_SETTINGS],
+    result = manage_py(
+        "shell",
+        "--verbosity",
+        "0",
+        "--command",
+        READ_APP_SETTINGS,
+        unset=VARIABLES,
         check=True,
-        cwd=BASE_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+        **environment,
     )
     return json.loads(result.stdout)
 
