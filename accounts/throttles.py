@@ -2,12 +2,21 @@
 
 import hashlib
 
+from django.contrib.auth import get_user_model
 from rest_framework.throttling import SimpleRateThrottle
 
 from .audit import audit_event_record
 from .conf import app_settings
 from .models import AuditEventType
 from .origin import client_ip, request_origin
+
+
+def login_name(request) -> str:
+    """What the login body gives for the user model's USERNAME_FIELD (the login serializer's
+    field: "username" for Django's User, "email" for a model that signs in by email), or ""."""
+    data = request.data if isinstance(request.data, dict) else {}
+    name = data.get(get_user_model().USERNAME_FIELD)
+    return name if isinstance(name, str) else ""
 
 
 class LoginThrottle(SimpleRateThrottle):
@@ -31,10 +40,9 @@ class LoginThrottle(SimpleRateThrottle):
         turn into a flood of inserts. ``cache.add`` is atomic on the shared cache."""
         if not self.cache.add(f"{self.key}:audited", True, timeout=int(self.duration) or 1):
             return
-        username = request.data.get("username") if isinstance(request.data, dict) else None
         audit_event_record(
             type=AuditEventType.THROTTLED,
-            username=username if isinstance(username, str) else "",
+            username=login_name(request),
             origin=request_origin(request),
             detail=f"{self.scope} {self.rate}",
         )
@@ -57,9 +65,8 @@ class LoginUsernameThrottle(LoginThrottle):
     rate_setting = "LOGIN_THROTTLE_RATE"
 
     def get_cache_key(self, request, view) -> str | None:
-        data = request.data if isinstance(request.data, dict) else {}
-        username = data.get("username")
-        if not isinstance(username, str) or not username:
+        username = login_name(request)
+        if not username:
             return None  # nothing to count; the serializer answers 400
         digest = hashlib.sha256(username.strip().casefold().encode()).hexdigest()
         return self.cache_format % {"scope": self.scope, "ident": digest}
