@@ -5,9 +5,9 @@
 It runs the system checks, creates an empty database and migrates it (Django's test-database
 creation runs ``migrate``), runs ``makemigrations --check`` against it, then drives the API and the
 admin with Django's test client, CSRF checks on. Exit status 0 and "second project: all steps
-passed" when every step passes; a traceback naming the step otherwise. ``--checks-only`` stops after the checks;
-``--without-authproject`` first makes this repo's project package unimportable, as it is in any
-other project. Not collected by pytest (the name does not match test_*.py):
+passed" when every step passes; a traceback naming the step otherwise. ``--checks-only`` stops
+after the checks; ``--without-authproject`` first makes this repo's project package unimportable,
+as it is in any other project. Not collected by pytest (the name does not match test_*.py):
 tests/test_second_project.py runs it.
 """
 
