@@ -65,6 +65,17 @@ class RegisterSerializer(serializers.Serializer):
         return attrs
 
 
+class InputOnlyMixin:
+    """For simplejwt's token serializers, whose ``validate`` does the work (authenticates, rotates,
+    blacklists): here it only checks the input, and the view calls a service with it. Tokens made
+    through ``get_token`` are this app's, so they carry a session."""
+
+    token_class = RefreshToken
+
+    def validate(self, attrs):
+        return attrs
+
+
 class AccessTokenFields(serializers.Serializer):
     """Renders what a service issued (``services.IssuedTokens``): the access token and its expiry."""
 
@@ -75,11 +86,11 @@ class AccessTokenFields(serializers.Serializer):
         return str(issued.access)
 
 
-class LoginSerializer(AccessTokenFields, jwt_serializers.TokenObtainPairSerializer):
-    """simplejwt's credentials in (the user model's USERNAME_FIELD and ``password``); the access
-    token and the user out. The refresh token goes in the cookie, never in this body."""
+class LoginSerializer(InputOnlyMixin, AccessTokenFields, jwt_serializers.TokenObtainPairSerializer):
+    """simplejwt's credentials in (the user model's USERNAME_FIELD and ``password``; the service
+    checks them and records the attempt); the access token and the user out. The refresh token goes
+    in the cookie, never in this body."""
 
-    token_class = RefreshToken
     user = UserSerializer(source="session.user", read_only=True)
 
     def __init__(self, *args, **kwargs):
@@ -89,10 +100,6 @@ class LoginSerializer(AccessTokenFields, jwt_serializers.TokenObtainPairSerializ
         )
         self.fields["password"] = _password_field()
 
-    def validate(self, attrs):
-        """The input only: services.session_login checks the credentials and records the attempt."""
-        return attrs
-
     def credentials(self) -> dict:
         """The validated credentials as ``services.session_login`` takes them."""
         return {
@@ -101,27 +108,17 @@ class LoginSerializer(AccessTokenFields, jwt_serializers.TokenObtainPairSerializ
         }
 
 
-class RefreshSerializer(AccessTokenFields, jwt_serializers.TokenRefreshSerializer):
+class RefreshSerializer(InputOnlyMixin, AccessTokenFields, jwt_serializers.TokenRefreshSerializer):
     """No input (the refresh token comes in its cookie); the new access token out."""
 
-    token_class = RefreshToken
     refresh = None  # simplejwt reads it from the body; here only the cookie carries it
 
-    def validate(self, attrs):
-        """Nothing to check: services.session_refresh verifies the cookie's token."""
-        return attrs
 
-
-class LogoutSerializer(jwt_serializers.TokenBlacklistSerializer):
+class LogoutSerializer(InputOnlyMixin, jwt_serializers.TokenBlacklistSerializer):
     """No input (the refresh token comes in its cookie); a message out."""
 
-    token_class = RefreshToken
     refresh = None
     detail = serializers.CharField(read_only=True)
-
-    def validate(self, attrs):
-        """Nothing to check: the view revokes the cookie's session, if any."""
-        return attrs
 
 
 class PasswordChangeSerializer(serializers.Serializer):
