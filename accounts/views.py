@@ -86,11 +86,13 @@ class TokenView(AppViewMixin, jwt_views.TokenViewBase):
     default_serializer_class = None
 
     def get_serializer_class(self):
+        """SIMPLE_JWT[serializer_setting] when the project sets it, else this app's serializer."""
         if self.serializer_setting in jwt_settings().user_settings:
             return import_string(getattr(jwt_settings(), self.serializer_setting))
         return self.default_serializer_class
 
     def post(self, request, *args, **kwargs):
+        """Validate, perform, render, set the cookie."""
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         result = self.perform(serializer)
