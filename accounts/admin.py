@@ -46,10 +46,13 @@ class CappedCountPaginator(Paginator):
         return self.count > self.cap
 
 
-def user_search_fields(*, through: str) -> tuple[str, ...]:
-    """The user model's name and email fields, reached ``through`` a relation, for admin search."""
+def user_search_fields(*, through: str, email: bool = True) -> tuple[str, ...]:
+    """The user model's name field (and email field, if it has one), reached ``through`` a
+    relation, for admin search."""
     user_model = get_user_model()
-    names = dict.fromkeys([user_model.USERNAME_FIELD, user_model.get_email_field_name()])
+    names = [user_model.USERNAME_FIELD]
+    if email and user_model.get_email_field_name() != user_model.USERNAME_FIELD:
+        names.append(user_model.get_email_field_name())
     fields = {field.name for field in user_model._meta.get_fields()}
     return tuple(f"{through}__{name}" for name in names if name in fields)
 
@@ -112,10 +115,6 @@ class SessionAdmin(FastChangeListMixin, admin.ModelAdmin):
     list_filter = (SessionStatusFilter,)
     list_select_related = ("user",)
     search_help_text = "Username, email or IP address."
-
-    def get_search_fields(self, request):
-        return (*user_search_fields(through="user"), "ip")
-
     ordering = ("-created_at", "-id")  # matches the indexes session_unrevoked_newest_idx / session_newest_idx
     actions = ("revoke_selected_sessions", "revoke_all_sessions_of_these_users")
     # No jti, ever: they name tokens, and nothing here needs them.
@@ -136,6 +135,10 @@ class SessionAdmin(FastChangeListMixin, admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("user")
+
+    def get_search_fields(self, request):
+        """The user model's name and email fields, and the IP."""
+        return (*user_search_fields(through="user"), "ip")
 
     @admin.display(description="user agent")
     def short_user_agent(self, session: Session) -> str:
@@ -221,19 +224,20 @@ class UserSessionsAdminMixin:
             actions[name] = (func, name, description)
         return actions
 
-    def _revoke_url_name(self) -> str:
-        return f"{self.opts.app_label}_{self.opts.model_name}_revoke_sessions"
+    def _url_name(self, view: str) -> str:
+        """This admin's URL name for ``view`` ("change", "revoke_sessions")."""
+        return f"{self.opts.app_label}_{self.opts.model_name}_{view}"
 
     def get_urls(self):
         revoke = path(
             "<path:object_id>/revoke-sessions/",
             self.admin_site.admin_view(self.revoke_sessions_view),
-            name=self._revoke_url_name(),
+            name=self._url_name("revoke_sessions"),
         )
         return [revoke, *super().get_urls()]
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        url = reverse(f"{self.admin_site.name}:{self._revoke_url_name()}", args=[object_id])
+        url = reverse(f"{self.admin_site.name}:{self._url_name('revoke_sessions')}", args=[object_id])
         context = {**(extra_context or {}), "revoke_sessions_url": url}
         return super().change_view(request, object_id, form_url, extra_context=context)
 
@@ -257,8 +261,8 @@ class UserSessionsAdminMixin:
         self.message_user(
             request, f"Revoked {revoked} session{pluralize(revoked)} of {user}.", messages.SUCCESS
         )
-        change_url = f"{self.admin_site.name}:{self.opts.app_label}_{self.opts.model_name}_change"
-        return HttpResponseRedirect(reverse(change_url, args=[user.pk]))
+        change = f"{self.admin_site.name}:{self._url_name('change')}"
+        return HttpResponseRedirect(reverse(change, args=[user.pk]))
 
 
 def user_admin_add_sessions(site: admin.AdminSite) -> None:
@@ -281,11 +285,11 @@ class AuditEventAdmin(FastChangeListMixin, admin.ModelAdmin):
     list_filter = ("type", ("created_at", admin.DateFieldListFilter))
     list_select_related = ("user", "actor")
     search_help_text = "Username (also an attempted one) or IP address."
+    ordering = ("-created_at", "-id")
 
     def get_search_fields(self, request):
-        return (*user_search_fields(through="user")[:1], "username", "ip")
-
-    ordering = ("-created_at", "-id")
+        """The user's name, the name typed at a failed login, and the IP."""
+        return (*user_search_fields(through="user", email=False), "username", "ip")
 
     @admin.display(description="session", ordering="session_id")
     def session(self, event: AuditEvent) -> str:
