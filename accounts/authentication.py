@@ -33,12 +33,11 @@ class SessionJWTAuthentication(JWTAuthentication):
 
     def get_user(self, validated_token: AccessToken):
         """The token's user, if the token's session is still active."""
-        if not app_settings.ACCESS_TOKEN_CHECKS_SESSION:
-            return super().get_user(validated_token)
         try:
-            user = selectors.user_get_for_access_token(
-                user_id=validated_token.user_id, session_id=validated_token.session_id
-            )
+            user_id = validated_token.user_id  # checked: a claim the id field cannot hold is refused
+            if not app_settings.ACCESS_TOKEN_CHECKS_SESSION:
+                return super().get_user(validated_token)
+            user = selectors.user_get_for_access_token(user_id=user_id, session_id=validated_token.session_id)
         except AuthError as e:
             raise to_http_error(e) from e
         if user is None:

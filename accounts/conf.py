@@ -111,13 +111,30 @@ class AppSettings:
 
     @property
     def LOGIN_THROTTLE_RATE(self) -> str:
-        """Login attempts per username, e.g. "5/min"."""
+        """Login attempts per username from one client IP, e.g. "5/min" (the admin's form too)."""
         return self._setting("LOGIN_THROTTLE_RATE", "5/min")
 
     @property
+    def LOGIN_USERNAME_THROTTLE_RATE(self) -> str:
+        """Login attempts per username from all addresses together: the ceiling against guessing
+        one account from many addresses, higher than LOGIN_THROTTLE_RATE so that one stranger
+        cannot lock the real user out."""
+        return self._setting("LOGIN_USERNAME_THROTTLE_RATE", "30/min")
+
+    @property
     def LOGIN_IP_THROTTLE_RATE(self) -> str:
-        """Login attempts per client IP."""
+        """Login attempts per client IP (IPv6: per /64)."""
         return self._setting("LOGIN_IP_THROTTLE_RATE", "60/min")
+
+    @property
+    def REGISTER_THROTTLE_RATE(self) -> str:
+        """Registrations per client IP (IPv6: per /64)."""
+        return self._setting("REGISTER_THROTTLE_RATE", "10/hour")
+
+    @property
+    def PASSWORD_CHANGE_THROTTLE_RATE(self) -> str:
+        """Password change attempts per user, wrong old passwords included."""
+        return self._setting("PASSWORD_CHANGE_THROTTLE_RATE", "5/min")
 
 
 app_settings = AppSettings()

@@ -46,5 +46,10 @@ class WrongPassword(AuthError, code="wrong_password", message="The current passw
     """A password change with the wrong current password."""
 
 
+class UsernameTaken(AuthError, code="username_taken", message="That username is taken."):
+    """A registration whose username another user has (after Unicode normalization), also when
+    a concurrent registration took it first."""
+
+
 class SessionNotFound(AuthError, code="not_found", message="Session not found."):
     """No such session among the user's own."""

@@ -18,6 +18,7 @@ from .errors import (
     TokenInvalid,
     TokenMissing,
     TokenRevoked,
+    UsernameTaken,
     WrongPassword,
 )
 
@@ -59,10 +60,16 @@ _HTTP_ERRORS: dict[type[AuthError], type[exceptions.APIException]] = {
 }
 
 
+# Domain errors that are about one input field: 400 validation errors on that field.
+_FIELD_ERRORS: dict[type[AuthError], str] = {WrongPassword: "old_password", UsernameTaken: "username"}
+
+
 def to_http_error(error: AuthError) -> exceptions.APIException:
     """The HTTP error for a domain error, keeping its code (and the domain error as its cause)."""
-    if isinstance(error, WrongPassword):  # a form error, on the field it is about
-        http_error = exceptions.ValidationError({"old_password": [error.message]}, code=error.code)
+    if type(error) in _FIELD_ERRORS:  # a form error, on the field it is about
+        http_error = exceptions.ValidationError(
+            {_FIELD_ERRORS[type(error)]: [error.message]}, code=error.code
+        )
     else:
         http_error = _HTTP_ERRORS[type(error)](detail=error.message, code=error.code)
     http_error.__cause__ = error

@@ -24,12 +24,17 @@ NOWHERE = Origin()
 
 
 def client_ip(request) -> str | None:
-    """The client's IP: the socket's address, or X-Forwarded-For behind ``NUM_PROXIES`` proxies."""
+    """The client's IP: the socket's address, or X-Forwarded-For behind ``NUM_PROXIES`` proxies.
+
+    An IPv4-mapped IPv6 address (``::ffff:192.0.2.1``, from a dual-stack socket) is its IPv4
+    address: one client, one address, in throttles and records alike."""
     ident = BaseThrottle().get_ident(request)  # DRF's rule; reads REST_FRAMEWORK["NUM_PROXIES"]
     try:
-        return str(ipaddress.ip_address((ident or "").strip()))
+        address = ipaddress.ip_address((ident or "").strip())
     except ValueError:  # a proxy sent something that is not an address
         return None
+    mapped = getattr(address, "ipv4_mapped", None)
+    return str(mapped or address)
 
 
 def request_origin(request, *, actor_id=None) -> Origin:

@@ -9,9 +9,9 @@ calls a service with it and renders the service's result with ``to_representatio
 from django.contrib.auth import get_user_model, password_validation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
-from rest_framework.validators import UniqueValidator
 from rest_framework_simplejwt import serializers as jwt_serializers
 
+from .errors import UsernameTaken
 from .models import Session
 from .tokens import RefreshToken
 
@@ -47,14 +47,22 @@ class UserSerializer(serializers.ModelSerializer):
 
 class RegisterSerializer(serializers.Serializer):
     username = serializers.CharField(
-        max_length=USERNAME_MAX_LENGTH,
-        validators=[
-            UniqueValidator(queryset=get_user_model().objects.all(), message="That username is taken."),
-            get_user_model().username_validator,
-        ],
+        max_length=USERNAME_MAX_LENGTH, validators=[get_user_model().username_validator]
     )
     email = serializers.EmailField(max_length=254)
     password = _password_field()
+
+    def validate_username(self, value):
+        """The name as the user model stores it (NFKC: "\u212aelvin" is "Kelvin"), free.
+
+        Checked after normalizing, as ``create_user`` saves it; a concurrent registration that
+        takes the name after this check is caught by the unique index (``services.user_create``).
+        """
+        model = get_user_model()
+        normalized = model.normalize_username(value)
+        if model.objects.filter(username=normalized).exists():
+            raise serializers.ValidationError(UsernameTaken.message, code=UsernameTaken.code)
+        return normalized
 
     def validate(self, attrs):
         user = get_user_model()(username=attrs["username"], email=attrs["email"])

@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.contrib.auth import authenticate, get_user_model
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
 from .audit import audit_event_build, audit_event_record, audit_events_record
 from .conf import app_settings
-from .errors import InvalidCredentials, TokenExpired, TokenRevoked, WrongPassword
+from .errors import InvalidCredentials, TokenExpired, TokenRevoked, UsernameTaken, WrongPassword
 from .models import AuditEvent, AuditEventType, RevokeReason, Session
 from .origin import NOWHERE, Origin
 from .tokens import AccessToken, RefreshToken
@@ -46,8 +46,13 @@ def tokens_issue(*, session: Session) -> IssuedTokens:
 
 
 def user_create(*, username: str, email: str, password: str):
-    """A new active user; the password is hashed (Argon2 by default)."""
-    return get_user_model().objects.create_user(username=username, email=email, password=password)
+    """A new active user; the password is hashed (Argon2 by default). A username taken meanwhile
+    (a concurrent registration won the unique index) is UsernameTaken, not a database error."""
+    try:
+        with transaction.atomic():
+            return get_user_model().objects.create_user(username=username, email=email, password=password)
+    except IntegrityError as e:
+        raise UsernameTaken() from e
 
 
 def session_create(*, user, ip: str | None, user_agent: str, now: datetime | None = None) -> Session:

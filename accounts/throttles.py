@@ -1,6 +1,21 @@
-"""Login throttling per username and per client IP, counted in the shared cache."""
+"""Limits on every place a password is tried (login, the admin's login form, password change) and on
+registration, counted atomically in the shared cache.
+
+Each limit counts attempts per key in fixed windows (a minute for "5/min"): one ``cache.add`` (start
+the window's counter at 0, a no-op when it exists) and one ``cache.incr``, both atomic on Redis and
+on the local-memory cache, so N concurrent attempts admit at most the limit. (DRF's own throttles
+read the history, append and write it back: concurrent attempts all read the same history.)
+
+Login is limited three ways (see README, "Security model"): per client IP; per username and client
+IP (the tight limit, so that a stranger's guesses spend only their own address's budget, not the
+real user's); and per username across all addresses (a higher ceiling against guessing one account
+from many addresses). IPv4-mapped IPv6 addresses count as their IPv4 address, and IPv6 addresses by
+their /64, the block one subscriber usually holds.
+"""
 
 import hashlib
+import ipaddress
+import math
 
 from django.contrib.auth import get_user_model
 from rest_framework.throttling import SimpleRateThrottle
@@ -9,6 +24,8 @@ from .audit import audit_event_record
 from .conf import app_settings
 from .models import AuditEventType
 from .origin import client_ip, request_origin
+
+IPV6_BUCKET_PREFIX = 64
 
 
 def login_name(request) -> str:
@@ -19,8 +36,30 @@ def login_name(request) -> str:
     return name if isinstance(name, str) else ""
 
 
-class LoginThrottle(SimpleRateThrottle):
-    """Base for the login throttles: the rate is read from app_settings when used."""
+def ip_bucket(ip: str | None) -> str:
+    """The address whose attempts count together: an IPv6 address's /64, else the address itself
+    (``origin.client_ip`` already folds IPv4-mapped IPv6 to IPv4)."""
+    try:
+        address = ipaddress.ip_address(ip or "")
+    except ValueError:
+        return "unknown"
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/{IPV6_BUCKET_PREFIX}", strict=False))
+    return str(address)
+
+
+def name_digest(name: str) -> str:
+    """A username as a throttle key: case-folded and hashed (the cache never holds the name). Lone
+    surrogates, which cannot be UTF-8, are kept as they are rather than failing."""
+    return hashlib.sha256(name.strip().casefold().encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class CountingThrottle(SimpleRateThrottle):
+    """A DRF throttle whose counting is atomic: fixed windows, ``cache.add`` then ``cache.incr``.
+
+    Subclasses name their ``scope``, the app setting holding their rate, and ``ident`` (what is
+    counted together, or None for nothing to count).
+    """
 
     rate_setting = ""
 
@@ -28,45 +67,133 @@ class LoginThrottle(SimpleRateThrottle):
         """The configured rate, looked up per request (DRF binds THROTTLE_RATES at import)."""
         return getattr(app_settings, self.rate_setting)
 
+    def ident(self, request) -> str | None:
+        """What this limit counts attempts by; None: this request is not counted."""
+        raise NotImplementedError
+
+    def get_cache_key(self, request, view) -> str | None:
+        ident = self.ident(request)
+        return None if ident is None else self.cache_format % {"scope": self.scope, "ident": ident}
+
     def allow_request(self, request, view) -> bool:
-        """DRF's sliding window, plus an audit event when a key is first refused."""
-        allowed = super().allow_request(request, view)
+        """Count this attempt; False once the window's count is past the limit."""
+        if self.rate is None:
+            return True
+        self.key = self.get_cache_key(request, view)
+        if self.key is None:
+            return True
+        allowed = self.count_attempt() <= self.num_requests
         if not allowed:
-            self.record_throttled(request)
+            self.on_refused(request)
         return allowed
 
-    def record_throttled(self, request) -> None:
+    def count_attempt(self) -> int:
+        """This attempt's number in the current window, counted atomically."""
+        self.now = self.timer()
+        window = math.floor(self.now / self.duration)
+        self.window_ends = (window + 1) * self.duration
+        key = f"{self.key}:{window}"
+        # The counter outlives its window, so it cannot expire between the add and the incr.
+        timeout = 2 * self.duration
+        self.cache.add(key, 0, timeout=timeout)
+        try:
+            return self.cache.incr(key)
+        except ValueError:  # evicted in between (a full cache): this attempt opens a new count
+            self.cache.add(key, 1, timeout=timeout)
+            return 1
+
+    def wait(self) -> float:
+        """Seconds until the window ends (Retry-After)."""
+        return max(self.window_ends - self.now, 1)
+
+    def on_refused(self, request) -> None:
+        """Called when an attempt is refused."""
+
+
+class LoginThrottle(CountingThrottle):
+    """A login limit: a refused key also goes to the audit trail, once per window."""
+
+    def on_refused(self, request) -> None:
         """One event per key and window, not one per refused request: a flood of attempts must not
         turn into a flood of inserts. ``cache.add`` is atomic on the shared cache."""
-        if not self.cache.add(f"{self.key}:audited", True, timeout=int(self.duration) or 1):
+        if not self.cache.add(f"{self.key}:audited", True, timeout=int(self.wait()) or 1):
             return
         audit_event_record(
             type=AuditEventType.THROTTLED,
-            username=login_name(request),
+            username=self.attempted_name(request),
             origin=request_origin(request),
             detail=f"{self.scope} {self.rate}",
         )
 
+    def attempted_name(self, request) -> str:
+        """The username tried (the API's login body; the admin's form passes its own request)."""
+        name = getattr(request, "login_name", None)
+        return login_name(request) if name is None else name
+
 
 class LoginIPThrottle(LoginThrottle):
-    """Attempts per client IP."""
+    """Attempts per client IP, whatever the username."""
 
     scope = "login_ip"
     rate_setting = "LOGIN_IP_THROTTLE_RATE"
 
-    def get_cache_key(self, request, view) -> str:
-        return self.cache_format % {"scope": self.scope, "ident": client_ip(request) or "unknown"}
+    def ident(self, request) -> str:
+        return ip_bucket(client_ip(request))
+
+
+class LoginUsernameIPThrottle(LoginThrottle):
+    """Attempts per username from one client IP: the tight limit, which strangers cannot spend for
+    the real user, who signs in from another address."""
+
+    scope = "login_username_ip"
+    rate_setting = "LOGIN_THROTTLE_RATE"
+
+    def ident(self, request) -> str | None:
+        username = self.attempted_name(request)
+        if not username:
+            return None  # nothing to count; the serializer answers 400
+        return f"{name_digest(username)}:{ip_bucket(client_ip(request))}"
 
 
 class LoginUsernameThrottle(LoginThrottle):
-    """Attempts per username, whoever sends them (slows guessing one account from many IPs)."""
+    """Attempts per username from every address together: a higher ceiling against guessing one
+    account from many addresses."""
 
     scope = "login_username"
-    rate_setting = "LOGIN_THROTTLE_RATE"
+    rate_setting = "LOGIN_USERNAME_THROTTLE_RATE"
 
-    def get_cache_key(self, request, view) -> str | None:
-        username = login_name(request)
-        if not username:
-            return None  # nothing to count; the serializer answers 400
-        digest = hashlib.sha256(username.strip().casefold().encode()).hexdigest()
-        return self.cache_format % {"scope": self.scope, "ident": digest}
+    def ident(self, request) -> str | None:
+        username = self.attempted_name(request)
+        return name_digest(username) if username else None
+
+
+LOGIN_THROTTLES = (LoginIPThrottle, LoginUsernameIPThrottle, LoginUsernameThrottle)
+
+
+class RegisterThrottle(CountingThrottle):
+    """Registrations per client IP: each costs a password hash, and a "taken" answer tells a name."""
+
+    scope = "register"
+    rate_setting = "REGISTER_THROTTLE_RATE"
+
+    def ident(self, request) -> str:
+        return ip_bucket(client_ip(request))
+
+
+class PasswordChangeThrottle(CountingThrottle):
+    """Password changes per signed-in user, wrong old passwords included (each is a password try)."""
+
+    scope = "password_change"
+    rate_setting = "PASSWORD_CHANGE_THROTTLE_RATE"
+
+    def ident(self, request) -> str | None:
+        user = getattr(request, "user", None)
+        return str(user.pk) if user is not None and user.is_authenticated else None
+
+
+def login_attempt_wait(request, *, username: str) -> float | None:
+    """Count one login attempt (outside DRF: the admin's form) against every login limit; None if it
+    may go ahead, else the seconds to wait. Every limit counts it, as DRF's throttle check does."""
+    request.login_name = username
+    waits = [t.wait() for t in (cls() for cls in LOGIN_THROTTLES) if not t.allow_request(request, None)]
+    return max(waits) if waits else None

@@ -7,6 +7,8 @@ current refresh token can be issued again without ever being stored.
 import uuid
 from datetime import datetime, timedelta
 
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from rest_framework_simplejwt import tokens
 from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
 from rest_framework_simplejwt.utils import datetime_from_epoch, datetime_to_epoch
@@ -31,9 +33,16 @@ class SessionClaimsMixin:
 
     @property
     def user_id(self) -> str | None:
-        """The user id claim, as a string."""
+        """The user id claim, as a string; one the user model's id field cannot hold (a name where
+        the id is a number) is an invalid token, so it never reaches a query."""
         value = self.get(jwt_settings().USER_ID_CLAIM)
-        return None if value is None else str(value)
+        if value is None:
+            return None
+        field = get_user_model()._meta.get_field(jwt_settings().USER_ID_FIELD)
+        try:
+            return str(field.to_python(value))
+        except (ValidationError, TypeError, ValueError) as e:
+            raise TokenInvalid("Token has no valid user.") from e
 
     @property
     def jti(self) -> str | None:
@@ -106,6 +115,8 @@ def _verify(token_class, raw):
     except ExpiredTokenError as e:
         raise TokenExpired() from e
     except TokenError as e:  # bad signature or algorithm, garbage, wrong type, missing claims
+        raise TokenInvalid() from e
+    except (OverflowError, ValueError, OSError) as e:  # a signed exp no date can hold
         raise TokenInvalid() from e
 
 

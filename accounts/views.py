@@ -8,10 +8,10 @@ accounts.http_errors turns them into responses.
 """
 
 from django.middleware.csrf import get_token
+from django.utils.cache import add_never_cache_headers
 from django.utils.module_loading import import_string
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
@@ -26,6 +26,7 @@ from .errors import AuthError, SessionNotFound
 from .http_errors import api_exception_handler, error_body
 from .models import RevokeReason
 from .origin import request_origin
+from .parsers import StrictJSONParser
 from .serializers import (
     DetailSerializer,
     LoginSerializer,
@@ -37,14 +38,14 @@ from .serializers import (
     SessionSerializer,
     UserSerializer,
 )
-from .throttles import LoginIPThrottle, LoginUsernameThrottle
+from .throttles import LOGIN_THROTTLES, PasswordChangeThrottle, RegisterThrottle
 from .tokens import refresh_token_verify
 
 
 class AppViewMixin:
     """What every endpoint of this app brings along instead of reading the project's defaults."""
 
-    parser_classes = (JSONParser,)
+    parser_classes = (StrictJSONParser,)
     renderer_classes = (JSONRenderer,)
 
     def get_exception_handler(self):
@@ -66,6 +67,15 @@ class PublicView(AppViewMixin, APIView):
     permission_classes = (AllowAny,)
 
 
+class NoStoreMixin:
+    """For answers that carry a token or a CSRF token: no cache (browser, proxy) may keep them."""
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        add_never_cache_headers(response)  # Cache-Control: no-store among others
+        return response
+
+
 class RefreshCookieMixin:
     """Reads the ambient refresh cookie, so Django's CSRF check guards it (Origin and token)."""
 
@@ -74,7 +84,7 @@ class RefreshCookieMixin:
         csrf_enforce(request._request)
 
 
-class TokenView(AppViewMixin, jwt_views.TokenViewBase):
+class TokenView(NoStoreMixin, AppViewMixin, jwt_views.TokenViewBase):
     """simplejwt's TokenViewBase in small steps: validate the input, call one service, answer with
     the serializer's rendering of its result, and set (or delete) the refresh cookie.
 
@@ -120,7 +130,7 @@ class HealthView(PublicView):
         return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE)
 
 
-class CsrfView(PublicView):
+class CsrfView(NoStoreMixin, PublicView):
     """The CSRF token in the body, for an SPA on another allowed origin that cannot read the cookie."""
 
     @extend_schema(responses={200: OpenApiResponse(description='{"csrf_token": "..."}')})
@@ -129,6 +139,8 @@ class CsrfView(PublicView):
 
 
 class RegisterView(PublicView):
+    throttle_classes = (RegisterThrottle,)
+
     @extend_schema(request=RegisterSerializer, responses={201: UserSerializer})
     def post(self, request):
         serializer = RegisterSerializer(data=request.data)
@@ -142,7 +154,7 @@ class LoginView(TokenView, jwt_views.TokenObtainPairView):
 
     serializer_setting = "TOKEN_OBTAIN_SERIALIZER"
     default_serializer_class = LoginSerializer
-    throttle_classes = (LoginIPThrottle, LoginUsernameThrottle)
+    throttle_classes = LOGIN_THROTTLES
 
     def perform(self, serializer):
         return services.session_login(**serializer.credentials(), origin=request_origin(self.request))
@@ -218,6 +230,8 @@ class SessionDetailView(ApiView):
 
 
 class PasswordChangeView(ApiView):
+    throttle_classes = (PasswordChangeThrottle,)
+
     @extend_schema(request=PasswordChangeSerializer, responses={200: DetailSerializer})
     def post(self, request):
         serializer = PasswordChangeSerializer(data=request.data, context={"request": request})

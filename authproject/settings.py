@@ -158,7 +158,10 @@ _accounts_from_environment = {  # environment variable: (setting, cast)
     "SESSION_RETENTION_DAYS": ("ACCOUNTS_SESSION_RETENTION", _days),
     "AUDIT_RETENTION_DAYS": ("ACCOUNTS_AUDIT_RETENTION", _days),
     "LOGIN_THROTTLE_RATE": ("ACCOUNTS_LOGIN_THROTTLE_RATE", env.str),
+    "LOGIN_USERNAME_THROTTLE_RATE": ("ACCOUNTS_LOGIN_USERNAME_THROTTLE_RATE", env.str),
     "LOGIN_IP_THROTTLE_RATE": ("ACCOUNTS_LOGIN_IP_THROTTLE_RATE", env.str),
+    "REGISTER_THROTTLE_RATE": ("ACCOUNTS_REGISTER_THROTTLE_RATE", env.str),
+    "PASSWORD_CHANGE_THROTTLE_RATE": ("ACCOUNTS_PASSWORD_CHANGE_THROTTLE_RATE", env.str),
 }
 for _variable, (_setting, _cast) in _accounts_from_environment.items():
     if _variable in os.environ:

@@ -47,7 +47,7 @@ def test_throttling_records_one_event_per_key_and_window_not_one_per_request(bro
     assert statuses == [401, 401, 429, 429, 429, 429]
     [throttled] = events(AuditEventType.THROTTLED)
     assert throttled.username == "alice"
-    assert throttled.detail == "login_username 2/min"
+    assert throttled.detail == "login_username_ip 2/min"
 
 
 def test_an_ordinary_refresh_writes_no_event(signed_in):

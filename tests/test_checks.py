@@ -152,6 +152,8 @@ def test_the_known_settings_are_the_app_settings_without_the_token_lifetimes():
         "AUDIT_RETENTION",
         "LOGIN_IP_THROTTLE_RATE",
         "LOGIN_THROTTLE_RATE",
+        "LOGIN_USERNAME_THROTTLE_RATE",
+        "PASSWORD_CHANGE_THROTTLE_RATE",
         "REFRESH_COOKIE_DOMAIN",
         "REFRESH_COOKIE_NAME",
         "REFRESH_COOKIE_PARTITIONED",
@@ -159,6 +161,7 @@ def test_the_known_settings_are_the_app_settings_without_the_token_lifetimes():
         "REFRESH_COOKIE_SAMESITE",
         "REFRESH_COOKIE_SECURE",
         "REFRESH_GRACE",
+        "REGISTER_THROTTLE_RATE",
         "SESSION_MAX_AGE",
         "SESSION_RETENTION",
     ]

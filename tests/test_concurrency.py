@@ -145,3 +145,28 @@ def test_sixteen_sessions_refreshing_at_once_all_rotate(user, browser):
         assert session.previous_jti == claims(token)["jti"]
         assert session.refresh_jti == claims(outcome.refresh_cookie)["jti"]
         assert claims(outcome.body["access"])["sid"] == str(session.pk)
+
+
+def test_sixteen_concurrent_wrong_logins_admit_at_most_the_limit(user, settings):
+    """The throttle counts with the cache's atomic increment: no two attempts read the same count."""
+    settings.ACCOUNTS_LOGIN_THROTTLE_RATE = "5/min"
+    barrier = threading.Barrier(THREADS)
+    statuses: list[int | Exception | None] = [None] * THREADS
+
+    def attempt(i: int) -> None:
+        try:
+            client = BrowserClient()
+            barrier.wait(timeout=30)
+            statuses[i] = client.sign_in(password="not the password").status_code
+        except Exception as e:  # noqa: BLE001 - reported by the main thread
+            statuses[i] = e
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert sorted(statuses) == [401] * 5 + [429] * (THREADS - 5), statuses

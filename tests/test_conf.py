@@ -19,7 +19,10 @@ DEFAULTS = {  # the values the README's configuration table documents
     "SESSION_RETENTION": timedelta(days=7),
     "AUDIT_RETENTION": timedelta(days=180),
     "LOGIN_THROTTLE_RATE": "5/min",
+    "LOGIN_USERNAME_THROTTLE_RATE": "30/min",
     "LOGIN_IP_THROTTLE_RATE": "60/min",
+    "REGISTER_THROTTLE_RATE": "10/hour",
+    "PASSWORD_CHANGE_THROTTLE_RATE": "5/min",
 }
 LIFETIMES = ("ACCESS_TOKEN_LIFETIME", "REFRESH_TOKEN_LIFETIME")
 

@@ -1,43 +1,63 @@
 """Login throttling per username and per client IP, and answers that do not reveal accounts."""
 
 import pytest
+from django.contrib.auth import get_user_model
 
 from accounts.models import Session
+from accounts.throttles import ip_bucket
 
-from .helpers import PASSWORD
+from .helpers import PASSWORD, BrowserClient
 
 pytestmark = pytest.mark.django_db
 
 WRONG = "not the password"
 
 
-def assert_throttled(response) -> None:
+def assert_throttled(response, up_to: int = 60) -> None:
     assert response.status_code == 429, response.content
     body = response.json()
     assert set(body) == {"detail", "code"} and body["code"] == "throttled"
-    assert 0 < int(response["Retry-After"]) <= 60
+    assert 0 < int(response["Retry-After"]) <= up_to
 
 
 def with_proxies(settings, count: int) -> None:
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": count}
 
 
-# --- per username ---------------------------------------------------------------------------
-def test_fourth_attempt_for_one_username_is_throttled_even_from_other_ips(browser, user, settings):
+# --- per username and IP, and the per-username ceiling ------------------------------------
+def test_fourth_attempt_for_one_username_from_one_ip_is_throttled(browser, user, settings):
     settings.ACCOUNTS_LOGIN_THROTTLE_RATE = "3/min"
-    for i in range(3):
-        response = browser.sign_in(password=WRONG, REMOTE_ADDR=f"203.0.113.{i + 1}")
+    for _ in range(3):
+        response = browser.sign_in(password=WRONG, REMOTE_ADDR="203.0.113.1")
         assert response.status_code == 401, response.content
-    assert_throttled(browser.sign_in(password=WRONG, REMOTE_ADDR="203.0.113.99"))
+    assert_throttled(browser.sign_in(password=WRONG, REMOTE_ADDR="203.0.113.1"))
 
 
 def test_a_throttled_username_is_refused_even_with_the_right_password(browser, user, settings):
     settings.ACCOUNTS_LOGIN_THROTTLE_RATE = "3/min"
-    for i in range(3):
-        browser.sign_in(password=WRONG, REMOTE_ADDR=f"203.0.113.{i + 1}")
-    assert_throttled(browser.sign_in(password=PASSWORD, REMOTE_ADDR="203.0.113.99"))
+    for _ in range(3):
+        browser.sign_in(password=WRONG, REMOTE_ADDR="203.0.113.1")
+    assert_throttled(browser.sign_in(password=PASSWORD, REMOTE_ADDR="203.0.113.1"))
     assert not Session.objects.exists()
     assert "refresh_token" not in browser.cookies
+
+
+def test_a_strangers_wrong_guesses_do_not_lock_the_real_user_out(browser, user, settings):
+    settings.ACCOUNTS_LOGIN_THROTTLE_RATE = "3/min"
+    stranger = BrowserClient()
+    for _ in range(10):
+        stranger.sign_in(password=WRONG, REMOTE_ADDR="203.0.113.66")
+    assert_throttled(stranger.sign_in(password=PASSWORD, REMOTE_ADDR="203.0.113.66"))
+    assert browser.sign_in(password=PASSWORD, REMOTE_ADDR="198.51.100.20").status_code == 200
+
+
+def test_guesses_at_one_username_from_many_ips_meet_the_per_username_ceiling(browser, user, settings):
+    settings.ACCOUNTS_LOGIN_THROTTLE_RATE = "3/min"
+    settings.ACCOUNTS_LOGIN_USERNAME_THROTTLE_RATE = "6/min"
+    for i in range(6):
+        response = browser.sign_in(password=WRONG, REMOTE_ADDR=f"203.0.113.{i + 1}")
+        assert response.status_code == 401, response.content
+    assert_throttled(browser.sign_in(password=PASSWORD, REMOTE_ADDR="203.0.113.99"))
 
 
 def test_the_username_throttle_counts_each_username_apart(browser, user_factory, settings):
@@ -48,6 +68,13 @@ def test_the_username_throttle_counts_each_username_apart(browser, user_factory,
         browser.sign_in(username="alice", password=WRONG)
     assert_throttled(browser.sign_in(username="alice", password=WRONG))
     assert browser.sign_in(username="bob", password=PASSWORD).status_code == 200
+
+
+def test_the_username_throttle_ignores_case_and_surrounding_space(browser, user, settings):
+    settings.ACCOUNTS_LOGIN_THROTTLE_RATE = "2/min"
+    browser.sign_in(username="alice", password=WRONG)
+    browser.sign_in(username="ALICE", password=WRONG)
+    assert_throttled(browser.sign_in(username=" Alice ", password=WRONG))
 
 
 def test_the_username_rate_setting_applies_without_restart(browser, user, settings):
@@ -140,3 +167,91 @@ def test_unknown_user_wrong_password_and_inactive_user_get_byte_identical_401s(b
     headers = {case: response.get("WWW-Authenticate") for case, response in responses.items()}
     assert len(set(headers.values())) == 1, headers
     assert not Session.objects.exists()
+
+
+# --- addresses: IPv4-mapped IPv6 is IPv4, IPv6 counts by /64 --------------------------------
+@pytest.mark.parametrize(
+    "addresses",
+    [
+        ["198.51.100.7", "::ffff:198.51.100.7", "198.51.100.7"],
+        ["2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff:ffff:ffff:ffff"],
+    ],
+    ids=["ipv4-mapped-ipv6-is-ipv4", "ipv6-by-64"],
+)
+def test_addresses_of_one_client_share_one_ip_bucket(browser, settings, addresses):
+    settings.ACCOUNTS_LOGIN_IP_THROTTLE_RATE = "3/min"
+    for i, address in enumerate(addresses):
+        response = browser.sign_in(username=f"nobody{i}", password=WRONG, REMOTE_ADDR=address)
+        assert response.status_code == 401, response.content
+    assert_throttled(browser.sign_in(username="x", password=WRONG, REMOTE_ADDR=addresses[1]))
+
+
+def test_another_ipv6_64_has_its_own_bucket(browser, settings):
+    settings.ACCOUNTS_LOGIN_IP_THROTTLE_RATE = "2/min"
+    for i in range(2):
+        browser.sign_in(username=f"nobody{i}", password=WRONG, REMOTE_ADDR="2001:db8:1:2::1")
+    assert_throttled(browser.sign_in(username="x", password=WRONG, REMOTE_ADDR="2001:db8:1:2::9"))
+    assert browser.sign_in(username="x", password=WRONG, REMOTE_ADDR="2001:db8:1:3::1").status_code == 401
+
+
+def test_a_session_records_an_ipv4_mapped_address_as_ipv4(browser, user):
+    assert browser.sign_in(REMOTE_ADDR="::ffff:198.51.100.7").status_code == 200
+    assert Session.objects.get(user=user).ip == "198.51.100.7"
+
+
+@pytest.mark.parametrize(
+    ("ip", "bucket"),
+    [
+        ("198.51.100.7", "198.51.100.7"),
+        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+        (None, "unknown"),
+        ("not an address", "unknown"),
+    ],
+)
+def test_ip_bucket(ip, bucket):
+    assert ip_bucket(ip) == bucket
+
+
+# --- registration and password change -------------------------------------------------------
+def register(client, name: str, **extra):
+    body = {"username": name, "email": f"{name}@example.com", "password": PASSWORD}
+    return client.post("/api/auth/register/", body, format="json", **extra)
+
+
+def test_registrations_from_one_ip_are_throttled_and_no_user_is_made(browser, settings):
+    settings.ACCOUNTS_REGISTER_THROTTLE_RATE = "2/hour"
+    assert register(browser, "first", REMOTE_ADDR="203.0.113.1").status_code == 201
+    assert register(browser, "first", REMOTE_ADDR="203.0.113.1").status_code == 400  # taken: counted too
+    response = register(browser, "third", REMOTE_ADDR="203.0.113.1")
+    assert_throttled(response, up_to=3600)
+    assert not get_user_model().objects.filter(username="third").exists()
+    assert register(browser, "third", REMOTE_ADDR="203.0.113.2").status_code == 201
+
+
+def test_password_changes_are_throttled_per_user_wrong_old_passwords_counted(api, user, settings):
+    settings.ACCOUNTS_PASSWORD_CHANGE_THROTTLE_RATE = "2/min"
+    new = "another horse battery staple"
+    for _ in range(2):
+        response = api.post(
+            "/api/auth/password/change/", {"old_password": WRONG, "new_password": new}, format="json"
+        )
+        assert response.status_code == 400, response.content
+    response = api.post(
+        "/api/auth/password/change/", {"old_password": PASSWORD, "new_password": new}, format="json"
+    )
+    assert_throttled(response)
+    user.refresh_from_db()
+    assert user.check_password(PASSWORD)
+
+
+def test_the_password_change_limit_is_per_user(api, user_factory, settings):
+    settings.ACCOUNTS_PASSWORD_CHANGE_THROTTLE_RATE = "1/min"
+    new = "another horse battery staple"
+    body = {"old_password": WRONG, "new_password": new}
+    api.post("/api/auth/password/change/", body, format="json")
+    assert_throttled(api.post("/api/auth/password/change/", body, format="json"))
+    user_factory(username="bob")
+    bob = BrowserClient()
+    access = bob.sign_in(username="bob").json()["access"]
+    response = bob.bearer(access).post("/api/auth/password/change/", body, format="json")
+    assert response.status_code == 400, response.content
