@@ -7,6 +7,7 @@ The domain (accounts.errors) raises ``AuthError`` subclasses with a stable ``cod
 (``views.ApiView``), so a project needs no EXCEPTION_HANDLER setting for them.
 """
 
+from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from rest_framework import exceptions, status
 
@@ -41,6 +42,12 @@ class Unauthorized(exceptions.APIException):
 class CsrfFailed(exceptions.PermissionDenied):
     default_detail = "CSRF verification failed."
     default_code = "csrf_failed"
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "Request body is too large."
+    default_code = "payload_too_large"
 
 
 class ServiceUnavailable(exceptions.APIException):
@@ -110,6 +117,8 @@ def api_exception_handler(exc, context):
         exc = to_http_error(exc)
     elif isinstance(exc, INFRASTRUCTURE_ERRORS):
         exc = ServiceUnavailable()
+    elif isinstance(exc, RequestDataTooBig):  # Django's DATA_UPLOAD_MAX_MEMORY_SIZE
+        exc = PayloadTooLarge()
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

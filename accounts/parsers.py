@@ -4,21 +4,18 @@ import io
 import json
 
 from django.conf import settings
-from rest_framework import exceptions, status
+from rest_framework import exceptions
 from rest_framework.parsers import JSONParser
 
-
-class PayloadTooLarge(exceptions.APIException):
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_detail = "Request body is too large."
-    default_code = "payload_too_large"
+from .http_errors import PayloadTooLarge
 
 
 class StrictJSONParser(JSONParser):
     """DRF's JSON parser, with three limits it lacks.
 
     - A body over ``DATA_UPLOAD_MAX_MEMORY_SIZE`` is 413 (DRF reads the stream itself, so Django's
-      own limit never applies).
+      own limit applies only when something read ``request.body`` first; the handler maps that
+      one to 413 too).
     - Nesting deeper than Python's recursion limit is 400: ``json.loads`` raises RecursionError,
       which DRF does not catch.
     - A string holding a lone surrogate (``"\\ud800"``, valid JSON escapes but not Unicode) is 400:
