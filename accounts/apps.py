@@ -8,13 +8,16 @@ class AccountsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        """Register the system checks, signal receivers and OpenAPI extensions, and show sessions
-        on the admin's user pages (after django.contrib.admin's own ready() registered them)."""
+        """Register the system checks, signal receivers and OpenAPI extensions, show sessions on
+        the admin's user pages (after django.contrib.admin's own ready() registered them), and
+        put the admin's login form under the login limits."""
         from . import checks, schema, signals  # noqa: F401
 
         if apps.is_installed("django.contrib.admin"):
             from django.contrib import admin
 
-            from .admin import user_admin_add_sessions
+            from .admin import ThrottledAdminAuthenticationForm, user_admin_add_sessions
 
             user_admin_add_sessions(admin.site)
+            if admin.site.login_form is None:  # the project chose no form of its own
+                admin.site.login_form = ThrottledAdminAuthenticationForm

@@ -1,0 +1,97 @@
+"""The Django admin's login form: under the API's login limits, its outcomes in the audit trail."""
+
+import pytest
+from django.contrib.auth.signals import user_login_failed
+from django.urls import reverse
+
+from accounts.models import AuditEvent, AuditEventType
+
+from .helpers import PASSWORD, BrowserClient
+
+pytestmark = pytest.mark.django_db
+
+LOGIN_URL = reverse("admin:login")
+WRONG = "not the password"
+
+
+@pytest.fixture
+def staff(user_factory):
+    return user_factory(username="root", is_staff=True, is_superuser=True)
+
+
+def admin_login(client, username="root", password=PASSWORD, ip="203.0.113.1"):
+    return client.post(
+        LOGIN_URL, {"username": username, "password": password, "next": "/admin/"}, REMOTE_ADDR=ip
+    )
+
+
+def signed_in(response) -> bool:
+    return response.status_code == 302 and response.wsgi_request.user.is_authenticated
+
+
+@pytest.fixture
+def password_tries():
+    """How many times Django's authenticate() refused a password."""
+    tries = []
+
+    def count(sender, credentials, **kwargs):
+        tries.append(credentials.get("username"))
+
+    user_login_failed.connect(count)
+    yield tries
+    user_login_failed.disconnect(count)
+
+
+def test_an_admin_login_is_recorded_in_the_audit_trail(client, staff):
+    assert signed_in(admin_login(client))
+    event = AuditEvent.objects.get(type=AuditEventType.LOGIN_SUCCEEDED)
+    assert event.user == staff and event.ip == "203.0.113.1" and event.detail == "Django admin"
+
+
+@pytest.mark.parametrize("who", ["wrong password", "unknown user", "not staff"])
+def test_a_failed_admin_login_is_recorded_with_the_typed_name(client, staff, user_factory, who):
+    user_factory(username="plain")
+    username, password = {
+        "wrong password": ("root", WRONG),
+        "unknown user": ("nobody", PASSWORD),
+        "not staff": ("plain", PASSWORD),
+    }[who]
+    response = admin_login(client, username, password)
+    assert response.status_code == 200 and not response.wsgi_request.user.is_authenticated
+    event = AuditEvent.objects.get(type=AuditEventType.LOGIN_FAILED)
+    assert event.username == username and event.detail == "Django admin"
+    assert not AuditEvent.objects.filter(type=AuditEventType.LOGIN_SUCCEEDED).exists()
+
+
+def test_past_the_limit_the_admin_form_refuses_without_trying_the_password(
+    client, staff, settings, password_tries
+):
+    settings.ACCOUNTS_LOGIN_THROTTLE_RATE = "3/min"
+    for _ in range(3):
+        assert admin_login(client, password=WRONG).status_code == 200
+    assert len(password_tries) == 3
+
+    response = admin_login(client)  # the right password, one attempt too many
+
+    assert not signed_in(response)
+    assert "Too many login attempts" in response.content.decode()
+    assert len(password_tries) == 3  # authenticate() never ran
+    assert not AuditEvent.objects.filter(type=AuditEventType.LOGIN_SUCCEEDED).exists()
+    assert AuditEvent.objects.filter(type=AuditEventType.THROTTLED, username="root").count() == 1
+
+
+def test_the_api_and_the_admin_form_share_the_login_limits(client, staff, settings):
+    settings.ACCOUNTS_LOGIN_THROTTLE_RATE = "3/min"
+    api = BrowserClient()
+    for _ in range(3):
+        assert api.sign_in(username="root", password=WRONG, REMOTE_ADDR="203.0.113.1").status_code == 401
+    assert not signed_in(admin_login(client))
+    # Another address is not held by this one's budget.
+    assert signed_in(admin_login(client, ip="198.51.100.2"))
+
+
+def test_the_admin_form_is_under_the_per_ip_limit_too(client, staff, settings):
+    settings.ACCOUNTS_LOGIN_IP_THROTTLE_RATE = "3/min"
+    for i in range(3):
+        admin_login(client, username=f"nobody{i}", password=WRONG)
+    assert not signed_in(admin_login(client))
