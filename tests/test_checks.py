@@ -154,6 +154,7 @@ def test_the_known_settings_are_the_app_settings_without_the_token_lifetimes():
         "LOGIN_THROTTLE_RATE",
         "LOGIN_USERNAME_THROTTLE_RATE",
         "PASSWORD_CHANGE_THROTTLE_RATE",
+        "REFRESH_BODY_TRANSPORT",
         "REFRESH_COOKIE_DOMAIN",
         "REFRESH_COOKIE_NAME",
         "REFRESH_COOKIE_PARTITIONED",
