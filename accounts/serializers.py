@@ -21,13 +21,41 @@ USERNAME_MAX_LENGTH = 150
 TOKEN_MAX_LENGTH = 4096  # a refresh token is a few hundred characters, even signed with RSA
 
 
+class StringOnlyMixin:
+    """A text field that takes only a JSON string: DRF's CharField would take 123 as "123", which
+    the schema (type: string) says is invalid input. Unless blank is allowed, the schema says so
+    too (``minLength: 1``)."""
+
+    def __init__(self, **kwargs):
+        if not kwargs.get("allow_blank"):
+            kwargs.setdefault("min_length", 1)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StringField(StringOnlyMixin, serializers.CharField):
+    pass
+
+
+class EmailField(StringOnlyMixin, serializers.EmailField):
+    pass
+
+
+class PasswordField(StringOnlyMixin, jwt_serializers.PasswordField):
+    pass
+
+
 def _password_field(**kwargs) -> serializers.CharField:
-    return jwt_serializers.PasswordField(max_length=PASSWORD_MAX_LENGTH, trim_whitespace=False, **kwargs)
+    return PasswordField(max_length=PASSWORD_MAX_LENGTH, trim_whitespace=False, **kwargs)
 
 
 def _refresh_field() -> serializers.CharField:
     """The body transport's refresh token, sent back by a client that is not a browser."""
-    return serializers.CharField(required=False, write_only=True, max_length=TOKEN_MAX_LENGTH)
+    return StringField(required=False, write_only=True, max_length=TOKEN_MAX_LENGTH, trim_whitespace=False)
 
 
 def _user_fields(model) -> list[str]:
@@ -53,10 +81,8 @@ class UserSerializer(serializers.ModelSerializer):
 
 
 class RegisterSerializer(serializers.Serializer):
-    username = serializers.CharField(
-        max_length=USERNAME_MAX_LENGTH, validators=[get_user_model().username_validator]
-    )
-    email = serializers.EmailField(max_length=254)
+    username = StringField(max_length=USERNAME_MAX_LENGTH, validators=[get_user_model().username_validator])
+    email = EmailField(max_length=254)
     password = _password_field()
 
     def validate_username(self, value):
@@ -114,7 +140,7 @@ class LoginSerializer(InputOnlyMixin, AccessTokenFields, jwt_serializers.TokenOb
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields[self.username_field] = serializers.CharField(
+        self.fields[self.username_field] = StringField(
             max_length=USERNAME_MAX_LENGTH, trim_whitespace=False, write_only=True
         )
         self.fields["password"] = _password_field()

@@ -11,12 +11,7 @@ accounts.http_errors turns them into responses.
 from django.middleware.csrf import get_token
 from django.utils.cache import add_never_cache_headers
 from django.utils.module_loading import import_string
-from drf_spectacular.utils import (
-    OpenApiResponse,
-    PolymorphicProxySerializer,
-    extend_schema,
-    extend_schema_view,
-)
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import status
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.renderers import JSONRenderer
@@ -32,6 +27,7 @@ from .http_errors import api_exception_handler, error_body
 from .models import RevokeReason
 from .origin import request_origin
 from .parsers import StrictJSONParser
+from .schema import AnyShapeSerializer, AppAutoSchema
 from .serializers import (
     DetailSerializer,
     LoginBodySerializer,
@@ -54,6 +50,8 @@ class AppViewMixin:
 
     parser_classes = (StrictJSONParser,)
     renderer_classes = (JSONRenderer,)
+    metadata_class = None  # OPTIONS is for CORS preflights (answered by the middleware), else 405
+    schema = AppAutoSchema()
 
     def get_exception_handler(self):
         """This app's handler (one error shape), not REST_FRAMEWORK's EXCEPTION_HANDLER."""
@@ -132,14 +130,16 @@ class TokenView(NoStoreMixin, AppViewMixin, jwt_views.TokenViewBase):
 
 def _by_transport(name: str, cookie, body, description: str) -> OpenApiResponse:
     """A 200 answer in one of two shapes: the cookie transport's or the body transport's."""
-    shapes = PolymorphicProxySerializer(
+    shapes = AnyShapeSerializer(
         component_name=name, serializers=[cookie, body], resource_type_field_name=None
     )
     return OpenApiResponse(shapes, description=description)
 
 
 class HealthView(PublicView):
-    @extend_schema(responses={200: OpenApiResponse(description="All parts ok"), 503: OpenApiResponse()})
+    error_statuses = {503: "A part failed; the body names it (`database`, `cache`: ok or error)."}
+
+    @extend_schema(responses={200: OpenApiResponse(description="All parts ok")})
     def get(self, request):
         report = health.health_report()
         if report["status"] == "ok":
@@ -151,6 +151,8 @@ class HealthView(PublicView):
 
 class CsrfView(NoStoreMixin, PublicView):
     """The CSRF token in the body, for an SPA on another allowed origin that cannot read the cookie."""
+
+    uses_backing_services = False
 
     @extend_schema(responses={200: OpenApiResponse(description='{"csrf_token": "..."}')})
     def get(self, request):
@@ -188,6 +190,8 @@ class LoginView(TokenView, jwt_views.TokenObtainPairView):
     serializer_setting = "TOKEN_OBTAIN_SERIALIZER"
     default_serializer_class = LoginSerializer
     throttle_classes = LOGIN_THROTTLES
+    sets_refresh_cookie = True
+    error_statuses = {401: "Wrong password, unknown or inactive user: `invalid_credentials`."}
 
     def get_transport(self, validated_data: dict):
         """The transport the client asked for (``"transport"``, the cookie by default)."""
@@ -215,6 +219,11 @@ class RefreshView(TokenView, jwt_views.TokenRefreshView):
 
     serializer_setting = "TOKEN_REFRESH_SERIALIZER"
     default_serializer_class = RefreshSerializer
+    reads_refresh_cookie = sets_refresh_cookie = True
+    error_statuses = {
+        401: "No refresh token, or a dead one (`token_not_valid`, `token_expired`, `token_revoked`).",
+        403: "Cookie transport: the CSRF check failed (`csrf_failed`).",
+    }
 
     def perform(self, serializer):
         token = refresh_token_verify(self.refresh_token(serializer))
@@ -233,6 +242,8 @@ class LogoutView(TokenView, jwt_views.TokenBlacklistView):
 
     serializer_setting = "TOKEN_BLACKLIST_SERIALIZER"
     default_serializer_class = LogoutSerializer
+    reads_refresh_cookie = sets_refresh_cookie = True
+    error_statuses = {403: "Cookie transport: the CSRF check failed (`csrf_failed`)."}
 
     def perform(self, serializer):
         raw = self.refresh_token(serializer)
@@ -248,6 +259,8 @@ class LogoutView(TokenView, jwt_views.TokenBlacklistView):
 
 
 class LogoutAllView(ApiView):
+    sets_refresh_cookie = True
+
     @extend_schema(request=None, responses={200: RevokedCountSerializer})
     def post(self, request):
         revoked = services.sessions_revoke_for_users(
@@ -267,6 +280,8 @@ class SessionListView(ApiView):
 
 
 class SessionDetailView(ApiView):
+    error_statuses = {404: "No such session among the caller's own (`not_found`)."}
+
     @extend_schema(responses={204: None})
     def delete(self, request, session_id):
         if not services.session_revoke(

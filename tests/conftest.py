@@ -18,7 +18,7 @@ from django.utils import timezone
 from accounts.models import RevokeReason, Session
 from accounts.services import session_create, sessions_revoke
 
-from .helpers import PASSWORD, BrowserClient, data_queries
+from .helpers import FUZZ_COUNTS, PASSWORD, BrowserClient, data_queries
 
 _usernames = itertools.count(1)
 
@@ -99,3 +99,9 @@ def query_budget():
         assert len(queries) <= limit, f"{len(queries)} queries (budget {limit}):\n" + "\n".join(queries)
 
     return budget
+
+
+def pytest_terminal_summary(terminalreporter):
+    """How many examples the property-based tests ran (schemathesis cases, hypothesis examples)."""
+    for name, count in sorted(FUZZ_COUNTS.items()):
+        terminalreporter.write_line(f"{name}: {count}")

@@ -3,6 +3,7 @@
 Fixtures live in conftest.py; these are plain functions and classes, imported where used.
 """
 
+import collections
 import json
 import os
 import secrets
@@ -201,3 +202,7 @@ def gunicorn_serving(*, workers: int = 2, threads: int = 1, **environment: str) 
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+# Examples run by the property-based tests, printed at the end of the run (tests/conftest.py).
+FUZZ_COUNTS: collections.Counter = collections.Counter()
