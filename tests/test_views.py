@@ -257,6 +257,18 @@ def test_sessions_lists_active_sessions_and_marks_the_current_one(api, user):
     assert {s["user_agent"] for s in sessions if not s["current"]} == {"Other/2.0"}
 
 
+def test_the_sessions_list_never_shows_another_users_active_session(api, user, make_session, user_factory):
+    bob = user_factory(username="bob")
+    bobs = make_session(user=bob, ip="203.0.113.77", user_agent="Bob's browser")
+    assert bobs.is_active()
+
+    listed = api.get("/api/auth/sessions/").json()
+
+    assert [s["id"] for s in listed] == [str(AccessToken(api.access).session_id)]
+    assert str(bobs.pk) not in {s["id"] for s in listed}
+    assert "Bob's browser" not in {s["user_agent"] for s in listed}
+
+
 def test_revoking_a_session_stops_its_refresh_and_access_tokens(api, user):
     other = BrowserClient()
     other_access = other.sign_in().json()["access"]

@@ -1,0 +1,151 @@
+"""No token and no password is ever stored or logged: a general check after every flow.
+
+Each flow runs with every log record captured (all loggers, DEBUG and up, tracebacks included);
+then every row of every table is read back raw. Neither may contain the text of any token the
+flows handed out (whole, or its signature) nor any password that was typed.
+"""
+
+import logging
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.urls import reverse
+
+from accounts.tokens import RefreshToken
+
+from .helpers import PASSWORD, BrowserClient, NativeClient
+
+pytestmark = pytest.mark.django_db
+
+NEW_PASSWORD = "a brand new horse battery"
+WRONG_PASSWORD = "wrong-password-never-stored"
+TYPED_PASSWORDS = (PASSWORD, NEW_PASSWORD, WRONG_PASSWORD)
+WINDOW = 16
+
+
+class Tokens:
+    """Every token the flows saw, from bodies and cookies alike."""
+
+    def __init__(self):
+        self.seen: set[str] = set()
+
+    def take(self, response):
+        """Keep the tokens of a response; return the response."""
+        if response.get("Content-Type", "").startswith("application/json") and response.content:
+            body = response.json()
+            if isinstance(body, dict):
+                self.seen.update(v for k, v in body.items() if k in ("access", "refresh") and v)
+        morsel = response.cookies.get("refresh_token")
+        if morsel is not None and morsel.value:
+            self.seen.add(morsel.value)
+        return response
+
+    def fragments(self) -> set[str]:
+        """Each token, and every 16 characters of its claims and signature (at steps of 8, so any
+        24 characters in a row are caught): a cut-off token, or its signature alone, is still a
+        leak."""
+        pieces = set(self.seen)
+        for token in self.seen:
+            for segment in token.split(".")[1:]:
+                pieces.update(segment[i : i + WINDOW] for i in range(0, max(len(segment) - WINDOW, 0) + 1, 8))
+        return pieces
+
+
+def all_rows_as_text() -> str:
+    """Every row of every table, raw, as one text."""
+    texts = []
+    with connection.cursor() as cursor:
+        for table in connection.introspection.table_names():
+            cursor.execute(f"SELECT * FROM {connection.ops.quote_name(table)}")
+            texts.extend(repr(row) for row in cursor.fetchall())
+    return "\n".join(texts)
+
+
+def all_log_text(records: list[logging.LogRecord]) -> str:
+    """Each record as any handler could write it: message, arguments, traceback."""
+    formatter = logging.Formatter("%(name)s %(levelname)s %(message)s")
+    return "\n".join(formatter.format(record) + repr(record.args) for record in records)
+
+
+def run_every_flow(tokens: Tokens, user, settings) -> None:
+    """Browser and native sign-in, refresh (current, within grace, reuse), Bearer calls, logout,
+    logout everywhere, password change, failed and throttled logins, the admin's login form."""
+    settings.ACCOUNTS_LOGIN_THROTTLE_RATE = "100/min"
+    browser = BrowserClient()
+    tokens.take(browser.sign_in(HTTP_USER_AGENT="Firefox"))
+    old_cookie = browser.refresh_cookie
+    tokens.take(browser.refresh())
+    access = tokens.take(browser.refresh()).json()["access"]
+    browser.bearer(access).get("/api/users/me/")
+    browser.get("/api/auth/sessions/")
+    # The previous token within the grace window, then an older one: reuse, the session revoked.
+    replay = BrowserClient()
+    replay.set_refresh_cookie(old_cookie)
+    tokens.take(replay.refresh())
+
+    native = NativeClient()
+    issued = tokens.take(native.sign_in()).json()
+    rotated = tokens.take(native.refresh(issued["refresh"])).json()
+    settings.ACCOUNTS_REFRESH_GRACE = timedelta(0)
+    tokens.take(native.refresh(issued["refresh"]))  # reuse after the window: revoked
+    settings.ACCOUNTS_REFRESH_GRACE = timedelta(seconds=10)
+    tokens.take(native.sign_out(rotated["refresh"]))
+
+    third = BrowserClient()
+    access = tokens.take(third.sign_in()).json()["access"]
+    tokens.take(third.sign_out())
+    third.bearer(access).get("/api/users/me/")  # a revoked session's access token
+
+    fourth = BrowserClient()
+    access = tokens.take(fourth.sign_in()).json()["access"]
+    fourth.bearer(access).post(
+        "/api/auth/password/change/",
+        {"old_password": PASSWORD, "new_password": NEW_PASSWORD},
+        format="json",
+    )
+    fourth.post("/api/auth/logout-all/", {}, format="json")
+    user.set_password(PASSWORD)
+    user.save()
+
+    settings.ACCOUNTS_LOGIN_THROTTLE_RATE = "2/min"
+    for _ in range(3):
+        BrowserClient().sign_in(password=WRONG_PASSWORD)
+    settings.ACCOUNTS_LOGIN_THROTTLE_RATE = "100/min"
+
+    # Garbage and foreign tokens everywhere a token is read.
+    for raw in [str(RefreshToken.for_session(third_session(user))) + "x", "not.a.token"]:
+        junk = BrowserClient()
+        junk.set_refresh_cookie(raw)
+        junk.refresh()
+        junk.bearer(raw).get("/api/users/me/")
+        NativeClient().refresh(raw)
+
+    admin = Client()
+    user.is_staff = True
+    user.save()
+    admin.post(reverse("admin:login"), {"username": "alice", "password": WRONG_PASSWORD})
+    admin.post(reverse("admin:login"), {"username": "alice", "password": PASSWORD})
+
+
+def third_session(user):
+    """A live session of the user (for a token to garble)."""
+    from accounts.services import session_create
+
+    return session_create(user=user, ip=None, user_agent="garbled")
+
+
+def test_no_token_or_password_is_stored_or_logged_after_every_flow(user, settings, caplog):
+    caplog.set_level(logging.DEBUG)
+    tokens = Tokens()
+
+    run_every_flow(tokens, user, settings)
+
+    assert len(tokens.seen) >= 10  # the flows did hand out tokens
+    stored, logged = all_rows_as_text(), all_log_text(caplog.records)
+    assert "reuse_detected" in stored and "login_failed" in stored  # the trail was written
+    assert caplog.records  # and so were log lines
+    for secret in tokens.fragments() | set(TYPED_PASSWORDS):
+        assert secret not in stored, f"stored: {secret[:12]}..."
+        assert secret not in logged, f"logged: {secret[:12]}..."
