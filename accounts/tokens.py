@@ -34,13 +34,16 @@ class SessionClaimsMixin:
     @property
     def user_id(self) -> str | None:
         """The user id claim, as a string; one the user model's id field cannot hold (a name where
-        the id is a number) is an invalid token, so it never reaches a query."""
+        the id is a number, a number past the column's range) is an invalid token, so it never
+        reaches a query."""
         value = self.get(jwt_settings().USER_ID_CLAIM)
         if value is None:
             return None
         field = get_user_model()._meta.get_field(jwt_settings().USER_ID_FIELD)
         try:
-            return str(field.to_python(value))
+            value = field.to_python(value)
+            field.run_validators(value)  # e.g. the database's integer range
+            return str(value)
         except (ValidationError, TypeError, ValueError) as e:
             raise TokenInvalid("Token has no valid user.") from e
 

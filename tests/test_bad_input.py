@@ -121,6 +121,7 @@ def odd_claims(session: Session, **changes) -> dict:
 ODD = {
     "user_id not a number": {"user_id": "alice"},
     "user_id a list": {"user_id": [1]},
+    "user_id past the column's range": {"user_id": 2**70},
     "sid not a uuid": {"sid": "nope"},
     "sid missing": {"sid": None},
     "exp beyond any date": {"exp": 10**20},
