@@ -44,9 +44,13 @@ class CookieTransport:
     def admit(self, request) -> None:
         """Anyone may use the cookie."""
 
-    def read(self, request, validated_data: dict) -> str | None:
-        """The cookie's token, after the CSRF check that reading an ambient cookie needs."""
+    def check(self, request) -> None:
+        """Django's CSRF check, which reading an ambient cookie needs (CsrfFailed, 403)."""
         csrf_enforce(_django_request(request))
+
+    def read(self, request, validated_data: dict) -> str | None:
+        """The cookie's token, after the CSRF check."""
+        self.check(request)
         return cookies.refresh_cookie_get(request)
 
     def hand_out(self, response: HttpResponse, issued) -> None:

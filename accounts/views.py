@@ -13,6 +13,7 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.module_loading import import_string
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import status
+from rest_framework.exceptions import ParseError, UnsupportedMediaType
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
@@ -93,6 +94,7 @@ class TokenView(NoStoreMixin, AppViewMixin, jwt_views.TokenViewBase):
     serializer_setting = ""
     default_serializer_class = None
     transport = None
+    takes_refresh_token = True  # refresh and logout read one; login issues one
 
     def get_serializer_class(self):
         """SIMPLE_JWT[serializer_setting] when the project sets it, else this app's serializer."""
@@ -102,7 +104,7 @@ class TokenView(NoStoreMixin, AppViewMixin, jwt_views.TokenViewBase):
 
     def post(self, request, *args, **kwargs):
         """Validate, choose and admit the transport, perform, render, hand out the refresh token."""
-        serializer = self.get_serializer(data=request.data)
+        serializer = self.get_serializer(data=self.request_data(request))
         serializer.is_valid(raise_exception=True)
         self.transport = self.get_transport(serializer.validated_data)
         self.transport.admit(request)
@@ -110,6 +112,17 @@ class TokenView(NoStoreMixin, AppViewMixin, jwt_views.TokenViewBase):
         response = Response(serializer.to_representation(result))
         self.hand_out(response, result)
         return response
+
+    def request_data(self, request):
+        """The parsed body. A body that cannot be parsed carries no token, so the request can only
+        be the cookie's, and the cookie's CSRF check answers first: a cross-site form POST gets 403
+        csrf_failed, not 415."""
+        try:
+            return request.data
+        except (ParseError, UnsupportedMediaType):
+            if self.takes_refresh_token:
+                transports.CookieTransport().check(request)
+            raise
 
     def get_transport(self, validated_data: dict):
         """The body's when the client sent its refresh token there, else the cookie's."""
@@ -189,6 +202,7 @@ class LoginView(TokenView, jwt_views.TokenObtainPairView):
 
     serializer_setting = "TOKEN_OBTAIN_SERIALIZER"
     default_serializer_class = LoginSerializer
+    takes_refresh_token = False
     throttle_classes = LOGIN_THROTTLES
     sets_refresh_cookie = True
     error_statuses = {401: "Wrong password, unknown or inactive user: `invalid_credentials`."}
