@@ -163,7 +163,9 @@ def server_env(page_origin, server_database) -> dict[str, str]:
         CORS_ALLOWED_ORIGINS=page_origin,
         ACCESS_TOKEN_LIFETIME=str(ACCESS_TOKEN_LIFETIME),
         LOGIN_THROTTLE_RATE="1000/min",
+        LOGIN_USERNAME_THROTTLE_RATE="1000/min",
         LOGIN_IP_THROTTLE_RATE="1000/min",
+        REGISTER_THROTTLE_RATE="1000/hour",
     )
     return env
 
