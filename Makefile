@@ -52,4 +52,4 @@ test: install-test $(CHROMIUM)
 	CHROMIUM=$(CHROMIUM) PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache db.sqlite3 db.sqlite3-* test_db.sqlite3*
+	rm -rf $(VENV) .pytest_cache .hypothesis db.sqlite3 db.sqlite3-* test_db.sqlite3*

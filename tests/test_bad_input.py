@@ -18,7 +18,7 @@ from accounts.errors import UsernameTaken
 from accounts.models import Session
 from accounts.tokens import RefreshToken
 
-from .helpers import PASSWORD, BrowserClient, assert_json_error, claims
+from .helpers import PASSWORD, BrowserClient, NativeClient, assert_json_error, claims
 
 pytestmark = pytest.mark.django_db
 
@@ -169,6 +169,15 @@ def test_answers_carrying_tokens_or_the_csrf_token_are_no_store(browser, user):
     assert no_store(browser.sign_in())
     assert no_store(browser.refresh())
     assert no_store(browser.sign_out())
+
+
+def test_body_transport_answers_carrying_tokens_are_no_store(user):
+    native = NativeClient()
+    login = native.sign_in()
+    assert no_store(login)
+    refreshed = native.refresh(login.json()["refresh"])
+    assert refreshed.status_code == 200 and no_store(refreshed)
+    assert no_store(native.sign_out(refreshed.json()["refresh"]))
 
 
 def test_a_refused_login_is_no_store_too(browser, user):

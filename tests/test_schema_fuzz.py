@@ -77,6 +77,7 @@ def bearer(user_factory):
     deadline=None,
     suppress_health_check=list(HealthCheck),
     derandomize=True,
+    database=None,
 )
 def test_the_api_keeps_every_promise_of_its_openapi_document(case, bearer):
     FUZZ_COUNTS["schemathesis cases"] += 1

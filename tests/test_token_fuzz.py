@@ -28,6 +28,7 @@ FUZZ = settings(
     max_examples=MAX_EXAMPLES,
     deadline=None,
     derandomize=True,
+    database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 
