@@ -20,6 +20,7 @@ from functools import cached_property, lru_cache
 from typing import Any
 
 import jwt
+from cryptography.exceptions import UnsupportedAlgorithm as CryptographyUnsupported
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.core.exceptions import ImproperlyConfigured
@@ -112,11 +113,11 @@ def read_pem(path: str):
         return serialization.load_pem_private_key(data, password=None)
     except TypeError as e:  # cryptography's word for "encrypted, and no password given"
         raise UnreadableKey(f"The key file {path!r} is encrypted.") from e
-    except ValueError:
-        pass  # not a private key: perhaps a public one
+    except (ValueError, CryptographyUnsupported):
+        pass  # not a private key (of a type cryptography knows): perhaps a public one
     try:
         return serialization.load_pem_public_key(data)
-    except ValueError as e:
+    except (ValueError, CryptographyUnsupported) as e:
         raise UnreadableKey(f"The key file {path!r} holds no PEM key.") from e
 
 
