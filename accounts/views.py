@@ -243,7 +243,8 @@ class JwksView(PublicView):
     so that other services verify them without any secret; ``{"keys": []}`` under HMAC."""
 
     @extend_schema(
-        responses={200: OpenApiResponse(description='{"keys": [{"kty", "kid", "alg", "use", ...}]}')}
+        operation_id="jwks_retrieve",
+        responses={200: OpenApiResponse(description='{"keys": [{"kty", "kid", "alg", "use", ...}]}')},
     )
     def get(self, request):
         response = Response(keys.jwks())
