@@ -6,14 +6,12 @@ Every answer is a 4xx in the one JSON error shape (tests/helpers.assert_json_err
 import threading
 from datetime import timedelta
 
-import jwt
 import pytest
-from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.utils import timezone
 
-from accounts import services
+from accounts import keys, services
 from accounts.errors import UsernameTaken
 from accounts.models import Session
 from accounts.tokens import RefreshToken
@@ -31,8 +29,7 @@ def post_raw(client, path: str, body: str | bytes, **extra):
 
 def signed(payload: dict) -> str:
     """A token with the server's own signature (as if the key had signed odd claims)."""
-    key = django_settings.SIMPLE_JWT["SIGNING_KEY"]
-    return jwt.encode(payload, key, algorithm=django_settings.SIMPLE_JWT["ALGORITHM"])
+    return keys.token_backend().encode(payload)
 
 
 # --- the body -------------------------------------------------------------------------------
