@@ -4,7 +4,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from accounts.models import Session
-from accounts.throttles import ip_bucket
+from accounts.throttles import ip_bucket, name_digest
 
 from .helpers import PASSWORD, BrowserClient
 
@@ -255,3 +255,10 @@ def test_the_password_change_limit_is_per_user(api, user_factory, settings):
     access = bob.sign_in(username="bob").json()["access"]
     response = bob.bearer(access).post("/api/auth/password/change/", body, format="json")
     assert response.status_code == 400, response.content
+
+
+def test_a_username_with_a_lone_surrogate_still_makes_a_throttle_key():
+    """Nothing that reaches the throttles can fail to hash (the API's parser refuses such names
+    first, with 400)."""
+    assert name_digest("\ud800") != name_digest("\ud801")
+    assert name_digest(" Alice ") == name_digest("alice")
