@@ -3,22 +3,27 @@
 schemathesis generates requests from /api/schema/ (valid ones, and invalid ones for the negative
 checks) and checks each answer: no 5xx, a status and content type the document declares, a body
 and headers that match it, invalid input refused, valid input accepted, undeclared methods
-refused, and missing authentication refused. Examples per operation are bounded (FUZZ_EXAMPLES) so
-that the run stays short; the case count is printed at the end of the run.
+refused, and missing or invalid authentication refused. A second test chains calls through the links
+schemathesis infers (the sessions list feeds session ids to DELETE). Examples are bounded
+(FUZZ_EXAMPLES) and derandomized, so that the run is short and repeatable; the counts are printed
+at the end of the run.
 """
 
 import pytest
 import schemathesis
+from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 
+from accounts.models import AuditEvent, Session
 from accounts.services import session_create
 from accounts.tokens import RefreshToken
 
-from .helpers import FUZZ_COUNTS
+from .helpers import FUZZ_COUNTS, PASSWORD
 
 FUZZ_EXAMPLES = 25
 UNLIMITED = "1000000/min"
@@ -45,13 +50,34 @@ schema = schemathesis.openapi.from_wsgi(
 )
 
 
+# The user whose fresh access token each case carries (set per test by ``fuzzable``).
+_fuzzing_user = {}
+
+
+@schema.auth(refresh_interval=None, retry_on=[])
+class FreshBearer:
+    """A fresh access token for every case, as schemathesis's own authentication (so its auth
+    checks can take it away and try invalid ones): a case may log out everywhere or change the
+    password, which must not leave the next case with a dead token."""
+
+    def get(self, case, context):
+        if "user" not in _fuzzing_user:  # collection builds examples before any test runs
+            return "collecting"
+        session = session_create(user=_fuzzing_user["user"], ip=None, user_agent="schemathesis")
+        return str(RefreshToken.for_session(session).access_token)
+
+    def set(self, case, data, context):
+        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+
+
 @pytest.fixture(autouse=True)
-def fuzzable(db, settings):
+def fuzzable(db, settings, user_factory):
     """Limits raised so that the fuzzer reaches the code behind them (429 is declared all the
-    same), and the WSGI handler kept from closing the test's database connection after each
-    request (Django's test client disconnects the same receivers)."""
+    same), a user for the tokens, and the WSGI handler kept from closing the test's database
+    connection after each request (Django's test client disconnects the same receivers)."""
     for name in ("LOGIN", "LOGIN_USERNAME", "LOGIN_IP", "REGISTER", "PASSWORD_CHANGE"):
         setattr(settings, f"ACCOUNTS_{name}_THROTTLE_RATE", UNLIMITED)
+    _fuzzing_user["user"] = user_factory()
     request_started.disconnect(close_old_connections)
     request_finished.disconnect(close_old_connections)
     yield
@@ -59,27 +85,40 @@ def fuzzable(db, settings):
     request_finished.connect(close_old_connections)
 
 
-@pytest.fixture
-def bearer(user_factory):
-    """A fresh access token for each case (a case may log out everywhere or change the password)."""
-    user = user_factory()
-
-    def make() -> str:
-        session = session_create(user=user, ip=None, user_agent="schemathesis")
-        return f"Bearer {RefreshToken.for_session(session).access_token}"
-
-    return make
+SETTINGS = settings(
+    max_examples=FUZZ_EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
 
 
 @schema.parametrize()
-@settings(
-    max_examples=FUZZ_EXAMPLES,
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-    derandomize=True,
-    database=None,
-)
-def test_the_api_keeps_every_promise_of_its_openapi_document(case, bearer):
+@SETTINGS
+def test_the_api_keeps_every_promise_of_its_openapi_document(case):
     FUZZ_COUNTS["schemathesis cases"] += 1
-    headers = {"Authorization": bearer()} if case.operation.security else None
-    case.call_and_validate(headers=headers)
+    case.call_and_validate()
+
+
+class Workflow(schema.as_state_machine()):
+    """Calls chained by the links schemathesis infers from the document (the sessions list feeds
+    session ids to DELETE)."""
+
+    def validate_response(self, response, case, **kwargs):
+        FUZZ_COUNTS["schemathesis stateful calls"] += 1
+        super().validate_response(response, case, **kwargs)
+
+    def teardown(self):
+        """Each sequence starts from the same database, so that hypothesis can replay one."""
+        user = _fuzzing_user["user"]
+        Session.objects.all().delete()
+        AuditEvent.objects.all().delete()
+        get_user_model().objects.exclude(pk=user.pk).delete()
+        user.set_password(PASSWORD)
+        user.save()
+        cache.clear()
+
+
+def test_sequences_of_calls_keep_the_promises_too():
+    Workflow.run(settings=settings(SETTINGS, stateful_step_count=6))
