@@ -139,7 +139,8 @@ class SessionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Session
-        fields = ["id", "created_at", "last_used_at", "expires_at", "ip", "user_agent", "current"]
+        # device: a name for people ("Chrome 131 on macOS"), from user_agent when the session began.
+        fields = ["id", "created_at", "last_used_at", "expires_at", "ip", "device", "user_agent", "current"]
         read_only_fields = fields
 
     def get_current(self, session) -> bool:
