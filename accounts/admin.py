@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from django.contrib import admin, messages
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.admin.options import IS_POPUP_VAR
-from django.contrib.admin.utils import unquote
+from django.contrib.admin.utils import display_for_value, unquote
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
@@ -24,8 +24,9 @@ from django.urls import NoReverseMatch, path, reverse
 from django.utils import timezone
 from django.utils.dateformat import format as format_date
 from django.utils.functional import cached_property
-from django.utils.html import format_html
+from django.utils.html import conditional_escape, format_html
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.utils.safestring import mark_safe
 from django.utils.text import get_text_list
 
 from . import selectors, services
@@ -78,8 +79,13 @@ class FastChangeListMixin:
 
 
 def short_datetime(value) -> str:
-    """A moment in the admin's time zone, compact enough for a table cell: "2026-11-28 14:07"."""
-    return format_date(timezone.localtime(value), "Y-m-d H:i") if value else "-"
+    """A moment in the admin's time zone, compact enough for a table cell: "Nov 28, 14:07" (with
+    the year when it is not this year's: "Dec 30 2025, 09:12")."""
+    if value is None:
+        return "-"
+    value = timezone.localtime(value)
+    this_year = value.year == timezone.localtime().year
+    return format_date(value, "M j, H:i" if this_year else "M j Y, H:i")
 
 
 def admin_change_url(site: admin.AdminSite, model, pk) -> str | None:
@@ -179,7 +185,7 @@ class SessionStatusFilter(admin.SimpleListFilter):
 @admin.register(Session)
 class SessionAdmin(RevokeViewMixin, FastChangeListMixin, admin.ModelAdmin):
     # Short cells, so that the table fits a 1400-pixel window with the admin's sidebar open.
-    list_display = ("short_id", "user", "device_name", "ip", "created", "last_used", "ends", "status")
+    list_display = ("short_id", "user", "device_name", "ip_address", "created", "last_used", "ends", "status")
     list_display_links = ("short_id",)
     list_filter = (SessionStatusFilter,)
     list_select_related = ("user",)
@@ -220,7 +226,7 @@ class SessionAdmin(RevokeViewMixin, FastChangeListMixin, admin.ModelAdmin):
         by_id = id_prefix_q("pk", search_term)
         return (results | queryset.filter(by_id) if by_id else results), may_have_duplicates
 
-    @admin.display(description="session", ordering="id")
+    @admin.display(description="session")
     def short_id(self, session: Session) -> str:
         """The first 8 characters of the id: what the commands and the audit list accept and show."""
         return str(session.pk)[:8]
@@ -229,6 +235,13 @@ class SessionAdmin(RevokeViewMixin, FastChangeListMixin, admin.ModelAdmin):
     def device_name(self, session: Session) -> str:
         """The device's name (the full user agent is on the session's page)."""
         return session.device or "unknown"
+
+    @admin.display(description="IP", ordering="ip")
+    def ip_address(self, session: Session) -> str:
+        """The IP; an IPv6 address may wrap after its colons rather than widen the table."""
+        if not session.ip:
+            return "-"
+        return mark_safe(":<wbr>".join(conditional_escape(part) for part in session.ip.split(":")))
 
     @admin.display(description="created", ordering="created_at")
     def created(self, session: Session) -> str:
@@ -242,6 +255,11 @@ class SessionAdmin(RevokeViewMixin, FastChangeListMixin, admin.ModelAdmin):
     def ends(self, session: Session) -> str:
         """When it expires; for a dead session, when it ended (revoked or expired)."""
         return short_datetime(session.ends_at)
+
+    @admin.display(description="ends at")
+    def ends_at(self, session: Session) -> str:
+        """Formatted like the dates beside it on the session's page (a property would print raw)."""
+        return display_for_value(session.ends_at, "")
 
     @admin.display(description="status")
     def status(self, session: Session) -> str:

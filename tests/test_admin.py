@@ -66,6 +66,12 @@ def test_sessions_can_be_searched_by_username_email_and_ip(admin_client, make_se
     assert listed(admin_client.get(SESSIONS_URL, {"q": term})) == {wanted.pk}
 
 
+def short(value) -> str:
+    """How the list writes a moment: "Nov 28, 14:07", with the year if it is not this one."""
+    value = timezone.localtime(value)
+    return value.strftime("%b %-d, %H:%M" if value.year == timezone.localtime().year else "%b %-d %Y, %H:%M")
+
+
 def cells(response) -> list[dict[str, str]]:
     """The changelist's rows as {column header: cell text}."""
     assert response.status_code == 200, response.content[:500]
@@ -84,8 +90,8 @@ def test_the_list_names_the_device_and_never_shows_a_jti_or_the_raw_agent(admin_
     [row] = cells(response)
     assert row["Session"] == str(session.pk)[:8]
     assert (row["Device"], row["Status"]) == ("Chrome 131 on macOS", "active")
-    assert row["Created"] == timezone.localtime(session.created_at).strftime("%Y-%m-%d %H:%M")
-    assert row["Ends / ended"] == timezone.localtime(session.expires_at).strftime("%Y-%m-%d %H:%M")
+    assert row["Created"] == short(session.created_at)
+    assert row["Ends / ended"] == short(session.expires_at)
     content = response.content.decode()
     assert MAC_CHROME not in content and session.refresh_jti not in content
 
@@ -99,14 +105,14 @@ def test_a_revoked_session_shows_its_reason_and_when_it_ended_not_a_future_expir
     assert rows[str(session.pk)[:8]]["Status"] == "revoked by an admin"
     assert rows[str(logged_out.pk)[:8]]["Status"] == "revoked: logout"
     ended = rows[str(session.pk)[:8]]["Ends / ended"]
-    assert ended == timezone.localtime(session.revoked_at).strftime("%Y-%m-%d %H:%M")
+    assert ended == short(session.revoked_at)
 
 
 def test_an_expired_session_shows_when_it_expired(admin_client, make_session):
     session = make_session(state="expired")
     [row] = cells(admin_client.get(SESSIONS_URL, {"status": "expired"}))
     assert row["Status"] == "expired"
-    assert row["Ends / ended"] == timezone.localtime(session.expires_at).strftime("%Y-%m-%d %H:%M")
+    assert row["Ends / ended"] == short(session.expires_at)
     assert session.expires_at < timezone.now()
 
 
@@ -480,3 +486,9 @@ def test_the_capped_count_has_no_order_by(admin_client, make_session):
     make_session()
     [count] = [q for q in changelist_queries(admin_client) if "COUNT(" in q.upper()]
     assert "ORDER BY" not in count.upper(), count
+
+
+def test_an_ipv6_address_may_wrap_after_its_colons_instead_of_widening_the_table(admin_client, make_session):
+    make_session(ip="2001:db8::1")
+    content = admin_client.get(SESSIONS_URL).content.decode()
+    assert "2001:<wbr>db8:<wbr>:<wbr>1" in content
