@@ -7,15 +7,18 @@ facet counts are off, and each default page is one range of an index (see ``Sess
 """
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 from django.contrib import admin, messages
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.admin.options import IS_POPUP_VAR
 from django.contrib.admin.utils import display_for_value, unquote
+from django.contrib.admin.views.main import SEARCH_VAR
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db import connections, router, transaction
 from django.db.models import Q, QuerySet
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -67,6 +70,39 @@ def user_search_fields(*, through: str, email: bool = True) -> tuple[str, ...]:
         names.append(user_model.get_email_field_name())
     fields = {field.name for field in user_model._meta.get_fields()}
     return tuple(f"{through}__{name}" for name in names if name in fields)
+
+
+# PostgreSQL planner switches that, off, leave it one way to answer an ordered, limited list that
+# has an index in its order: reading that index.
+INDEX_WALK_SETTINGS = ("enable_sort", "enable_bitmapscan")
+
+
+@contextmanager
+def planned_as_an_index_walk(using: str) -> Iterator[None]:
+    """Queries inside are planned without sorts or bitmap scans (PostgreSQL; elsewhere a no-op).
+
+    Without statistics (a table filled in bulk and not analyzed yet) PostgreSQL guesses that 0.5 %
+    of the rows have ``revoked_at IS NULL``, so it reads every active session through a bitmap and
+    sorts them for a page of 100: 1.4 s at a million sessions, against 0.4 ms for reading the
+    first 100 entries of ``session_unrevoked_newest_idx``. The settings are local to a transaction
+    of their own, and put back (a surrounding transaction goes on without them).
+    """
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        yield
+        return
+    off = ", ".join(f"set_config('{name}', 'off', true)" for name in INDEX_WALK_SETTINGS)
+    current = ", ".join(f"current_setting('{name}')" for name in INDEX_WALK_SETTINGS)
+    with transaction.atomic(using=using), connection.cursor() as cursor:
+        cursor.execute(f"SELECT {current}, {off}")  # left to right: read, then switch off
+        before = cursor.fetchone()[: len(INDEX_WALK_SETTINGS)]
+        try:
+            yield
+        finally:
+            cursor.execute(
+                "SELECT " + ", ".join(f"set_config('{name}', %s, true)" for name in INDEX_WALK_SETTINGS),
+                before,
+            )
 
 
 class FastChangeListMixin:
@@ -214,6 +250,17 @@ class SessionAdmin(RevokeViewMixin, FastChangeListMixin, admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("user")
+
+    def get_changelist_instance(self, request):
+        """The list, with its count and its page fetched here: read from an index in the list's
+        order whatever the planner's statistics say, unless a search narrows it (a search is
+        better planned from statistics: it may match a few rows anywhere in the index)."""
+        if request.GET.get(SEARCH_VAR):
+            return super().get_changelist_instance(request)
+        with planned_as_an_index_walk(router.db_for_read(Session)):
+            changelist = super().get_changelist_instance(request)
+            changelist.result_list = list(changelist.result_list)
+        return changelist
 
     def get_search_fields(self, request):
         """The user model's name and email fields, and the IP (and, in ``get_search_results``,

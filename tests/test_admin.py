@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import capfirst
 
-from accounts.admin import CappedCountPaginator
+from accounts.admin import CappedCountPaginator, planned_as_an_index_walk
 from accounts.models import AuditEvent, AuditEventType, RevokeReason, Session
 
 from .helpers import MAC_CHROME, data_queries
@@ -492,3 +492,51 @@ def test_an_ipv6_address_may_wrap_after_its_colons_instead_of_widening_the_table
     make_session(ip="2001:db8::1")
     content = admin_client.get(SESSIONS_URL).content.decode()
     assert "2001:<wbr>db8:<wbr>:<wbr>1" in content
+
+
+def plan_of(sql: str) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN " + sql)
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the planner and pg_statistic are PostgreSQL's")
+def test_without_statistics_the_list_is_read_from_its_index_not_sorted(admin_client, user_factory):
+    """A table filled in bulk and never analyzed: PostgreSQL would sort the active sessions (all of
+    them) for one page; the list's queries are planned so that they read the index instead."""
+    users = [user_factory() for _ in range(3)]
+    now = timezone.now()
+    Session.objects.bulk_create(
+        Session(
+            user=users[n % 3],
+            refresh_jti=str(n),
+            created_at=now - timedelta(seconds=n),
+            idle_expires_at=now + timedelta(days=1),
+            absolute_expires_at=now + timedelta(days=2),
+        )
+        for n in range(5000)
+    )
+    with connection.cursor() as cursor:  # as if no ANALYZE had ever run
+        cursor.execute("DELETE FROM pg_statistic WHERE starelid = 'accounts_session'::regclass")
+        cursor.execute(
+            "UPDATE pg_class SET reltuples = -1, relpages = 0 WHERE oid = 'accounts_session'::regclass"
+        )
+    with CaptureQueriesContext(connection) as captured:
+        response = admin_client.get(SESSIONS_URL)
+    assert len(response.context["cl"].result_list) == 100
+    sql = [q["sql"] for q in captured.captured_queries]
+    [switch] = [i for i, q in enumerate(sql) if "set_config('enable_sort', 'off', true)" in q]
+    [restore] = [i for i, q in enumerate(sql) if "set_config('enable_sort', '" in q and "off" not in q]
+    [count] = [i for i, q in enumerate(sql) if "COUNT(" in q.upper() and "accounts_session" in q]
+    [page] = [i for i, q in enumerate(sql) if re.search(r"LIMIT 100\b", q.upper())]
+    assert switch < count < restore and switch < page < restore
+    # The premise: left to itself, the planner sorts. Switched, it walks the index.
+    assert "Sort" in plan_of(sql[page])
+    with planned_as_an_index_walk("default"):
+        for query in (sql[count], sql[page]):
+            planned = plan_of(query)
+            assert "Sort" not in planned and "Bitmap" not in planned, planned
+    assert "session_unrevoked_newest_idx" in planned
+    with connection.cursor() as cursor:  # and the switches are back to what they were
+        cursor.execute("SELECT current_setting('enable_sort'), current_setting('enable_bitmapscan')")
+        assert cursor.fetchone() == ("on", "on")
