@@ -30,6 +30,7 @@ const MESSAGES = {
   not_found: "That is no longer there: it may have been removed already. Reload to see the current list.",
   permission_denied: "You are not allowed to do that.",
   method_not_allowed: "This page sent a request the service does not accept. Reload the page and try again.",
+  bad_request: "This page sent a request the service could not accept. Reload the page and try again.",
   parse_error: "This page sent a request the service could not read. Reload the page and try again.",
   unsupported_media_type: "This page sent a request the service could not read. Reload the page and try again.",
   request_too_large: "That was too much to send at once. Please shorten it and try again.",
