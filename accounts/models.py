@@ -167,11 +167,11 @@ class Session(models.Model):
         return "active" if self.is_active(now=now) else "expired"
 
     def status_display(self, *, now: datetime | None = None) -> str:
-        """The status with the reason, short enough for a table cell: "active", "expired",
-        "revoked by an admin", "revoked: logout"."""
+        """The status with the reason, short enough for a table cell (26 characters at most):
+        "active", "expired", "revoked by an admin", "revoked: logout", "revoked: reuse detected"."""
         if self.revoked_at is None:
             return self.status(now=now)
-        reason = self.get_revoke_reason_display()
+        reason = self.get_revoke_reason_display().removeprefix("refresh token ")
         return reason if reason.startswith("revoked ") else f"revoked: {reason or 'unknown'}"
 
     @property

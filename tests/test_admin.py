@@ -540,3 +540,12 @@ def test_without_statistics_the_list_is_read_from_its_index_not_sorted(admin_cli
     with connection.cursor() as cursor:  # and the switches are back to what they were
         cursor.execute("SELECT current_setting('enable_sort'), current_setting('enable_bitmapscan')")
         assert cursor.fetchone() == ("on", "on")
+
+
+@pytest.mark.parametrize("reason", list(RevokeReason))
+def test_every_revoke_reason_reads_as_a_short_status(make_session, reason):
+    session = make_session()
+    Session.objects.filter(pk=session.pk).revoke(reason=reason)
+    session.refresh_from_db()
+    text = session.status_display()
+    assert text.startswith("revoked") and len(text) <= 26, text

@@ -12,10 +12,10 @@ from accounts.models import SESSION_STATUSES
 
 from ._common import EXIT_STATUSES, positive_int
 
-COLUMNS = (  # header, width (0: the rest of the line); about 140 characters in all
+COLUMNS = (  # header, width (0: the rest of the line); about 145 characters in all
     ("SESSION", 8),
     ("USER", 14),
-    ("STATUS", 22),
+    ("STATUS", 26),
     ("CREATED", 16),
     ("LAST USED", 16),
     ("ENDS", 16),
