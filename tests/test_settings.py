@@ -26,6 +26,17 @@ ONE_VARIABLE_ONE_SETTING = [
     ("LOGIN_IP_THROTTLE_RATE", "99/hour", "ACCOUNTS_LOGIN_IP_THROTTLE_RATE", "99/hour"),
     ("ACCESS_TOKEN_LIFETIME", "60", "SIMPLE_JWT['ACCESS_TOKEN_LIFETIME']", timedelta(minutes=1)),
     ("REFRESH_TOKEN_LIFETIME", "7200", "SIMPLE_JWT['REFRESH_TOKEN_LIFETIME']", timedelta(hours=2)),
+    (
+        "JWT_SIGNING_KEYS",
+        "/keys/next.pem,/keys/old.pem",
+        "ACCOUNTS_JWT_SIGNING_KEYS",
+        ["/keys/next.pem", "/keys/old.pem"],
+    ),
+    ("JWT_VERIFY_KEYS", "/keys/a.pub", "ACCOUNTS_JWT_VERIFY_KEYS", ["/keys/a.pub"]),
+    ("JWKS_MAX_AGE", "600", "ACCOUNTS_JWKS_MAX_AGE", timedelta(minutes=10)),
+    ("JWT_ALGORITHM", "ES256", "SIMPLE_JWT['ALGORITHM']", "ES256"),
+    ("JWT_ISSUER", "https://auth.example.com", "SIMPLE_JWT['ISSUER']", "https://auth.example.com"),
+    ("JWT_AUDIENCE", "https://api.example.com", "SIMPLE_JWT['AUDIENCE']", "https://api.example.com"),
     ("CSRF_COOKIE_SECURE", "0", "CSRF_COOKIE_SECURE", False),
     ("SESSION_COOKIE_SECURE", "0", "SESSION_COOKIE_SECURE", False),
 ]
