@@ -26,8 +26,8 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 from ..e2e.conftest import CHROMIUM, CHROMIUM_ARGS
-from ..helpers import PASSWORD, free_port
-from .servers import BASE_DIR, Client, Nginx, Serve, make_certificate, wait_for_port
+from ..helpers import PASSWORD
+from .servers import BASE_DIR, Client, Nginx, Serve, free_ports, make_certificate, wait_for_port
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 CACHE_URL = os.environ.get("CACHE_URL", "")
@@ -142,7 +142,8 @@ def deployment(tmp_path_factory, database_url, static_root):
     """nginx with TLS before two `make serve` instances and the demo page; see the module docstring."""
     root = tmp_path_factory.mktemp("deployment")
     certificate, key = make_certificate(root)
-    ports = {name: free_port() for name in ("https", "http", "demo", "demo_backend", "a", "b")}
+    names = ("https", "http", "demo", "demo_backend", "a", "b")
+    ports = dict(zip(names, free_ports(len(names)), strict=True))
     origin, demo_origin = f"https://localhost:{ports['https']}", f"https://localhost:{ports['demo']}"
     environment = server_environment(
         # The README's production environment (Deployment), for these hosts and ports.

@@ -20,6 +20,16 @@ NGINX = os.environ.get("NGINX", "/usr/sbin/nginx")
 STARTUP_TIMEOUT = 120  # `make serve` migrates and collects static files first; CI's machine is busy
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` different free loopback ports (all held open at once while they are chosen, so that
+    the kernel cannot hand out one of them twice)."""
+    sockets = [socket.create_server(("127.0.0.1", 0)) for _ in range(count)]
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
 def wait_for_port(port: int, process: subprocess.Popen, log: Path, timeout: float = STARTUP_TIMEOUT) -> None:
     """Return once something accepts connections on ``port``; fail with the log if the process died."""
     deadline = time.monotonic() + timeout

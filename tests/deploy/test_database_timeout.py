@@ -7,6 +7,7 @@ Either way a request must answer 503 service_unavailable within the timeout, and
 must serve again once the database answers.
 """
 
+import secrets
 import sqlite3
 import time
 from urllib.parse import urlsplit
@@ -32,7 +33,7 @@ def timed(call):
 def signed_in_client(base: str) -> tuple[Client, str, str]:
     """A registered user's client on ``base`` (plain http), an access token, the username."""
     client = Client(base)
-    username = f"timeout{free_port()}"
+    username = f"timeout_{secrets.token_hex(3)}"
     account = {"username": username, "email": f"{username}@example.com", "password": PASSWORD}
     assert client.request("POST", "/api/auth/register/", account).status == 201
     answer = client.sign_in(username, PASSWORD)
