@@ -93,6 +93,13 @@ class AppSettings:
         return self._setting("REFRESH_GRACE", timedelta(seconds=10))
 
     @property
+    def REFRESH_BODY_TRANSPORT(self) -> bool:
+        """True: clients that are not browsers may ask for the refresh token in the body
+        (``"transport": "body"``) and send it back in the body. Requests with an Origin header are
+        refused it either way. False: the refresh token only ever travels in its cookie."""
+        return self._setting("REFRESH_BODY_TRANSPORT", True)
+
+    @property
     def ACCESS_TOKEN_CHECKS_SESSION(self) -> bool:
         """True: each access token is checked against its session, so revocation stops it at
         once (one indexed query joined with the user). False: fully stateless access tokens."""

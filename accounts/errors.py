@@ -26,7 +26,7 @@ class InvalidCredentials(
     """Unknown user, wrong password or inactive user: deliberately one error for all three."""
 
 
-class TokenMissing(AuthError, code="not_authenticated", message="No refresh token cookie was sent."):
+class TokenMissing(AuthError, code="not_authenticated", message="No refresh token was sent."):
     """No token where one was needed."""
 
 
@@ -48,3 +48,11 @@ class WrongPassword(AuthError, code="wrong_password", message="The current passw
 
 class SessionNotFound(AuthError, code="not_found", message="Session not found."):
     """No such session among the user's own."""
+
+
+class BodyTransportForbidden(
+    AuthError,
+    code="body_transport_forbidden",
+    message="The refresh token travels in the body only for clients that are not browsers.",
+):
+    """Body transport asked for by a browser (the request has an Origin header), or turned off."""

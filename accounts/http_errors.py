@@ -12,6 +12,7 @@ from rest_framework import exceptions, status
 
 from .errors import (
     AuthError,
+    BodyTransportForbidden,
     InvalidCredentials,
     SessionNotFound,
     TokenExpired,
@@ -37,6 +38,12 @@ class Unauthorized(exceptions.APIException):
     default_code = "not_authenticated"
 
 
+class BadRequest(exceptions.APIException):
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_detail = "Bad request."
+    default_code = "bad_request"
+
+
 class CsrfFailed(exceptions.PermissionDenied):
     default_detail = "CSRF verification failed."
     default_code = "csrf_failed"
@@ -56,6 +63,7 @@ _HTTP_ERRORS: dict[type[AuthError], type[exceptions.APIException]] = {
     TokenExpired: Unauthorized,
     TokenRevoked: Unauthorized,
     SessionNotFound: exceptions.NotFound,
+    BodyTransportForbidden: BadRequest,
 }
 
 

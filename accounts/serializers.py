@@ -12,15 +12,22 @@ from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 from rest_framework_simplejwt import serializers as jwt_serializers
 
+from . import transports
 from .models import Session
 from .tokens import RefreshToken
 
 PASSWORD_MAX_LENGTH = 4096  # hashing is deliberately slow; refuse megabyte "passwords"
 USERNAME_MAX_LENGTH = 150
+TOKEN_MAX_LENGTH = 4096  # a refresh token is a few hundred characters, even signed with RSA
 
 
 def _password_field(**kwargs) -> serializers.CharField:
     return jwt_serializers.PasswordField(max_length=PASSWORD_MAX_LENGTH, trim_whitespace=False, **kwargs)
+
+
+def _refresh_field() -> serializers.CharField:
+    """The body transport's refresh token, sent back by a client that is not a browser."""
+    return serializers.CharField(required=False, write_only=True, max_length=TOKEN_MAX_LENGTH)
 
 
 def _user_fields(model) -> list[str]:
@@ -88,10 +95,14 @@ class AccessTokenFields(serializers.Serializer):
 
 class LoginSerializer(InputOnlyMixin, AccessTokenFields, jwt_serializers.TokenObtainPairSerializer):
     """simplejwt's credentials in (the user model's USERNAME_FIELD and ``password``; the service
-    checks them and records the attempt); the access token and the user out. The refresh token goes
-    in the cookie, never in this body."""
+    checks them and records the attempt) with the refresh token's ``transport``; the access token
+    and the user out. The refresh token goes by the transport (accounts.transports): its cookie by
+    default, the body only for clients that are not browsers."""
 
     user = UserSerializer(source="session.user", read_only=True)
+    transport = serializers.ChoiceField(
+        choices=transports.CHOICES, default=transports.COOKIE, write_only=True
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -109,16 +120,27 @@ class LoginSerializer(InputOnlyMixin, AccessTokenFields, jwt_serializers.TokenOb
 
 
 class RefreshSerializer(InputOnlyMixin, AccessTokenFields, jwt_serializers.TokenRefreshSerializer):
-    """No input (the refresh token comes in its cookie); the new access token out."""
+    """The refresh token in the body (body transport), or nothing (it comes in its cookie); the new
+    access token out."""
 
-    refresh = None  # simplejwt reads it from the body; here only the cookie carries it
+    refresh = _refresh_field()
 
 
 class LogoutSerializer(InputOnlyMixin, jwt_serializers.TokenBlacklistSerializer):
-    """No input (the refresh token comes in its cookie); a message out."""
+    """The refresh token in the body (body transport), or nothing (it comes in its cookie); a
+    message out."""
 
-    refresh = None
+    refresh = _refresh_field()
     detail = serializers.CharField(read_only=True)
+
+
+# --- the body transport's answers, for the OpenAPI document ------------------------------------
+class LoginBodySerializer(transports.RefreshTokenFields, LoginSerializer):
+    """Login's answer with ``"transport": "body"``: the refresh token and its expiry as well."""
+
+
+class RefreshBodySerializer(transports.RefreshTokenFields, RefreshSerializer):
+    """Refresh's answer to a refresh token sent in the body: the rotated one comes back there."""
 
 
 class PasswordChangeSerializer(serializers.Serializer):

@@ -1,16 +1,23 @@
-"""Thin views: parse input, call one service, set or clear the refresh cookie, answer.
+"""Thin views: parse input, call one service, hand the refresh token out (or clear it), answer.
 
-Login, refresh and logout are simplejwt's views, customized: the session rules run in services, the
-refresh token travels in its cookie. Every view here brings its own authentication, parsers,
-renderers and exception handler, so the app answers the same in any project, whatever that
-project's REST_FRAMEWORK defaults. Errors are not handled here: services raise domain errors and
+Login, refresh and logout are simplejwt's views, customized: the session rules run in services; the
+refresh token travels in its cookie for browsers or in the body for other clients
+(accounts.transports). Every view here brings its own authentication, parsers, renderers and
+exception handler, so the app answers the same in any project, whatever that project's
+REST_FRAMEWORK defaults. Errors are not handled here: services raise domain errors and
 accounts.http_errors turns them into responses.
 """
 
 from django.middleware.csrf import get_token
 from django.utils.module_loading import import_string
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import status
+from rest_framework.exceptions import ParseError, UnsupportedMediaType
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.renderers import JSONRenderer
@@ -18,19 +25,20 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt import views as jwt_views
 
-from . import cookies, health, selectors, services
+from . import cookies, health, selectors, services, transports
 from .authentication import SessionJWTAuthentication
 from .conf import jwt_settings
-from .csrf import csrf_enforce
 from .errors import AuthError, SessionNotFound
 from .http_errors import api_exception_handler, error_body
 from .models import RevokeReason
 from .origin import request_origin
 from .serializers import (
     DetailSerializer,
+    LoginBodySerializer,
     LoginSerializer,
     LogoutSerializer,
     PasswordChangeSerializer,
+    RefreshBodySerializer,
     RefreshSerializer,
     RegisterSerializer,
     RevokedCountSerializer,
@@ -66,17 +74,10 @@ class PublicView(AppViewMixin, APIView):
     permission_classes = (AllowAny,)
 
 
-class RefreshCookieMixin:
-    """Reads the ambient refresh cookie, so Django's CSRF check guards it (Origin and token)."""
-
-    def initial(self, request, *args, **kwargs):
-        super().initial(request, *args, **kwargs)
-        csrf_enforce(request._request)
-
-
 class TokenView(AppViewMixin, jwt_views.TokenViewBase):
-    """simplejwt's TokenViewBase in small steps: validate the input, call one service, answer with
-    the serializer's rendering of its result, and set (or delete) the refresh cookie.
+    """simplejwt's TokenViewBase in small steps: validate the input, choose the refresh token's
+    transport (``accounts.transports``: cookie or body), call one service, answer with the
+    serializer's rendering of its result, and hand the refresh token out by that transport.
 
     The serializer is the one SIMPLE_JWT names, if the project names one (a subclass of this app's),
     else this app's; it is looked up per request, not at import.
@@ -84,6 +85,8 @@ class TokenView(AppViewMixin, jwt_views.TokenViewBase):
 
     serializer_setting = ""
     default_serializer_class = None
+    transport = None
+    takes_refresh_token = True  # refresh and logout read one; login issues one
 
     def get_serializer_class(self):
         """SIMPLE_JWT[serializer_setting] when the project sets it, else this app's serializer."""
@@ -92,21 +95,50 @@ class TokenView(AppViewMixin, jwt_views.TokenViewBase):
         return self.default_serializer_class
 
     def post(self, request, *args, **kwargs):
-        """Validate, perform, render, set the cookie."""
-        serializer = self.get_serializer(data=request.data)
+        """Validate, choose and admit the transport, perform, render, hand out the refresh token."""
+        serializer = self.get_serializer(data=self.request_data(request))
         serializer.is_valid(raise_exception=True)
+        self.transport = self.get_transport(serializer.validated_data)
+        self.transport.admit(request)
         result = self.perform(serializer)
         response = Response(serializer.to_representation(result))
-        self.set_refresh_cookie(response, result)
+        self.hand_out(response, result)
         return response
+
+    def request_data(self, request):
+        """The parsed body. A body that cannot be parsed carries no token, so the request can only
+        be the cookie's, and the cookie's CSRF check answers first: a cross-site form POST gets 403
+        csrf_failed, not 415."""
+        try:
+            return request.data
+        except (ParseError, UnsupportedMediaType):
+            if self.takes_refresh_token:
+                transports.CookieTransport().check(request)
+            raise
+
+    def get_transport(self, validated_data: dict):
+        """The body's when the client sent its refresh token there, else the cookie's."""
+        return transports.transport_for(transports.BODY if "refresh" in validated_data else transports.COOKIE)
+
+    def refresh_token(self, serializer) -> str | None:
+        """The raw refresh token, from where the transport says it travels."""
+        return self.transport.read(self.request, serializer.validated_data)
 
     def perform(self, serializer):
         """The one service call, with the validated input; its result is what the body renders."""
         raise NotImplementedError
 
-    def set_refresh_cookie(self, response, issued) -> None:
-        """The issued refresh token goes in its cookie, never in the body."""
-        cookies.refresh_cookie_set(response, issued.refresh)
+    def hand_out(self, response, issued) -> None:
+        """The issued refresh token goes out by the request's transport."""
+        self.transport.hand_out(response, issued)
+
+
+def _by_transport(name: str, cookie, body, description: str) -> OpenApiResponse:
+    """A 200 answer in one of two shapes: the cookie transport's or the body transport's."""
+    shapes = PolymorphicProxySerializer(
+        component_name=name, serializers=[cookie, body], resource_type_field_name=None
+    )
+    return OpenApiResponse(shapes, description=description)
 
 
 class HealthView(PublicView):
@@ -137,52 +169,84 @@ class RegisterView(PublicView):
         return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
 
 
+@extend_schema_view(
+    post=extend_schema(
+        responses={
+            200: _by_transport(
+                "LoginAnswer",
+                LoginSerializer,
+                LoginBodySerializer,
+                "Cookie transport (default): the refresh token in the refresh_token cookie (Set-Cookie). "
+                'Body transport ("transport": "body", clients that are not browsers): the refresh token '
+                "and its expiry in the body, and no cookie.",
+            )
+        }
+    )
+)
 class LoginView(TokenView, jwt_views.TokenObtainPairView):
     """simplejwt's TokenObtainPairView: the credentials open a session."""
 
     serializer_setting = "TOKEN_OBTAIN_SERIALIZER"
     default_serializer_class = LoginSerializer
+    takes_refresh_token = False
     throttle_classes = (LoginIPThrottle, LoginUsernameThrottle)
+
+    def get_transport(self, validated_data: dict):
+        """The transport the client asked for (``"transport"``, the cookie by default)."""
+        return transports.transport_for(validated_data.get("transport", transports.COOKIE))
 
     def perform(self, serializer):
         return services.session_login(**serializer.credentials(), origin=request_origin(self.request))
 
 
-class RefreshView(RefreshCookieMixin, TokenView, jwt_views.TokenRefreshView):
-    """simplejwt's TokenRefreshView: the cookie's refresh token rotates (see services.session_refresh)."""
+@extend_schema_view(
+    post=extend_schema(
+        responses={
+            200: _by_transport(
+                "RefreshAnswer",
+                RefreshSerializer,
+                RefreshBodySerializer,
+                "A refresh token from the cookie (CSRF-checked) is answered with a rotated cookie; one "
+                "from the body (no CSRF check, no Origin header) with the rotated token in the body.",
+            )
+        }
+    )
+)
+class RefreshView(TokenView, jwt_views.TokenRefreshView):
+    """simplejwt's TokenRefreshView: the refresh token rotates (see services.session_refresh)."""
 
     serializer_setting = "TOKEN_REFRESH_SERIALIZER"
     default_serializer_class = RefreshSerializer
 
     def perform(self, serializer):
-        token = refresh_token_verify(cookies.refresh_cookie_get(self.request))
+        token = refresh_token_verify(self.refresh_token(serializer))
         return services.session_refresh(token=token, origin=request_origin(self.request))
 
     def handle_exception(self, exc):
-        """A refresh that fails with 401 also clears the dead cookie (a CSRF 403 changes nothing)."""
+        """A refresh that fails with 401 also clears a dead cookie (a CSRF 403 changes nothing)."""
         response = super().handle_exception(exc)
-        if response.status_code == status.HTTP_401_UNAUTHORIZED:
-            cookies.refresh_cookie_delete(response)
+        if response.status_code == status.HTTP_401_UNAUTHORIZED and self.transport is not None:
+            self.transport.discard(response)
         return response
 
 
-class LogoutView(RefreshCookieMixin, TokenView, jwt_views.TokenBlacklistView):
-    """simplejwt's TokenBlacklistView: the cookie's session is revoked and the cookie deleted."""
+class LogoutView(TokenView, jwt_views.TokenBlacklistView):
+    """simplejwt's TokenBlacklistView: the token's session is revoked (and its cookie deleted)."""
 
     serializer_setting = "TOKEN_BLACKLIST_SERIALIZER"
     default_serializer_class = LogoutSerializer
 
     def perform(self, serializer):
+        raw = self.refresh_token(serializer)
         try:
-            token = refresh_token_verify(cookies.refresh_cookie_get(self.request))
-            services.session_logout(token=token, origin=request_origin(self.request))
+            services.session_logout(token=refresh_token_verify(raw), origin=request_origin(self.request))
         except AuthError:
-            pass  # idempotent: no cookie, or a dead one, still logs the browser out
+            pass  # idempotent: no token, or a dead one, still logs the client out
         return {"detail": "Logged out."}
 
-    def set_refresh_cookie(self, response, result) -> None:
-        """Logged out: the cookie is deleted."""
-        cookies.refresh_cookie_delete(response)
+    def hand_out(self, response, result) -> None:
+        """Logged out: nothing to hand out; a cookie is deleted."""
+        self.transport.discard(response)
 
 
 class LogoutAllView(ApiView):

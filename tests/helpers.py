@@ -5,9 +5,14 @@ Fixtures live in conftest.py; these are plain functions and classes, imported wh
 
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import jwt
@@ -61,6 +66,25 @@ class BrowserClient(APIClient):
 
     def set_refresh_cookie(self, value: str):
         self.cookies["refresh_token"] = value
+
+
+class NativeClient(APIClient):
+    """A client that is not a browser (a mobile app, a CLI, a server): no Origin, no Referer, no
+    CSRF token, and the refresh token in the JSON body. Over HTTPS unless ``secure=False``."""
+
+    def __init__(self, secure: bool = True, **defaults):
+        super().__init__(enforce_csrf_checks=True, **defaults)
+        self.secure = secure
+
+    def sign_in(self, username="alice", password=PASSWORD, **extra):
+        body = {"username": username, "password": password, "transport": "body"}
+        return self.post("/api/auth/login/", body, format="json", secure=self.secure, **extra)
+
+    def refresh(self, token: str, **extra):
+        return self.post("/api/auth/refresh/", {"refresh": token}, format="json", secure=self.secure, **extra)
+
+    def sign_out(self, token: str, **extra):
+        return self.post("/api/auth/logout/", {"refresh": token}, format="json", secure=self.secure, **extra)
 
 
 def claims(raw: str) -> dict:
@@ -126,3 +150,54 @@ def manage_py(*args: str, unset=(), check: bool = False, **environment: str) -> 
         text=True,
         timeout=60,
     )
+
+
+def served_database_url() -> str:
+    """The URL of the database this test run uses (the test database, not the configured one)."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@contextmanager
+def gunicorn_serving(*, workers: int = 2, threads: int = 1, **environment: str) -> Iterator[str]:
+    """gunicorn serving the test database (the test needs ``transaction=True``) on a free loopback
+    port, DEBUG off, with a fresh secret key and ``environment``; yields its base URL."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    env.update(
+        DATABASE_URL=served_database_url(),
+        DJANGO_SETTINGS_MODULE="authproject.settings",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+        CACHE_URL=os.environ.get("CACHE_URL", "locmemcache://"),
+        **environment,
+    )
+    bind = ["--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads)]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "authproject.wsgi", *bind],
+        cwd=BASE_DIR,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(base + "/api/health/", timeout=5).read()
+            break
+        except OSError:  # refused, reset, or a first answer slow on a busy machine (TimeoutError)
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError(
+                    "gunicorn did not start:\n" + process.stderr.read().decode()[-3000:]
+                ) from None
+            time.sleep(0.2)
+    try:
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

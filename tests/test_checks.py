@@ -152,6 +152,7 @@ def test_the_known_settings_are_the_app_settings_without_the_token_lifetimes():
         "AUDIT_RETENTION",
         "LOGIN_IP_THROTTLE_RATE",
         "LOGIN_THROTTLE_RATE",
+        "REFRESH_BODY_TRANSPORT",
         "REFRESH_COOKIE_DOMAIN",
         "REFRESH_COOKIE_NAME",
         "REFRESH_COOKIE_PARTITIONED",

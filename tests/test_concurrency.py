@@ -16,7 +16,7 @@ from accounts.models import RevokeReason, Session
 from accounts.services import session_create
 from accounts.tokens import RefreshToken
 
-from .helpers import BrowserClient, claims
+from .helpers import BrowserClient, NativeClient, claims
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -43,15 +43,15 @@ def cookies_of(client: BrowserClient) -> dict[str, str]:
     return {name: morsel.value for name, morsel in client.cookies.items() if morsel.value}
 
 
-def refresh_all_at_once(clients: list[BrowserClient]) -> list[Outcome | Exception]:
-    """Each client refreshes in its own thread, all released together by a barrier."""
+def refresh_all_at_once(clients: list, send=BrowserClient.refresh) -> list[Outcome | Exception]:
+    """Each client refreshes (``send(client)``) in its own thread, all released together by a barrier."""
     barrier = threading.Barrier(len(clients))
     outcomes: list[Outcome | Exception | None] = [None] * len(clients)
 
     def run(i: int, client: BrowserClient) -> None:
         try:
             barrier.wait(timeout=30)
-            response = client.refresh()
+            response = send(client)
             morsel = response.cookies.get("refresh_token")
             outcomes[i] = Outcome(
                 status=response.status_code,
@@ -145,3 +145,30 @@ def test_sixteen_sessions_refreshing_at_once_all_rotate(user, browser):
         assert session.previous_jti == claims(token)["jti"]
         assert session.refresh_jti == claims(outcome.refresh_cookie)["jti"]
         assert claims(outcome.body["access"])["sid"] == str(session.pk)
+
+
+def test_sixteen_threads_refreshing_one_body_token_leave_exactly_one_live_token(user, settings):
+    """A native client whose requests race (retries, several workers sharing one stored token)."""
+    tokens = NativeClient().sign_in().json()
+    original = tokens["refresh"]
+    session_id = claims(original)["sid"]
+    clients = [NativeClient() for _ in range(THREADS)]
+
+    outcomes = assert_no_errors(refresh_all_at_once(clients, send=lambda client: client.refresh(original)))
+
+    assert [o.status for o in outcomes] == [200] * THREADS, [o.body for o in outcomes]
+    assert all(o.refresh_cookie is None for o in outcomes)  # never a cookie on body transport
+    returned = {o.body["refresh"] for o in outcomes}
+    assert len(returned) == 1  # one rotation; the grace window gave the others the same token
+    (current,) = returned
+    session = Session.objects.get(pk=session_id)
+    assert session.revoked_at is None
+    assert session.previous_jti == claims(original)["jti"]
+    assert session.refresh_jti == claims(current)["jti"]
+
+    settings.ACCOUNTS_REFRESH_GRACE = timedelta(0)  # the grace window is over
+    follow_up = NativeClient().refresh(current)
+    assert follow_up.status_code == 200, follow_up.content  # the one live token
+    replay = NativeClient().refresh(original)
+    assert (replay.status_code, replay.json()["code"]) == (401, "token_revoked")  # the other is reuse
+    assert Session.objects.get(pk=session_id).revoke_reason == RevokeReason.REUSE_DETECTED

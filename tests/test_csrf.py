@@ -71,6 +71,32 @@ def test_cookie_endpoint_refuses_a_failed_csrf_check_and_changes_nothing(signed_
     assert Session.objects.get(pk=session.pk).refresh_jti != session.refresh_jti
 
 
+@pytest.mark.parametrize(
+    "content_type, body",
+    [
+        ("application/x-www-form-urlencoded", "csrfmiddlewaretoken=x"),
+        ("text/plain", '{"refresh": "x"'),
+        ("application/json", "{not json"),
+    ],
+    ids=["form", "text/plain", "broken JSON"],
+)
+@pytest.mark.parametrize("endpoint", COOKIE_ENDPOINTS)
+def test_a_cross_site_post_the_api_cannot_parse_still_fails_the_csrf_check_first(
+    signed_in, user, endpoint, content_type, body
+):
+    """A blind form POST from another site carries the cookie: it is refused as CSRF (403), not as
+    an unreadable body (415/400), since only the cookie could have carried its token."""
+    session = Session.objects.get(user=user)
+
+    response = signed_in.generic(
+        "POST", endpoint, body, content_type=content_type, HTTP_ORIGIN="http://evil.example"
+    )
+
+    assert_csrf_failed(response)
+    after = Session.objects.get(pk=session.pk)
+    assert (after.refresh_jti, after.revoked_at) == (session.refresh_jti, None)
+
+
 def test_refresh_from_an_allowed_origin_with_the_token_rotates(signed_in, user):
     before = Session.objects.get(user=user).refresh_jti
     response = signed_in.refresh(HTTP_ORIGIN=ALLOWED_ORIGIN)

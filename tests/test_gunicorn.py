@@ -10,7 +10,6 @@ import secrets
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from http.cookies import SimpleCookie
@@ -18,27 +17,18 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from accounts.models import Session
 
-from .helpers import PASSWORD, free_port, jti
+from .helpers import PASSWORD, gunicorn_serving, jti, served_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _database_url() -> str:
-    """The URL of the database this test run uses (the test database, not the configured one)."""
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
 def _env(**extra) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
-    env.update(DATABASE_URL=_database_url(), DJANGO_SETTINGS_MODULE="authproject.settings", **extra)
+    env.update(DATABASE_URL=served_database_url(), DJANGO_SETTINGS_MODULE="authproject.settings", **extra)
     return env
 
 
@@ -78,40 +68,8 @@ class Browserless:
 @pytest.fixture
 def gunicorn():
     """Two gunicorn workers on a free loopback port, serving the test database."""
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "authproject.wsgi",
-            "--workers",
-            "2",
-            "--bind",
-            f"127.0.0.1:{port}",
-        ],
-        cwd=BASE_DIR,
-        env=_env(
-            DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
-            CACHE_URL=os.environ.get("CACHE_URL", "locmemcache://"),
-        ),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(base + "/api/health/", timeout=5).read()
-            break
-        except OSError:  # refused, reset, or a first answer slow on a busy machine (TimeoutError)
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail("gunicorn did not start:\n" + process.stderr.read().decode()[-3000:])
-            time.sleep(0.2)
-    yield base
-    process.terminate()
-    process.wait(timeout=10)
+    with gunicorn_serving(workers=2) as base:
+        yield base
 
 
 def test_refresh_race_across_worker_processes_leaves_one_chain(gunicorn):

@@ -1,0 +1,191 @@
+"""A small client for apps that are not browsers: a CLI, a desktop or server-side program.
+
+It signs in with body transport (the refresh token comes back in the JSON body, since there is no
+browser cookie jar to keep it safe), calls the API with the access token, refreshes on a 401 once
+per expiry however many threads hit it at the same moment (single flight), and signs out. Where the
+refresh token is kept between runs is the caller's choice, through a two-method store::
+
+    client = AuthClient("https://auth.example.com", store=MyKeyringStore())
+    client.login("alice", "correct horse battery staple")
+    print(client.get("/api/users/me/").json())
+    client.logout()
+
+Only httpx is needed. The access token stays in memory; the store sees only the refresh token.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Protocol
+
+import httpx
+
+__all__ = ["AuthClient", "MemoryStore", "SignedOut", "TokenStore"]
+
+EXPIRED_ACCESS = {"token_expired", "token_not_valid", "token_revoked", "not_authenticated"}
+
+
+class TokenStore(Protocol):
+    """Where the refresh token is kept between runs (a keyring, a file with mode 600, ...)."""
+
+    def load(self) -> str | None:
+        """The stored refresh token, or None."""
+
+    def save(self, refresh: str | None) -> None:
+        """Keep ``refresh``; None means forget it."""
+
+
+class MemoryStore:
+    """Keeps the refresh token for this process only."""
+
+    def __init__(self, refresh: str | None = None):
+        self._refresh = refresh
+
+    def load(self) -> str | None:
+        return self._refresh
+
+    def save(self, refresh: str | None) -> None:
+        self._refresh = refresh
+
+
+class SignedOut(Exception):
+    """The session is over (logged out, revoked, expired): sign in again."""
+
+    def __init__(self, code: str = "not_authenticated"):
+        super().__init__(f"signed out ({code})")
+        self.code = code
+
+
+class _SessionAuth(httpx.Auth):
+    """Sends the access token; on a 401 refreshes once (single flight) and retries the request once."""
+
+    requires_response_body = True  # the 401's code says whether a refresh can help
+
+    def __init__(self, client: AuthClient):
+        self._client = client
+
+    def auth_flow(self, request):
+        sent_with = self._client._access
+        if sent_with:
+            request.headers["Authorization"] = f"Bearer {sent_with}"
+        response = yield request
+        if response.status_code != 401 or _code(response) not in EXPIRED_ACCESS:
+            return
+        access = self._client._refresh_after(sent_with)
+        request.headers["Authorization"] = f"Bearer {access}"
+        yield request
+
+
+class AuthClient:
+    """Sign in, call the API, refresh when the access token is refused, sign out."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        store: TokenStore | None = None,
+        on_logout: Callable[[str], None] | None = None,
+        **httpx_options,
+    ):
+        self.store = store if store is not None else MemoryStore()
+        self.on_logout = on_logout
+        self._access: str | None = None
+        self._lock = threading.Lock()
+        self.http = httpx.Client(base_url=base_url, **httpx_options)
+        self._auth = _SessionAuth(self)
+
+    # --- the session ----------------------------------------------------------------------
+    def login(self, username: str, password: str) -> dict:
+        """Sign in; returns the user. Raises httpx.HTTPStatusError on wrong credentials (401)."""
+        response = self.http.post(
+            "/api/auth/login/", json={"username": username, "password": password, "transport": "body"}
+        )
+        response.raise_for_status()
+        body = response.json()
+        with self._lock:
+            self._access = body["access"]
+            self.store.save(body["refresh"])
+        return body["user"]
+
+    def restore(self) -> bool:
+        """Resume the stored session (a new access token from the stored refresh token)."""
+        if not self.store.load():
+            return False
+        try:
+            self._refresh_after(None)
+        except SignedOut:
+            return False
+        return True
+
+    def logout(self) -> None:
+        """Revoke this session on the server and forget its tokens."""
+        refresh = self.store.load()
+        try:
+            if refresh:
+                self.http.post("/api/auth/logout/", json={"refresh": refresh})
+        finally:
+            self._forget("logged_out")
+
+    # --- calling the API ------------------------------------------------------------------
+    def request(self, method: str, url: str, **kwargs) -> httpx.Response:
+        """An API call with the access token, refreshed and retried once when it is refused."""
+        return self.http.request(method, url, auth=self._auth, **kwargs)
+
+    def get(self, url: str, **kwargs) -> httpx.Response:
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str, **kwargs) -> httpx.Response:
+        return self.request("POST", url, **kwargs)
+
+    def delete(self, url: str, **kwargs) -> httpx.Response:
+        return self.request("DELETE", url, **kwargs)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> AuthClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- refresh, once per expiry -----------------------------------------------------------
+    def _refresh_after(self, refused: str | None) -> str:
+        """A fresh access token. Threads that were refused the same token wait for one refresh: the
+        first refreshes, the rest find the new token when they get the lock."""
+        with self._lock:
+            if self._access and self._access != refused:
+                return self._access  # another thread refreshed while this one waited
+            refresh = self.store.load()
+            if not refresh:
+                raise SignedOut()
+            response = self.http.post("/api/auth/refresh/", json={"refresh": refresh})
+            if response.status_code != 401:
+                response.raise_for_status()
+                body = response.json()
+                self.store.save(body["refresh"])  # the old one is dead: rotation
+                self._access = body["access"]
+                return self._access
+            self._access = None
+            self.store.save(None)
+        code = _code(response) or "not_authenticated"
+        self._notify(code)  # outside the lock: the callback may use the client
+        raise SignedOut(code)
+
+    def _forget(self, reason: str) -> None:
+        with self._lock:
+            self._access = None
+            self.store.save(None)
+        self._notify(reason)
+
+    def _notify(self, reason: str) -> None:
+        if self.on_logout is not None:
+            self.on_logout(reason)
+
+
+def _code(response: httpx.Response) -> str | None:
+    try:
+        return response.json().get("code")
+    except ValueError:
+        return None
