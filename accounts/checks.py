@@ -8,6 +8,7 @@ from django.core.checks.security.base import SECRET_KEY_INSECURE_PREFIX
 from django.core.exceptions import ImproperlyConfigured
 from rest_framework_simplejwt.settings import DEFAULTS as SIMPLE_JWT_DEFAULTS
 
+from . import keys
 from .conf import AppSettings, app_settings, jwt_settings
 
 MIN_HMAC_KEY_BYTES = 32  # RFC 7518 section 3.2: an HS256 key must be at least as long as the hash
@@ -88,8 +89,10 @@ def check_secret_key(app_configs=None, **kwargs):
 @checks.register(checks.Tags.security)
 def check_signing_key(app_configs=None, **kwargs):
     """An HMAC signing key shorter than the hash output weakens every token."""
-    jwt = jwt_settings()
-    if jwt.ALGORITHM.startswith("HS") and len((jwt.SIGNING_KEY or "").encode()) < MIN_HMAC_KEY_BYTES:
+    if (
+        app_settings.ALGORITHM.startswith("HS")
+        and len((jwt_settings().SIGNING_KEY or "").encode()) < MIN_HMAC_KEY_BYTES
+    ):
         return [
             checks.Error(
                 f"The JWT signing key is shorter than {MIN_HMAC_KEY_BYTES} bytes.",
@@ -101,8 +104,8 @@ def check_signing_key(app_configs=None, **kwargs):
 
 
 def setting_names() -> list[str]:
-    """The names the app reads as ``ACCOUNTS_<NAME>``: AppSettings' properties, less the token
-    lifetimes (simplejwt's own settings, read from ``SIMPLE_JWT``)."""
+    """The names the app reads as ``ACCOUNTS_<NAME>``: AppSettings' properties, less simplejwt's own
+    settings (lifetimes, algorithm, issuer, audience), read from ``SIMPLE_JWT``."""
     return sorted(
         name
         for name, member in vars(AppSettings).items()
@@ -150,6 +153,27 @@ def check_renamed_settings(app_configs=None, **kwargs):
         )
         for old, new in renamed.items()
         if hasattr(settings, old)
+    ]
+
+
+KEY_ERROR_IDS = {
+    keys.UnsupportedAlgorithm: "accounts.E009",
+    keys.NoSigningKey: "accounts.E010",
+    keys.UnreadableKey: "accounts.E011",
+    keys.WrongKeyType: "accounts.E012",
+    keys.WeakKey: "accounts.E013",
+    keys.PrivateVerifyKey: "accounts.E014",
+    keys.KeysWithoutAlgorithm: "accounts.E015",
+}
+
+
+@checks.register(checks.Tags.security)
+def check_jwt_keys(app_configs=None, **kwargs):
+    """The JWT keys must exist, be readable, suit the algorithm and be strong enough; a private key
+    never sits among the verify-only keys, and key files are not listed where nothing reads them."""
+    return [
+        checks.Error(str(e), hint=e.hint, id=KEY_ERROR_IDS[type(e)])
+        for e in keys.KeyConfig.current().errors()
     ]
 
 

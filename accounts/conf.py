@@ -2,8 +2,9 @@
 
 Every default lives here and only here: the project's settings name an ``ACCOUNTS_<NAME>`` setting
 only to change it. Each value is looked up on every access (never bound at import time), so tests
-can change it with pytest-django's ``settings`` fixture. Token lifetimes are simplejwt's own
-settings and stay in ``SIMPLE_JWT``; this project's defaults for them are stated here.
+can change it with pytest-django's ``settings`` fixture. Token lifetimes, the algorithm, issuer and
+audience are simplejwt's own settings and stay in ``SIMPLE_JWT``; this project's defaults for them
+are stated here.
 """
 
 from datetime import timedelta
@@ -24,7 +25,7 @@ def jwt_settings():
 class AppSettings:
     """Settings named ``ACCOUNTS_<NAME>`` in Django's settings, with their defaults here.
 
-    Every property is a setting (the token lifetimes are read from ``SIMPLE_JWT`` instead):
+    Every property is a setting (simplejwt's own, named as in ``SIMPLE_JWT``, are read from there):
     ``accounts.checks`` derives the known names from them and refuses an ``ACCOUNTS_*`` setting
     that is not one (accounts.E007), since a misspelling would otherwise be ignored.
     """
@@ -81,6 +82,40 @@ class AppSettings:
         valid this long, capped by SESSION_MAX_AGE. The default is this project's, not simplejwt's
         (1 day)."""
         return self._jwt_setting("REFRESH_TOKEN_LIFETIME", timedelta(days=7))
+
+    @property
+    def ALGORITHM(self) -> str:
+        """``SIMPLE_JWT["ALGORITHM"]``: HS256 (with simplejwt's SIGNING_KEY, SECRET_KEY unless set),
+        RS256 or ES256 (with the PEM files of JWT_SIGNING_KEYS and JWT_VERIFY_KEYS)."""
+        return self._jwt_setting("ALGORITHM", "HS256")
+
+    @property
+    def ISSUER(self) -> str | None:
+        """``SIMPLE_JWT["ISSUER"]``: when set, tokens carry it as ``iss``; tokens without it are refused."""
+        return self._jwt_setting("ISSUER", None)
+
+    @property
+    def AUDIENCE(self) -> str | list[str] | None:
+        """``SIMPLE_JWT["AUDIENCE"]``: when set, tokens carry it as ``aud``; tokens without it are refused."""
+        return self._jwt_setting("AUDIENCE", None)
+
+    @property
+    def JWT_SIGNING_KEYS(self) -> list[str]:
+        """PEM private-key files for RS256/ES256: the first signs; every one verifies and is published
+        in the JWKS (a key listed after the first is the next one, published ahead, or the previous
+        one, kept while its tokens live)."""
+        return self._setting("JWT_SIGNING_KEYS", [])
+
+    @property
+    def JWT_VERIFY_KEYS(self) -> list[str]:
+        """PEM public-key files that verify and are published but never sign (private keys are refused)."""
+        return self._setting("JWT_VERIFY_KEYS", [])
+
+    @property
+    def JWKS_MAX_AGE(self) -> timedelta:
+        """How long verifiers may cache /.well-known/jwks.json (its Cache-Control max-age): a key
+        must be published at least this long before it signs."""
+        return self._setting("JWKS_MAX_AGE", timedelta(hours=1))
 
     @property
     def SESSION_MAX_AGE(self) -> timedelta:

@@ -11,11 +11,21 @@ from rest_framework_simplejwt import tokens
 from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
 from rest_framework_simplejwt.utils import datetime_from_epoch, datetime_to_epoch
 
+from . import keys
 from .conf import app_settings, jwt_settings
 from .errors import TokenExpired, TokenInvalid, TokenMissing
 from .origin import NOWHERE
 
 SESSION_ID_CLAIM = "sid"
+
+
+class KeySetMixin:
+    """Signed and verified by this app's key set (accounts.keys), not simplejwt's module-level backend,
+    which is built once at import from the settings of that moment and knows no ``kid``."""
+
+    @property
+    def token_backend(self) -> keys.KeySetTokenBackend:
+        return keys.token_backend()
 
 
 class SessionClaimsMixin:
@@ -46,7 +56,7 @@ class SessionClaimsMixin:
         return datetime_from_epoch(self["exp"])
 
 
-class AccessToken(SessionClaimsMixin, tokens.AccessToken):
+class AccessToken(KeySetMixin, SessionClaimsMixin, tokens.AccessToken):
     """Short-lived bearer token; its lifetime is read when it is made, not at import."""
 
     @property
@@ -54,7 +64,7 @@ class AccessToken(SessionClaimsMixin, tokens.AccessToken):
         return app_settings.ACCESS_TOKEN_LIFETIME
 
 
-class RefreshToken(SessionClaimsMixin, tokens.RefreshToken):
+class RefreshToken(KeySetMixin, SessionClaimsMixin, tokens.RefreshToken):
     """Rotating refresh token; only its jti is ever stored (in the session row).
 
     simplejwt's own entry points keep their meaning: ``for_user`` opens a session, ``blacklist``

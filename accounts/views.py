@@ -9,6 +9,7 @@ accounts.http_errors turns them into responses.
 """
 
 from django.middleware.csrf import get_token
+from django.utils.cache import patch_cache_control
 from django.utils.module_loading import import_string
 from drf_spectacular.utils import (
     OpenApiResponse,
@@ -25,9 +26,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt import views as jwt_views
 
-from . import cookies, health, selectors, services, transports
+from . import cookies, health, keys, selectors, services, transports
 from .authentication import SessionJWTAuthentication
-from .conf import jwt_settings
+from .conf import app_settings, jwt_settings
 from .errors import AuthError, SessionNotFound
 from .http_errors import api_exception_handler, error_body
 from .models import RevokeReason
@@ -299,3 +300,18 @@ class MeView(ApiView):
     @extend_schema(responses={200: UserSerializer})
     def get(self, request):
         return Response(UserSerializer(request.user).data)
+
+
+class JwksView(PublicView):
+    """GET /.well-known/jwks.json: the public keys that verify this service's tokens (RFC 7517),
+    so that other services verify them without any secret; ``{"keys": []}`` under HMAC."""
+
+    @extend_schema(
+        operation_id="jwks_retrieve",
+        responses={200: OpenApiResponse(description='{"keys": [{"kty", "kid", "alg", "use", ...}]}')},
+    )
+    def get(self, request):
+        response = Response(keys.jwks())
+        # Verifiers cache it this long, so a new key is published at least this long before it signs.
+        patch_cache_control(response, public=True, max_age=int(app_settings.JWKS_MAX_AGE.total_seconds()))
+        return response

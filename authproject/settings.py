@@ -195,6 +195,9 @@ _accounts_from_environment = {  # environment variable: (setting, cast)
     "AUDIT_RETENTION_DAYS": ("ACCOUNTS_AUDIT_RETENTION", _days),
     "LOGIN_THROTTLE_RATE": ("ACCOUNTS_LOGIN_THROTTLE_RATE", env.str),
     "LOGIN_IP_THROTTLE_RATE": ("ACCOUNTS_LOGIN_IP_THROTTLE_RATE", env.str),
+    "JWT_SIGNING_KEYS": ("ACCOUNTS_JWT_SIGNING_KEYS", env.list),
+    "JWT_VERIFY_KEYS": ("ACCOUNTS_JWT_VERIFY_KEYS", env.list),
+    "JWKS_MAX_AGE": ("ACCOUNTS_JWKS_MAX_AGE", _seconds),
 }
 for _variable, (_setting, _cast) in _accounts_from_environment.items():
     if _variable in os.environ:
@@ -215,18 +218,25 @@ REST_FRAMEWORK = {
 }
 
 SIMPLE_JWT = {
-    "ALGORITHM": "HS256",
-    "SIGNING_KEY": SECRET_KEY,
+    "SIGNING_KEY": SECRET_KEY,  # under HS256 (the default) only
     "AUTH_HEADER_TYPES": ("Bearer",),
     "USER_ID_FIELD": "id",
     "USER_ID_CLAIM": "user_id",
     "AUTH_TOKEN_CLASSES": ("accounts.tokens.AccessToken",),
     "UPDATE_LAST_LOGIN": False,  # accounts.services.session_login records it itself
 }
-# Token lifetimes, in seconds: only when set; accounts/conf.py holds the defaults (15 min, 7 days).
-for _variable in ("ACCESS_TOKEN_LIFETIME", "REFRESH_TOKEN_LIFETIME"):
+# simplejwt's own settings, only when set; accounts/conf.py holds the defaults (15 min, 7 days, HS256,
+# no issuer or audience).
+_simple_jwt_from_environment = {  # environment variable: (SIMPLE_JWT key, cast)
+    "ACCESS_TOKEN_LIFETIME": ("ACCESS_TOKEN_LIFETIME", _seconds),
+    "REFRESH_TOKEN_LIFETIME": ("REFRESH_TOKEN_LIFETIME", _seconds),
+    "JWT_ALGORITHM": ("ALGORITHM", env.str),
+    "JWT_ISSUER": ("ISSUER", env.str),
+    "JWT_AUDIENCE": ("AUDIENCE", env.str),
+}
+for _variable, (_key, _cast) in _simple_jwt_from_environment.items():
     if _variable in os.environ:
-        SIMPLE_JWT[_variable] = _seconds(_variable)
+        SIMPLE_JWT[_key] = _cast(_variable)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "authproject API",

@@ -3,12 +3,15 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts.error_views import api_not_found
+from accounts.views import JwksView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/", include("accounts.urls")),
+    # Public keys for other services (RFC 8615 well-known location; RFC 7517 JWK Set).
+    path(".well-known/jwks.json", JwksView.as_view(), name="jwks"),
     # Last: any other /api/ path is a JSON 404 even with DEBUG on (Django's debug 404 page is HTML),
     # and a POST without the trailing slash gets that 404 rather than APPEND_SLASH's error.
     re_path(r"^api/", api_not_found),

@@ -15,6 +15,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from accounts.keys import signing_key_generate
 from accounts.models import RevokeReason, Session
 from accounts.services import session_create, sessions_revoke
 
@@ -99,3 +100,32 @@ def query_budget():
         assert len(queries) <= limit, f"{len(queries)} queries (budget {limit}):\n" + "\n".join(queries)
 
     return budget
+
+
+@pytest.fixture(scope="session")
+def key_file(tmp_path_factory):
+    """``key_file("ES256", "a")``: the path of a PEM private key made at run time (keys are never
+    committed), the same file for the same name throughout the run."""
+    directory = tmp_path_factory.mktemp("keys")
+    made: dict[tuple[str, str], str] = {}
+
+    def make(algorithm: str, name: str = "a") -> str:
+        if (algorithm, name) not in made:
+            path = directory / f"{algorithm}-{name}.pem"
+            path.write_bytes(signing_key_generate(algorithm=algorithm))
+            made[algorithm, name] = str(path)
+        return made[algorithm, name]
+
+    return make
+
+
+@pytest.fixture
+def use_keys(settings):
+    """``use_keys("ES256", signing=[...], verify=[...])``: sign and verify with these key files."""
+
+    def use(algorithm: str, signing=(), verify=()):
+        settings.SIMPLE_JWT = {**settings.SIMPLE_JWT, "ALGORITHM": algorithm}
+        settings.ACCOUNTS_JWT_SIGNING_KEYS = list(signing)
+        settings.ACCOUNTS_JWT_VERIFY_KEYS = list(verify)
+
+    return use

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import jwt
+from cryptography.hazmat.primitives import serialization
 from rest_framework.test import APIClient
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -127,6 +128,24 @@ def set_cookie_attributes(response, name="refresh_token") -> dict[str, str | boo
         attr, sep, attr_value = part.partition("=")
         attributes[attr.lower()] = attr_value if sep else True
     return attributes
+
+
+def public_half(private_pem: str) -> str:
+    """The path of a PEM file holding the public half of the private key in ``private_pem``."""
+    key = serialization.load_pem_private_key(Path(private_pem).read_bytes(), password=None)
+    path = Path(private_pem).with_suffix(".pub.pem")
+    path.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return str(path)
+
+
+def sign_with(private_pem: str, payload: dict, *, algorithm: str, headers: dict | None = None) -> str:
+    """A token signed with the key in ``private_pem``, as someone holding that key could make it."""
+    key = serialization.load_pem_private_key(Path(private_pem).read_bytes(), password=None)
+    return jwt.encode(payload, key, algorithm=algorithm, headers=headers)
 
 
 def free_port() -> int:

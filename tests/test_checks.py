@@ -1,17 +1,20 @@
 """Startup checks refuse unsafe configuration, both as functions and through manage.py check."""
 
+import os
 import subprocess
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from django.core.exceptions import ImproperlyConfigured
 
 from accounts import checks
 from accounts.conf import app_settings
 from authproject.settings import DEFAULT_CORS_ORIGINS, DEVELOPMENT_SECRET_KEY
 
-from .helpers import manage_py
+from .helpers import manage_py, public_half
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 LONG_SECRET = "a-long-random-production-secret-key-" + "x" * 40
@@ -22,6 +25,7 @@ ACCOUNTS_CHECKS = [
     checks.check_signing_key,
     checks.check_unknown_settings,
     checks.check_renamed_settings,
+    checks.check_jwt_keys,
 ]
 
 
@@ -145,11 +149,15 @@ def test_a_signing_key_of_32_bytes_passes(safe):
 
 
 # --- E007, E008: unknown and renamed settings ------------------------------------------------
-def test_the_known_settings_are_the_app_settings_without_the_token_lifetimes():
-    """Derived from AppSettings' properties; the lifetimes are read from SIMPLE_JWT instead."""
+def test_the_known_settings_are_the_app_settings_without_simple_jwts_own():
+    """Derived from AppSettings' properties; lifetimes, algorithm, issuer and audience are read
+    from SIMPLE_JWT instead."""
     assert checks.setting_names() == [
         "ACCESS_TOKEN_CHECKS_SESSION",
         "AUDIT_RETENTION",
+        "JWKS_MAX_AGE",
+        "JWT_SIGNING_KEYS",
+        "JWT_VERIFY_KEYS",
         "LOGIN_IP_THROTTLE_RATE",
         "LOGIN_THROTTLE_RATE",
         "REFRESH_BODY_TRANSPORT",
@@ -196,7 +204,7 @@ def test_an_unknown_setting_with_no_close_match_is_e007_and_the_hint_lists_the_k
     assert "ACCOUNTS_REFRESH_GRACE" in error.hint
 
 
-@pytest.mark.parametrize("name", ["ACCESS_TOKEN_LIFETIME", "REFRESH_TOKEN_LIFETIME"])
+@pytest.mark.parametrize("name", ["ACCESS_TOKEN_LIFETIME", "REFRESH_TOKEN_LIFETIME", "ALGORITHM", "ISSUER"])
 def test_a_token_lifetime_under_the_accounts_prefix_is_e007_pointing_to_simple_jwt(safe, name):
     setattr(safe, f"ACCOUNTS_{name}", timedelta(minutes=1))
     [error] = checks.check_unknown_settings(app_configs=None)
@@ -229,6 +237,149 @@ def test_djangos_own_auth_settings_are_not_refused(safe):
     assert checks.check_unknown_settings(app_configs=None) == []
 
 
+# --- E009-E015: the JWT keys ---------------------------------------------------------------------
+def write_key(path, key, *, private=True, password=None) -> str:
+    """``key`` (a cryptography key) as a PEM file: its private half, or its public half."""
+    if private:
+        encryption = (
+            serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption()
+        )
+        data = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+    else:
+        data = key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    path.write_bytes(data)
+    return str(path)
+
+
+def key_errors(safe, algorithm, signing=(), verify=()) -> list[tuple[str, str]]:
+    safe.SIMPLE_JWT = {**safe.SIMPLE_JWT, "ALGORITHM": algorithm}
+    safe.ACCOUNTS_JWT_SIGNING_KEYS = list(signing)
+    safe.ACCOUNTS_JWT_VERIFY_KEYS = list(verify)
+    return [(m.id, m.msg) for m in checks.check_jwt_keys(app_configs=None)]
+
+
+@pytest.mark.parametrize("algorithm", ["ES256", "RS256"])
+def test_an_asymmetric_algorithm_with_its_keys_passes(safe, key_file, algorithm):
+    next_key = key_file(algorithm, "b")
+    assert key_errors(safe, algorithm, signing=[key_file(algorithm), next_key]) == []
+    assert key_errors(safe, algorithm, signing=[key_file(algorithm)], verify=[public_half(next_key)]) == []
+    assert error_ids() == []
+
+
+@pytest.mark.parametrize("algorithm", ["ES256", "RS256"])
+def test_an_asymmetric_algorithm_without_a_signing_key_is_e010(safe, key_file, algorithm):
+    assert [i for i, _ in key_errors(safe, algorithm)] == ["accounts.E010"]
+    only_verify = [public_half(key_file(algorithm))]
+    assert [i for i, _ in key_errors(safe, algorithm, verify=only_verify)] == ["accounts.E010"]
+
+
+@pytest.mark.parametrize("algorithm", ["PS256", "ES384", "none", "EdDSA"])
+def test_an_unsupported_algorithm_is_e009(safe, algorithm):
+    assert [i for i, _ in key_errors(safe, algorithm)] == ["accounts.E009"]
+
+
+def test_a_missing_key_file_is_e011_naming_it(safe, tmp_path):
+    missing = str(tmp_path / "nowhere.pem")
+    [(error_id, message)] = key_errors(safe, "ES256", signing=[missing])
+    assert error_id == "accounts.E011" and missing in message
+
+
+def test_an_unreadable_key_file_is_e011(safe, key_file, tmp_path):
+    if os.geteuid() == 0:  # root reads any file: a directory stands in for an unreadable file
+        unreadable = str(tmp_path)
+    else:
+        unreadable = tmp_path / "locked.pem"
+        unreadable.write_bytes(open(key_file("ES256"), "rb").read())
+        unreadable.chmod(0)
+    assert [i for i, _ in key_errors(safe, "ES256", signing=[str(unreadable)])] == ["accounts.E011"]
+
+
+@pytest.mark.parametrize(
+    "content", [b"", b"not a key", b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"]
+)
+def test_a_file_that_holds_no_pem_key_is_e011(safe, tmp_path, content):
+    path = tmp_path / "bad.pem"
+    path.write_bytes(content)
+    assert [i for i, _ in key_errors(safe, "ES256", signing=[str(path)])] == ["accounts.E011"]
+
+
+def test_an_encrypted_key_is_e011(safe, tmp_path):
+    path = write_key(tmp_path / "enc.pem", ec.generate_private_key(ec.SECP256R1()), password=b"secret")
+    [(error_id, message)] = key_errors(safe, "ES256", signing=[path])
+    assert error_id == "accounts.E011" and "encrypted" in message
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "make"),
+    [
+        pytest.param(
+            "ES256",
+            lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048),
+            id="RSA for ES256",
+        ),
+        pytest.param("ES256", lambda: ec.generate_private_key(ec.SECP384R1()), id="P-384 for ES256"),
+        pytest.param("RS256", lambda: ec.generate_private_key(ec.SECP256R1()), id="EC for RS256"),
+        pytest.param("RS256", ed25519.Ed25519PrivateKey.generate, id="Ed25519 for RS256"),
+    ],
+)
+def test_a_key_of_the_wrong_type_is_e012(safe, tmp_path, algorithm, make):
+    key = make()
+    signing = write_key(tmp_path / "sign.pem", key)
+    assert [i for i, _ in key_errors(safe, algorithm, signing=[signing])] == ["accounts.E012"]
+
+
+def test_a_public_key_among_the_signing_keys_is_e012(safe, key_file):
+    [(error_id, message)] = key_errors(safe, "ES256", signing=[public_half(key_file("ES256"))])
+    assert error_id == "accounts.E012" and "cannot sign" in message
+
+
+def test_an_rsa_key_under_2048_bits_is_e013_to_sign_or_to_verify(safe, tmp_path, key_file):
+    weak = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    signing = write_key(tmp_path / "weak.pem", weak)
+    assert [i for i, _ in key_errors(safe, "RS256", signing=[signing])] == ["accounts.E013"]
+    verifying = write_key(tmp_path / "weak.pub", weak, private=False)
+    errors = key_errors(safe, "RS256", signing=[key_file("RS256")], verify=[verifying])
+    assert [i for i, _ in errors] == ["accounts.E013"]
+
+
+def test_a_private_key_among_the_verify_keys_is_e014(safe, key_file):
+    """Refused rather than quietly published by its public half: a private key has no business
+    in the list of keys that never sign (move it after the signing key, or list its public half)."""
+    errors = key_errors(safe, "ES256", signing=[key_file("ES256")], verify=[key_file("ES256", "b")])
+    assert [i for i, _ in errors] == ["accounts.E014"]
+
+
+@pytest.mark.parametrize("where", ["signing", "verify"])
+def test_key_files_under_hs256_are_e015(safe, key_file, where):
+    """Half-configured: the files would be ignored and tokens still signed with the secret."""
+    assert [i for i, _ in key_errors(safe, "HS256", **{where: [key_file("ES256")]})] == ["accounts.E015"]
+
+
+def test_each_bad_key_file_is_its_own_error(safe, tmp_path, key_file):
+    errors = key_errors(
+        safe, "ES256", signing=[key_file("ES256"), str(tmp_path / "gone.pem")], verify=[key_file("RS256")]
+    )
+    assert [i for i, _ in errors] == ["accounts.E011", "accounts.E012"]
+
+
+def test_manage_check_refuses_an_asymmetric_algorithm_without_a_key():
+    result = manage_check(DJANGO_DEBUG="0", DJANGO_SECRET_KEY=LONG_SECRET, JWT_ALGORITHM="RS256")
+    assert result.returncode != 0
+    assert "accounts.E010" in result.stderr
+
+
+def test_manage_check_passes_with_a_generated_key(key_file):
+    result = manage_check(
+        DJANGO_DEBUG="0",
+        DJANGO_SECRET_KEY=LONG_SECRET,
+        JWT_ALGORITHM="ES256",
+        JWT_SIGNING_KEYS=key_file("ES256"),
+    )
+    assert result.returncode == 0, result.stderr
+
+
 # --- refuse_unsafe_configuration (what wsgi.py runs) ----------------------------------------
 @pytest.mark.parametrize(
     "unsafe",
@@ -239,8 +390,9 @@ def test_djangos_own_auth_settings_are_not_refused(safe):
         {"SECRET_KEY": DEVELOPMENT_SECRET_KEY},
         {"ACCOUNTS_REFRESH_GRAVE": timedelta(0)},
         {"AUTH_REFRESH_GRACE": timedelta(0)},
+        {"SIMPLE_JWT": {"ALGORITHM": "ES256"}},
     ],
-    ids=["E001", "E003", "E002", "E004", "E007", "E008"],
+    ids=["E001", "E003", "E002", "E004", "E007", "E008", "E010"],
 )
 def test_refuse_unsafe_configuration_raises_improperly_configured(safe, unsafe, request):
     for key, value in unsafe.items():

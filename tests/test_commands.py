@@ -2,13 +2,17 @@
 
 import io
 import json
+import stat
 import uuid
 from datetime import timedelta
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from accounts import keys
 from accounts.models import AuditEvent, AuditEventType, RevokeReason, Session
 
 pytestmark = pytest.mark.django_db
@@ -230,3 +234,42 @@ def test_flush_audit_retention_setting_applies(make_session, settings):
 def test_flush_bad_arguments_give_a_clear_error(db, args, message):
     with pytest.raises(CommandError, match=message):
         run("flush_expired_sessions", *args)
+
+
+# --- generate_signing_key ------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("algorithm", "key_type", "bits"),
+    [("ES256", ec.EllipticCurvePrivateKey, 256), ("RS256", rsa.RSAPrivateKey, 3072)],
+)
+def test_generate_signing_key_writes_a_private_key_readable_by_its_owner_only(
+    tmp_path, algorithm, key_type, bits
+):
+    path = tmp_path / "signing.pem"
+    out, _ = run("generate_signing_key", "--algorithm", algorithm, "--out", str(path))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    assert isinstance(key, key_type) and key.key_size == bits
+    assert keys.KeyConfig(algorithm, None, (str(path),), ()).errors() == []  # the checks accept it
+    assert keys.kid_of(path.read_bytes(), algorithm) in out
+
+
+def test_generate_signing_key_refuses_to_overwrite_a_file_without_force(tmp_path):
+    path = tmp_path / "signing.pem"
+    path.write_bytes(b"the key in use")
+    with pytest.raises(CommandError, match="--force"):
+        run("generate_signing_key", "--algorithm", "ES256", "--out", str(path))
+    assert path.read_bytes() == b"the key in use"
+
+
+def test_generate_signing_key_with_force_overwrites_and_makes_the_file_private(tmp_path):
+    path = tmp_path / "signing.pem"
+    path.write_bytes(b"old")
+    path.chmod(0o644)
+    run("generate_signing_key", "--algorithm", "ES256", "--out", str(path), "--force")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert b"PRIVATE KEY" in path.read_bytes()
+
+
+def test_generate_signing_key_refuses_hs256(tmp_path):
+    with pytest.raises(CommandError, match="invalid choice"):
+        run("generate_signing_key", "--algorithm", "HS256", "--out", str(tmp_path / "k.pem"))

@@ -20,6 +20,9 @@ DEFAULTS = {  # the values the README's configuration table documents
     "AUDIT_RETENTION": timedelta(days=180),
     "LOGIN_THROTTLE_RATE": "5/min",
     "LOGIN_IP_THROTTLE_RATE": "60/min",
+    "JWT_SIGNING_KEYS": [],
+    "JWT_VERIFY_KEYS": [],
+    "JWKS_MAX_AGE": timedelta(hours=1),
 }
 LIFETIMES = ("ACCESS_TOKEN_LIFETIME", "REFRESH_TOKEN_LIFETIME")
 
@@ -58,3 +61,17 @@ def test_one_token_lifetime_set_in_simple_jwt_leaves_the_other_at_its_default(se
     settings.SIMPLE_JWT = {**base, "ACCESS_TOKEN_LIFETIME": timedelta(minutes=2)}
     assert app_settings.ACCESS_TOKEN_LIFETIME == timedelta(minutes=2)
     assert app_settings.REFRESH_TOKEN_LIFETIME == timedelta(days=7)
+
+
+def test_the_algorithm_is_hs256_with_no_issuer_or_audience_when_simple_jwt_leaves_them_out(settings):
+    settings.SIMPLE_JWT = {}
+    assert (app_settings.ALGORITHM, app_settings.ISSUER, app_settings.AUDIENCE) == ("HS256", None, None)
+
+
+def test_the_algorithm_issuer_and_audience_are_read_from_simple_jwt(settings):
+    settings.SIMPLE_JWT = {"ALGORITHM": "ES256", "ISSUER": "https://auth.example.com", "AUDIENCE": "api"}
+    assert (app_settings.ALGORITHM, app_settings.ISSUER, app_settings.AUDIENCE) == (
+        "ES256",
+        "https://auth.example.com",
+        "api",
+    )
