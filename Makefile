@@ -6,9 +6,15 @@ HOST   ?= 127.0.0.1:8000
 DEMO_PORT ?= 5173
 # The browser of the end-to-end tests (tests/e2e); installed from Debian's packages when missing.
 CHROMIUM ?= /usr/bin/chromium
+# The TLS proxy of the deployment tests (tests/deploy) and the load generator of benchmarks/.
+NGINX  ?= /usr/sbin/nginx
+WRK    ?= /usr/bin/wrk
+# The production app server, as `make serve` runs it (HOST, PORT and WEB_CONCURRENCY from the
+# environment); benchmarks start it the same way.
+GUNICORN = $(BIN)/python -m gunicorn -c authproject/gunicorn.conf.py authproject.wsgi
 SUDO   := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: run demo test migrate install install-test clean
+.PHONY: run demo serve superuser test migrate install install-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,12 +26,28 @@ $(VENV)/.installed: requirements.txt | $(BIN)/python
 
 $(VENV)/.installed-test: requirements.txt requirements-test.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-test.txt
-	touch $@
+	touch $@ $(VENV)/.installed
 
 # Playwright drives this Chromium and never downloads a browser of its own.
 $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core
+
+# nginx-light's scripts would start the system's nginx on port 80: a policy-rc.d that refuses (only
+# while installing, and only if the machine has none) keeps it stopped; the tests run their own.
+$(NGINX):
+	$(SUDO) apt-get update -qq
+	if [ -e /usr/sbin/policy-rc.d ]; then \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends nginx-light; \
+	else \
+	  printf '#!/bin/sh\nexit 101\n' | $(SUDO) tee /usr/sbin/policy-rc.d >/dev/null && $(SUDO) chmod +x /usr/sbin/policy-rc.d; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends nginx-light; status=$$?; \
+	  $(SUDO) rm -f /usr/sbin/policy-rc.d; exit $$status; \
+	fi
+
+$(WRK):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends wrk
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
@@ -46,9 +68,22 @@ demo: install
 migrate: install
 	$(BIN)/python manage.py migrate --noinput
 
+# Production: DEBUG off unless DJANGO_DEBUG says otherwise, so DJANGO_SECRET_KEY must be set (see
+# README, Deployment). Migrates, collects the static files that WhiteNoise serves, then runs gunicorn.
+serve: install
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	exec $(GUNICORN)
+
+# The first admin (or another): asks for a username, email and password; DEBUG on, like `make run`.
+# With DJANGO_SUPERUSER_USERNAME, DJANGO_SUPERUSER_EMAIL and DJANGO_SUPERUSER_PASSWORD set it asks nothing.
+superuser: install
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py migrate --noinput
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py createsuperuser $${DJANGO_SUPERUSER_PASSWORD:+--noinput}
+
 # The whole suite, on whatever DATABASE_URL and CACHE_URL name (SQLite and local memory by default),
 # with the end-to-end tests in Chromium.
-test: install-test $(CHROMIUM)
+test: install-test $(CHROMIUM) $(NGINX) $(WRK)
 	CHROMIUM=$(CHROMIUM) PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

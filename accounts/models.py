@@ -30,6 +30,10 @@ class RevokeReason(models.TextChoices):
     REUSE_DETECTED = "reuse_detected", "refresh token reuse detected"
 
 
+# The states the admin filter, the commands and ``Session.status`` name; "all" is every session.
+SESSION_STATUSES = ("active", "expired", "revoked", "all")
+
+
 def _unexpired(now: datetime) -> Q:
     """Within both expiries: ``Session.expires_at > now``, said in SQL."""
     return Q(idle_expires_at__gt=now, absolute_expires_at__gt=now)
@@ -68,6 +72,19 @@ class SessionQuerySet(models.QuerySet):
         """Revoked for any reason."""
         return self.filter(revoked_at__isnull=False)
 
+    def in_status(self, status: str):
+        """The sessions in one of ``SESSION_STATUSES`` ("all": every one)."""
+        match status:
+            case "active":
+                return self.active()
+            case "expired":
+                return self.expired()
+            case "revoked":
+                return self.revoked()
+            case "all":
+                return self.all()
+        raise ValueError(f"unknown session status {status!r}")
+
     def for_user(self, user):
         """The sessions of one user."""
         return self.filter(user=user)
@@ -105,6 +122,8 @@ class Session(models.Model):
     revoke_reason = models.CharField(max_length=32, choices=RevokeReason.choices, blank=True)
     ip = models.GenericIPAddressField("IP", null=True, blank=True)
     user_agent = models.CharField(max_length=512, blank=True)
+    # A name for people ("Chrome 131 on macOS"), from user_agent once, when the session is created.
+    device = models.CharField(max_length=64, blank=True)
 
     objects = SessionQuerySet.as_manager()
 
@@ -146,6 +165,19 @@ class Session(models.Model):
         if self.revoked_at is not None:
             return "revoked"
         return "active" if self.is_active(now=now) else "expired"
+
+    def status_display(self, *, now: datetime | None = None) -> str:
+        """The status with the reason, short enough for a table cell (26 characters at most):
+        "active", "expired", "revoked by an admin", "revoked: logout", "revoked: reuse detected"."""
+        if self.revoked_at is None:
+            return self.status(now=now)
+        reason = self.get_revoke_reason_display().removeprefix("refresh token ")
+        return reason if reason.startswith("revoked ") else f"revoked: {reason or 'unknown'}"
+
+    @property
+    def ends_at(self) -> datetime:
+        """When the session ends, or ended: its expiry, or its revocation if that came first."""
+        return min(self.expires_at, self.revoked_at or self.expires_at)
 
     @property
     def expires_at(self) -> datetime:
@@ -195,6 +227,8 @@ class AuditEvent(models.Model):
         indexes = [
             models.Index(fields=["-created_at", "-id"], name="auditevent_newest_idx"),
             models.Index(fields=["type", "-created_at"], name="auditevent_type_idx"),
+            # The admin's search by session id (a prefix, as a range of this index).
+            models.Index(fields=["session_id"], name="auditevent_session_idx"),
         ]
 
     def __str__(self):

@@ -1,9 +1,10 @@
 """Reads: session and user look-ups shared by the API, the admin and the commands."""
 
+import re
 import uuid
 
 from django.contrib.auth import get_user_model
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from .models import Session
 
@@ -27,13 +28,35 @@ def sessions_list_for_user(*, user) -> QuerySet[Session]:
     return Session.objects.for_user(user).active().order_by("-created_at")
 
 
-def sessions_list(*, user=None, include_inactive: bool = False) -> QuerySet[Session]:
-    """Sessions newest first with their users (one user's when given); active only unless
-    ``include_inactive``. Ordered like the admin's indexes, so a large table streams cheaply."""
+def sessions_list(*, user=None, status: str = "active") -> QuerySet[Session]:
+    """Sessions newest first with their users (one user's when given), in a status of
+    ``SESSION_STATUSES``. Ordered like the admin's indexes, so a large table streams cheaply."""
     sessions = Session.objects.select_related("user").order_by("-created_at", "-id")
     if user is not None:
         sessions = sessions.for_user(user)
-    return sessions if include_inactive else sessions.active()
+    return sessions.in_status(status)
+
+
+_HEX = re.compile(r"[0-9a-f]+")
+# A session id may be given by its start (the admin and the commands show 8 characters). Shorter
+# prefixes would match many sessions: at a million sessions, 8 still match 2 or more now and then.
+SESSION_ID_MIN_PREFIX = 8
+
+
+def uuid_prefix_q(field: str, prefix: str) -> Q | None:
+    """``field`` (a UUIDField) starts with ``prefix`` (hex digits; hyphens and case ignored), said as
+    a range so that an index on the field answers it; None if ``prefix`` is not hex or too long."""
+    digits = prefix.strip().replace("-", "").lower()
+    if not _HEX.fullmatch(digits) or len(digits) > 32:
+        return None
+    low, high = uuid.UUID(digits.ljust(32, "0")), uuid.UUID(digits.ljust(32, "f"))
+    return Q(**{f"{field}__gte": low, f"{field}__lte": high})
+
+
+def sessions_with_id_prefix(*, prefix: str) -> QuerySet[Session]:
+    """The sessions whose id starts with ``prefix`` (none if it is not hex): a primary-key range."""
+    condition = uuid_prefix_q("pk", prefix)
+    return Session.objects.filter(condition) if condition else Session.objects.none()
 
 
 def user_get_by_username(*, username: str):

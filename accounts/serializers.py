@@ -8,6 +8,7 @@ calls a service with it and renders the service's result with ``to_representatio
 
 from django.contrib.auth import get_user_model, password_validation
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import RegexValidator
 from rest_framework import serializers
 from rest_framework_simplejwt import serializers as jwt_serializers
 
@@ -21,14 +22,20 @@ USERNAME_MAX_LENGTH = 150
 TOKEN_MAX_LENGTH = 4096  # a refresh token is a few hundred characters, even signed with RSA
 
 
+# DRF refuses NUL characters in text; this says so in the schema too (a ``pattern``).
+NO_NUL = RegexValidator(r"^[^\x00]*$", message="Null characters are not allowed.")
+
+
 class StringOnlyMixin:
     """A text field that takes only a JSON string: DRF's CharField would take 123 as "123", which
-    the schema (type: string) says is invalid input. Unless blank is allowed, the schema says so
-    too (``minLength: 1``)."""
+    the schema (type: string) says is invalid input. The schema also states the rest of what the
+    field refuses: blank (``minLength: 1``) unless allowed, and NUL characters (a ``pattern``;
+    a field's own pattern, such as the username's, comes after it and is stated instead)."""
 
     def __init__(self, **kwargs):
         if not kwargs.get("allow_blank"):
             kwargs.setdefault("min_length", 1)
+        kwargs["validators"] = [NO_NUL, *kwargs.get("validators", [])]
         super().__init__(**kwargs)
 
     def to_internal_value(self, data):
@@ -195,7 +202,8 @@ class SessionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Session
-        fields = ["id", "created_at", "last_used_at", "expires_at", "ip", "user_agent", "current"]
+        # device: a name for people ("Chrome 131 on macOS"), from user_agent when the session began.
+        fields = ["id", "created_at", "last_used_at", "expires_at", "ip", "device", "user_agent", "current"]
         read_only_fields = fields
 
     def get_current(self, session) -> bool:

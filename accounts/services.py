@@ -10,15 +10,17 @@ from collections import defaultdict
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.contrib.auth import authenticate, get_user_model
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.db.models import Q, QuerySet
 from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
 from .audit import audit_event_build, audit_event_record, audit_events_record
 from .conf import app_settings
+from .devices import device_name
 from .errors import InvalidCredentials, TokenExpired, TokenRevoked, UsernameTaken, WrongPassword
 from .models import AuditEvent, AuditEventType, RevokeReason, Session
 from .origin import NOWHERE, Origin
@@ -56,9 +58,10 @@ def user_create(*, username: str, email: str, password: str):
 
 
 def session_create(*, user, ip: str | None, user_agent: str, now: datetime | None = None) -> Session:
-    """A new session for a user who has just proved who they are."""
+    """A new session for a user who has just proved who they are; the device is named here, once."""
     now = now or timezone.now()
     absolute_expires_at = now + app_settings.SESSION_MAX_AGE
+    user_agent = user_agent[: Session._meta.get_field("user_agent").max_length]
     return Session.objects.create(
         user=user,
         refresh_jti=new_jti(),
@@ -67,7 +70,8 @@ def session_create(*, user, ip: str | None, user_agent: str, now: datetime | Non
         idle_expires_at=min(now + app_settings.REFRESH_TOKEN_LIFETIME, absolute_expires_at),
         absolute_expires_at=absolute_expires_at,
         ip=ip,
-        user_agent=user_agent[: Session._meta.get_field("user_agent").max_length],
+        user_agent=user_agent,
+        device=device_name(user_agent),
     )
 
 
@@ -148,15 +152,19 @@ def _session_rotate(*, session: Session, now: datetime) -> Session:
 
 
 # --- Revocation ----------------------------------------------------------------------------------
-def _revoked_detail(count: int, detail: str) -> str:
-    counted = f"{count} session{pluralize(count)} revoked"
+def _revoked_detail(counted: str, detail: str) -> str:
     return f"{counted}; {detail}" if detail else counted
 
 
-def sessions_revoke(
+def _sessions_counted(count: int) -> str:
+    return f"{count} session{pluralize(count)} revoked"
+
+
+def sessions_revoke_each(
     *, sessions: QuerySet[Session], reason: RevokeReason, origin: Origin = NOWHERE, detail: str = ""
-) -> int:
-    """End sessions early: the one way every revocation happens. Returns how many ended.
+) -> list[tuple[uuid.UUID, Any]]:
+    """End sessions early: the one way every revocation happens. ``(session id, user id)`` of each
+    session it ended.
 
     Every unrevoked session in ``sessions`` is revoked in one statement, so its refresh and access
     tokens stop at once; each user whose sessions ended gets one audit event of the reason's type,
@@ -173,12 +181,23 @@ def sessions_revoke(
                 user_id=user_id,
                 session_id=session_ids[0] if len(session_ids) == 1 else None,
                 origin=origin,
-                detail=_revoked_detail(len(session_ids), detail),
+                # One session is named by the event itself: "session revoked", never "1 sessions".
+                detail=_revoked_detail(
+                    "session revoked" if len(session_ids) == 1 else _sessions_counted(len(session_ids)),
+                    detail,
+                ),
             )
             for user_id, session_ids in by_user.items()
         ]
     )
-    return len(ended)
+    return ended
+
+
+def sessions_revoke(
+    *, sessions: QuerySet[Session], reason: RevokeReason, origin: Origin = NOWHERE, detail: str = ""
+) -> int:
+    """``sessions_revoke_each``, counted: how many sessions ended."""
+    return len(sessions_revoke_each(sessions=sessions, reason=reason, origin=origin, detail=detail))
 
 
 def session_revoke(*, session_id: uuid.UUID, user_id, reason: RevokeReason, origin: Origin = NOWHERE) -> bool:
@@ -219,8 +238,8 @@ def sessions_revoke_all(
     """Revoke every unrevoked session of every user, in batches so no lock is held for long.
 
     Each window of ``batch_size`` rows is its own short statement (see ``_key_windows``); one audit
-    event records the total (not one per user: there may be millions). ``progress`` is called with
-    the running total after each batch.
+    event records the total (not one per user: there may be millions), and none is written when
+    nothing was revoked. ``progress`` is called with the running total after each batch.
     """
     total = 0
     for window in _key_windows(Session.objects.unrevoked(), batch_size=batch_size):
@@ -228,7 +247,10 @@ def sessions_revoke_all(
         total += revoked
         if progress and revoked:
             progress(total)
-    audit_event_record(type=reason, detail=f"all users: {_revoked_detail(total, detail)}")
+    if total:
+        audit_event_record(
+            type=reason, detail=_revoked_detail(f"all users: {_sessions_counted(total)}", detail)
+        )
     return total
 
 
@@ -260,6 +282,7 @@ class FlushResult:
 
     sessions: int
     audit_events: int
+    analyzed: tuple[str, ...] = ()  # the tables given a fresh ANALYZE (PostgreSQL)
 
 
 def _key_windows(queryset, *, batch_size: int) -> Iterator:
@@ -295,6 +318,27 @@ def _delete_in_batches(
     return total
 
 
+# A flush that deletes this fraction of a table or more ANALYZEs it (PostgreSQL) at once. Autovacuum
+# would too, but only at its next round: until then the planner plans for the rows that are gone
+# (or, after a bulk insert, ignores the ones that came), and picks sorts and scans sized wrongly.
+ANALYZE_AFTER_DELETING = 0.2
+
+
+def _analyze_if_shrunk(model, *, deleted: int) -> bool:
+    """ANALYZE the model's table if ``deleted`` rows are a large part of it; True if it ran."""
+    connection = connections[router.db_for_write(model)]
+    if connection.vendor != "postgresql" or not deleted:
+        return False
+    table = model._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [table])
+        estimated = cursor.fetchone()[0]  # as of the last ANALYZE; -1 if there was none
+        if deleted < ANALYZE_AFTER_DELETING * max(estimated, deleted):
+            return False
+        cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
+    return True
+
+
 def sessions_flush_expired(
     *,
     older_than: timedelta | None = None,
@@ -306,6 +350,7 @@ def sessions_flush_expired(
     """Delete sessions that expired or were revoked more than ``older_than`` ago (default
     ``SESSION_RETENTION``), and audit events older than ``audit_older_than`` (default
     ``AUDIT_RETENTION``). Active sessions are never touched. ``dry_run`` counts without deleting.
+    A table shrunk by ``ANALYZE_AFTER_DELETING`` or more is analyzed afterwards (PostgreSQL).
     """
     now = timezone.now()
     cutoff = now - (app_settings.SESSION_RETENTION if older_than is None else older_than)
@@ -324,4 +369,8 @@ def sessions_flush_expired(
         dry_run=dry_run,
         progress=reporter("audit events"),
     )
-    return FlushResult(sessions=sessions, audit_events=events)
+    shrunk = [] if dry_run else [(Session, sessions), (AuditEvent, events)]
+    analyzed = tuple(
+        model._meta.db_table for model, deleted in shrunk if _analyze_if_shrunk(model, deleted=deleted)
+    )
+    return FlushResult(sessions=sessions, audit_events=events, analyzed=analyzed)

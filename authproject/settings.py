@@ -51,6 +51,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files (admin, Swagger UI) from the app servers themselves, with DEBUG off too; after
+    # SecurityMiddleware so that they get its headers (HSTS) as well.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -79,15 +82,19 @@ TEMPLATES = [
 
 # --- Database -------------------------------------------------------------------------------
 DATABASES = {"default": env.db("DATABASE_URL", default="sqlite:///db.sqlite3")}
+# Seconds the database gets to answer before a request fails with 503 service_unavailable instead of
+# holding its worker (0: wait for ever; a long migration on a big table may want that).
+DATABASE_TIMEOUT = env.float("DATABASE_TIMEOUT", default=5)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     _name = Path(DATABASES["default"]["NAME"] or "db.sqlite3")
     DATABASES["default"]["NAME"] = _name if _name.is_absolute() else BASE_DIR / _name
     # Writers queue instead of failing: BEGIN IMMEDIATE takes the write lock when a transaction
     # starts (no deadlocking lock upgrade), WAL lets readers run beside the writer, and the busy
-    # timeout makes a waiting writer retry instead of answering "database is locked".
+    # timeout makes a waiting writer retry instead of answering "database is locked" (until
+    # DATABASE_TIMEOUT: then it does, and the request answers 503).
     DATABASES["default"]["OPTIONS"] = {
         "transaction_mode": "IMMEDIATE",
-        "timeout": 20,
+        "timeout": DATABASE_TIMEOUT or 24 * 3600,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
     # A file, not Django's shared in-memory database, so that tests see real locking between threads.
@@ -95,6 +102,17 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DATABASE_TIMEOUT:
+        # Django's backend, plus a client-side deadline on every round trip (authproject/postgresql):
+        # the server's statement_timeout stops a slow query, but only the client notices a server
+        # that stopped answering altogether (paused, or cut off by the network).
+        DATABASES["default"]["ENGINE"] = "authproject.postgresql"
+        DATABASES["default"].setdefault("OPTIONS", {})
+        DATABASES["default"]["OPTIONS"].update(
+            connect_timeout=max(2, round(DATABASE_TIMEOUT)),  # libpq counts whole seconds, 2 at least
+            options=f"-c statement_timeout={round(DATABASE_TIMEOUT * 1000)}",
+            deadline=DATABASE_TIMEOUT,
+        )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # AUTH_USER_MODEL is Django's own auth.User: accounts works with whichever user model a project has.
@@ -123,7 +141,13 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
+# collectstatic writes a compressed copy beside each file, and WhiteNoise serves them (`make serve`).
+# No hashed names: a page that names a file works whether collectstatic ran or not.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
 
 # --- Browser security -------------------------------------------------------------------------
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=DEFAULT_CORS_ORIGINS)
@@ -135,8 +159,9 @@ CORS_PREFLIGHT_MAX_AGE = 86400
 CORS_URLS_REGEX = r"^/api/.*$"
 # CORS_ALLOW_HEADERS keeps django-cors-headers' default: authorization, content-type, x-csrftoken, ...
 
-# The CSRF origin check trusts exactly the origins CORS allows (accounts.csrf adds the DEBUG regex).
-CSRF_TRUSTED_ORIGINS = list(CORS_ALLOWED_ORIGINS)
+# The CSRF origin check trusts the origins CORS allows (accounts.csrf adds the DEBUG regex), and the
+# ones named here besides: e.g. the admin's own https origin behind a proxy that rewrites Host.
+CSRF_TRUSTED_ORIGINS = [*CORS_ALLOWED_ORIGINS, *env.list("CSRF_TRUSTED_ORIGINS", default=[])]
 # Browsers treat http://localhost as secure, so these stay on in development too.
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)
 CSRF_COOKIE_SAMESITE = "Lax"
@@ -145,6 +170,16 @@ SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)  # the a
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+# --- Behind a TLS-terminating proxy -------------------------------------------------------------
+# Only a proxy that sets X-Forwarded-Proto itself (overwriting the client's) may be trusted for it;
+# then request.is_secure() is true for https, which the CSRF origin check and the redirect need.
+if env.bool("TRUST_X_FORWARDED_PROTO", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
 
 # --- accounts (read lazily through accounts.conf.app_settings) ---------------------------------
 # The defaults live in accounts/conf.py. An ACCOUNTS_* setting is set here only when its environment

@@ -47,6 +47,8 @@ def environment(database_url: str) -> dict:
         "LOGIN_THROTTLE_RATE": "100000/min",
         "LOGIN_IP_THROTTLE_RATE": "100000/min",
         "LOG_LEVEL": "WARNING",
+        # Seeding a million rows is one long INSERT: no statement timeout for this process.
+        "DATABASE_TIMEOUT": "0",
     }
 
 
@@ -82,8 +84,8 @@ def seed_users(cursor) -> tuple[int, int]:
     return first, last
 
 
-def seed_sessions(cursor, *, count: int, first_user: int, kind: str) -> None:
-    """``count`` sessions spread over the bench users.
+def seed_sessions(cursor, *, count: int, first_user: int, kind: str, analyze: bool = True) -> None:
+    """``count`` sessions spread over the bench users, then ANALYZE (unless ``analyze`` is False).
 
     kind "mixed": 80 % active, 10 % expired, 10 % revoked, created over the last 29 days.
     kind "expired": all expired 60 days ago (what flush_expired_sessions deletes).
@@ -104,17 +106,18 @@ def seed_sessions(cursor, *, count: int, first_user: int, kind: str) -> None:
         f"""
         INSERT INTO accounts_session (id, user_id, refresh_jti, previous_jti, rotated_at, created_at,
                                       last_used_at, idle_expires_at, absolute_expires_at, revoked_at,
-                                      revoke_reason, ip, user_agent)
+                                      revoke_reason, ip, user_agent, device)
         SELECT gen_random_uuid(), %(first)s + g %% %(users)s, md5(g::text), '', NULL, created,
                created, idle, created + interval '30 days', revoked,
                CASE WHEN revoked IS NULL THEN '' ELSE 'logout' END,
                ('10.' || (g %% 250) || '.' || (g / 250 %% 250) || '.1')::inet,
-               'Mozilla/5.0 (X11; Linux x86_64) benchmark/' || (g %% 97)
+               'Mozilla/5.0 (X11; Linux x86_64) benchmark/' || (g %% 97), 'Unknown browser on Linux'
         FROM (SELECT g, {timing} FROM generate_series(1, %(count)s) g) AS rows
         """,
         {"first": first_user, "users": USERS, "count": count},
     )
-    cursor.execute("ANALYZE accounts_session")
+    if analyze:
+        cursor.execute("ANALYZE accounts_session")
 
 
 def reset(cursor) -> None:

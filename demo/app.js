@@ -9,15 +9,49 @@ const GOODBYES = {
   logout_all: "You are signed out everywhere.",
 };
 
+/** What each of the API's error codes means to the person at the keyboard. */
+const MESSAGES = {
+  invalid_credentials: "That username and password don't match. Check them and try again.",
+  token_revoked:
+    "You were signed out on this device: the session was ended from another device, by an administrator, " +
+    "or after a password change. Please sign in again.",
+  token_expired: "Your session has expired. Please sign in again.",
+  token_not_valid: "Your sign-in is no longer valid. Please sign in again.",
+  not_authenticated: "Please sign in to continue.",
+  throttled: (error) => {
+    const seconds = error.message.match(/(\d+) seconds?/)?.[1];
+    const wait = seconds ? `${seconds} second${seconds === "1" ? "" : "s"}` : "a moment";
+    return `Too many attempts. Please wait ${wait} and try again.`;
+  },
+  csrf_failed: "This page's security check failed. Reload the page and try again.",
+  service_unavailable: "The service is unavailable right now. Please try again in a moment.",
+  body_transport_forbidden: "This page sent a request meant for apps, not browsers. Reload the page and try again.",
+  wrong_password: "Your current password is not correct.",
+  not_found: "That is no longer there: it may have been removed already. Reload to see the current list.",
+  permission_denied: "You are not allowed to do that.",
+  method_not_allowed: "This page sent a request the service does not accept. Reload the page and try again.",
+  bad_request: "This page sent a request the service could not accept. Reload the page and try again.",
+  parse_error: "This page sent a request the service could not read. Reload the page and try again.",
+  unsupported_media_type: "This page sent a request the service could not read. Reload the page and try again.",
+  request_too_large: "That was too much to send at once. Please shorten it and try again.",
+  server_error: "Something went wrong on our side. Please try again in a moment.",
+};
+
+/** A message for people, for an error code (or a reason a session ended). */
+function explain(code, error = new Error("")) {
+  const message = MESSAGES[code];
+  return typeof message === "function" ? message(error) : message;
+}
+
 let logouts = 0;
 const client = createAuthClient({
   apiBase: API_BASE,
   onLogout: ({ reason }) => {
     logouts += 1;
-    showSignedOut(GOODBYES[reason] ?? `Your session has ended (${reason}). Please sign in again.`);
+    showSignedOut(GOODBYES[reason] ?? explain(reason) ?? "Your session has ended. Please sign in again.");
   },
 });
-window.demo = { client }; // for the browser console and the end-to-end tests
+window.demo = { client, describe, ApiError }; // for the browser console and the end-to-end tests
 
 function say(text, kind = "info") {
   const message = $("#message");
@@ -26,10 +60,23 @@ function say(text, kind = "info") {
   message.hidden = !text;
 }
 
+const FIELDS = { username: "Username", email: "Email", password: "Password", new_password: "New password" };
+
 function describe(error) {
-  if (!(error instanceof ApiError)) return `Cannot reach the API (${error.message}).`;
-  const fields = Object.entries(error.body?.errors ?? {}).map(([field, errors]) => `${field}: ${errors.join(" ")}`);
-  return [error.message, ...fields].join(" ");
+  if (!(error instanceof ApiError)) {
+    return "Cannot reach the API: check your connection, or whether the service is running, and try again.";
+  }
+  const errors = Object.entries(error.body?.errors ?? {});
+  if (errors.length) {
+    // Validation errors: the API's own sentences, per field ("That username is taken.").
+    return errors.map(([field, texts]) => `${FIELDS[field] ?? field}: ${texts.join(" ")}`).join(" ");
+  }
+  return (
+    explain(error.code, error) ??
+    (error.status >= 500
+      ? "Something went wrong on our side. Please try again in a moment."
+      : "That did not work. Please reload the page and try again.")
+  );
 }
 
 function setState(state, status) {
@@ -61,20 +108,15 @@ function relative(iso) {
   return new Intl.RelativeTimeFormat("en", { numeric: "auto" }).format(Math.round(seconds / size), unit);
 }
 
-function timeCell(row, iso) {
-  cell(row, relative(iso)).title = when(iso);
+function timeCell(row, label, iso) {
+  cell(row, relative(iso), label).title = when(iso);
 }
 
-function browserName(userAgent) {
-  const browser = userAgent.match(/(Firefox|Edg|HeadlessChrome|Chrome|Version(?=\/.*Safari))\/(\d+)/);
-  const system = userAgent.match(/Windows|Mac OS X|Android|iPhone|iPad|Linux/);
-  const name = browser ? `${browser[1].replace("Version", "Safari").replace("Edg", "Edge")} ${browser[2]}` : "Unknown";
-  return system ? `${name} on ${system[0].replace("Mac OS X", "macOS")}` : name;
-}
-
-function cell(row, text, className) {
+/** A cell; its label is shown beside it where the table is laid out as cards (narrow screens). */
+function cell(row, text, label, className) {
   const td = row.insertCell();
   td.textContent = text;
+  if (label) td.dataset.label = label;
   if (className) td.className = className;
   return td;
 }
@@ -104,12 +146,14 @@ async function loadSessions() {
     ...sessions.map((session) => {
       const row = document.createElement("tr");
       row.dataset.sessionId = session.id;
-      cell(row, browserName(session.user_agent), "browser").title = session.user_agent;
-      cell(row, session.ip ?? "—");
-      timeCell(row, session.created_at);
-      timeCell(row, session.last_used_at);
-      timeCell(row, session.expires_at);
+      // The API names the device ("Chrome 131 on macOS"); the full user agent is in the tooltip.
+      cell(row, session.device || "Unknown device", null, "browser").title = session.user_agent;
+      cell(row, session.ip ?? "—", "IP");
+      timeCell(row, "Signed in", session.created_at);
+      timeCell(row, "Last used", session.last_used_at);
+      timeCell(row, "Expires", session.expires_at);
       const action = row.insertCell();
+      action.className = "action";
       if (session.current) {
         action.innerHTML = '<span class="badge">this browser</span>';
       } else {

@@ -1,19 +1,24 @@
 """The admin: sessions listed active-first and revoked through the services, the user page's active
 sessions, the read-only audit trail, and changelists whose cost does not grow with the table."""
 
+import re
 from datetime import timedelta
 
 import pytest
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.admin.templatetags.admin_list import result_headers, results
 from django.contrib.auth.models import Permission
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.text import capfirst
 
-from accounts.admin import CappedCountPaginator
+from accounts.admin import CappedCountPaginator, planned_as_an_index_walk
 from accounts.models import AuditEvent, AuditEventType, RevokeReason, Session
 
-from .helpers import data_queries
+from .helpers import MAC_CHROME, data_queries
 
 pytestmark = pytest.mark.django_db
 
@@ -61,21 +66,84 @@ def test_sessions_can_be_searched_by_username_email_and_ip(admin_client, make_se
     assert listed(admin_client.get(SESSIONS_URL, {"q": term})) == {wanted.pk}
 
 
-def test_the_list_shows_the_columns_and_never_a_jti(admin_client, make_session):
-    session = make_session(user_agent="Mozilla/5.0 (X11; Linux x86_64) Chromium/156")
+def short(value) -> str:
+    """How the list writes a moment: "Nov 28, 14:07", with the year if it is not this one."""
+    value = timezone.localtime(value)
+    return value.strftime("%b %-d, %H:%M" if value.year == timezone.localtime().year else "%b %-d %Y, %H:%M")
+
+
+def cells(response) -> list[dict[str, str]]:
+    """The changelist's rows as {column header: cell text}."""
+    assert response.status_code == 200, response.content[:500]
+    changelist = response.context["cl"]
+    headers = [capfirst(h["text"]) for h in result_headers(changelist)]
+    rows = []
+    for row in results(changelist):
+        texts = [re.sub(r"<[^>]+>", "", str(cell)).strip() for cell in row]
+        rows.append(dict(zip(headers, texts, strict=True)))
+    return rows
+
+
+def test_the_list_names_the_device_and_never_shows_a_jti_or_the_raw_agent(admin_client, make_session):
+    session = make_session(user_agent=MAC_CHROME)
+    response = admin_client.get(SESSIONS_URL)
+    [row] = cells(response)
+    assert row["Session"] == str(session.pk)[:8]
+    assert (row["Device"], row["Status"]) == ("Chrome 131 on macOS", "active")
+    assert row["Created"] == short(session.created_at)
+    assert row["Ends / ended"] == short(session.expires_at)
+    content = response.content.decode()
+    assert MAC_CHROME not in content and session.refresh_jti not in content
+
+
+def test_a_revoked_session_shows_its_reason_and_when_it_ended_not_a_future_expiry(admin_client, make_session):
+    session = make_session()
+    Session.objects.filter(pk=session.pk).revoke(reason=RevokeReason.REVOKED_BY_ADMIN)
+    logged_out = make_session(state="revoked")  # reason: logout
+    session.refresh_from_db()
+    rows = {row["Session"]: row for row in cells(admin_client.get(SESSIONS_URL, {"status": "revoked"}))}
+    assert rows[str(session.pk)[:8]]["Status"] == "revoked by an admin"
+    assert rows[str(logged_out.pk)[:8]]["Status"] == "revoked: logout"
+    ended = rows[str(session.pk)[:8]]["Ends / ended"]
+    assert ended == short(session.revoked_at)
+
+
+def test_an_expired_session_shows_when_it_expired(admin_client, make_session):
+    session = make_session(state="expired")
+    [row] = cells(admin_client.get(SESSIONS_URL, {"status": "expired"}))
+    assert row["Status"] == "expired"
+    assert row["Ends / ended"] == short(session.expires_at)
+    assert session.expires_at < timezone.now()
+
+
+def test_the_status_filter_links_each_status_and_all_really_means_all(admin_client, make_session):
+    make_session()
+    make_session(state="revoked")
     content = admin_client.get(SESSIONS_URL).content.decode()
-    for text in (
-        "Created at",
-        "Last used at",
-        "Expires",
-        "Ip",
-        "User agent",
-        "Status",
-        "Chromium/156",
-        "active",
+    for status in ("active", "expired", "revoked", "all"):
+        assert f'href="?status={status}"' in content
+    assert len(listed(admin_client.get(SESSIONS_URL, {"status": "all"}))) == 2
+
+
+def test_show_all_after_a_search_shows_every_status(admin_client, make_session, user_factory):
+    make_session(user=user_factory(username="bob"))
+    content = admin_client.get(SESSIONS_URL, {"q": "bob"}).content.decode()
+    assert "1 result" in content
+    assert '(<a href="?status=all">Show all</a>)' in content
+
+
+def test_sessions_can_be_found_by_the_start_of_their_id(admin_client, make_session):
+    wanted, other = make_session(), make_session()
+    for term in (
+        str(wanted.pk)[:8],
+        str(wanted.pk)[:13],
+        str(wanted.pk).upper(),
+        str(wanted.pk).replace("-", ""),
     ):
-        assert text.lower() in content.lower()
-    assert session.refresh_jti not in content
+        assert listed(admin_client.get(SESSIONS_URL, {"q": term})) == {wanted.pk}, term
+    # Fewer than 8 characters are not taken for an id (nor do they match a name, email or IP here).
+    assert listed(admin_client.get(SESSIONS_URL, {"q": str(wanted.pk)[:7]})) == set()
+    assert other.pk not in listed(admin_client.get(SESSIONS_URL, {"q": str(wanted.pk)[:8]}))
 
 
 def test_the_session_page_is_read_only_and_never_shows_a_jti(admin_client, make_session):
@@ -145,7 +213,7 @@ def test_revoking_selected_sessions_stops_their_refresh_and_access_tokens(
     [alice_session] = Session.objects.filter(user__username="alice")
     other = make_session()
     response = run_action(admin_client, "revoke_selected_sessions", [alice_session])
-    assert "Revoked 1 session." in response.content.decode()
+    assert "Revoked 1 session of alice." in response.content.decode()
     alice_session.refresh_from_db()
     assert alice_session.revoke_reason == RevokeReason.REVOKED_BY_ADMIN
     assert api.get("/api/users/me/").status_code == 401
@@ -166,7 +234,7 @@ def test_revoking_all_sessions_of_these_users_ends_their_other_sessions_and_toke
     alice_sessions = [Session.objects.get(user=user), *(make_session(user=user) for _ in range(2))]
     carols = make_session(user=user_factory())
     response = run_action(admin_client, "revoke_all_sessions_of_these_users", alice_sessions[-1:])
-    assert "Revoked 3 sessions." in response.content.decode()
+    assert "Revoked 3 sessions of alice." in response.content.decode()
     assert not Session.objects.filter(user=user).active().exists()
     assert Session.objects.filter(pk=carols.pk).active().exists()
     assert api.get("/api/users/me/").status_code == 401
@@ -226,7 +294,8 @@ def test_the_user_list_action_revokes_all_sessions_of_selected_users(admin_clien
         {"action": "revoke_all_sessions", "_selected_action": [first.user_id, second.user_id]},
         follow=True,
     )
-    assert "Revoked 2 sessions." in response.content.decode()
+    names = sorted(s.user.username for s in (first, second))
+    assert f"Revoked 2 sessions of {names[0]} and {names[1]}." in response.content.decode()
     assert not Session.objects.active().exists()
 
 
@@ -252,3 +321,231 @@ def test_the_audit_trail_is_read_only_in_the_admin(admin_client, signed_in):
     assert admin_client.get(reverse("admin:accounts_auditevent_delete", args=[event.pk])).status_code == 403
     event.refresh_from_db()
     assert event.type == AuditEventType.LOGIN_SUCCEEDED
+
+
+# --- one session's page -------------------------------------------------------------------------
+def session_url(session, view="change") -> str:
+    return reverse(f"admin:accounts_session_{view}", args=[session.pk])
+
+
+def test_an_active_sessions_page_has_a_revoke_button_that_posts_with_csrf(admin_client, make_session):
+    session = make_session()
+    content = admin_client.get(session_url(session)).content.decode()
+    form = re.search(r'<form method="post" action="([^"]+)"[^>]*>\s*<input[^>]+csrfmiddlewaretoken', content)
+    assert form and form.group(1) == session_url(session, "revoke")
+    assert ">Revoke</button>" in content
+
+
+def test_a_revoked_sessions_page_has_no_revoke_button(admin_client, make_session):
+    session = make_session(state="revoked")
+    content = admin_client.get(session_url(session)).content.decode()
+    assert session_url(session, "revoke") not in content
+
+
+def test_the_revoke_button_revokes_records_history_and_audit_and_says_so(admin_client, admin_user, api, user):
+    session = Session.objects.get(user=user)
+    response = admin_client.post(session_url(session, "revoke"), follow=True)
+    assert response.redirect_chain == [(session_url(session), 302)]
+    assert "Revoked 1 session of alice." in response.content.decode()
+    session.refresh_from_db()
+    assert session.revoke_reason == RevokeReason.REVOKED_BY_ADMIN
+    assert api.get("/api/users/me/").status_code == 401  # its access token stopped at once
+    [entry] = LogEntry.objects.filter(object_id=str(session.pk))
+    assert (entry.user, entry.action_flag, entry.get_change_message()) == (admin_user, CHANGE, "Revoked.")
+    history = admin_client.get(session_url(session, "history")).content.decode()
+    assert "Revoked." in history and "has no change history" not in history
+    [event] = AuditEvent.objects.filter(type=AuditEventType.REVOKED_BY_ADMIN)
+    assert (event.session_id, event.actor, event.detail) == (session.pk, admin_user, "session revoked")
+
+
+def test_revoking_an_already_revoked_session_changes_nothing_and_says_so(admin_client, make_session):
+    session = make_session(state="revoked")
+    response = admin_client.post(session_url(session, "revoke"), follow=True)
+    assert "No session revoked: they had all been revoked already." in response.content.decode()
+    assert not LogEntry.objects.exists()
+    assert not AuditEvent.objects.filter(type=AuditEventType.REVOKED_BY_ADMIN).exists()
+
+
+def test_the_revoke_view_takes_only_a_post_from_an_admin_who_may_change_sessions(
+    admin_client, client, user_factory, make_session
+):
+    session = make_session()
+    assert admin_client.get(session_url(session, "revoke")).status_code == 405
+    viewer = user_factory(is_staff=True)
+    viewer.user_permissions.add(
+        Permission.objects.get(codename="view_session", content_type__app_label="accounts")
+    )
+    client.force_login(viewer)
+    assert session_url(session, "revoke") not in client.get(session_url(session)).content.decode()
+    assert client.post(session_url(session, "revoke")).status_code == 403
+    session.refresh_from_db()
+    assert session.revoked_at is None
+
+
+def test_the_revoke_view_goes_back_to_a_local_next_page_only(admin_client, make_session):
+    first, second = make_session(), make_session()
+    user_page = reverse("admin:auth_user_change", args=[first.user_id])
+    response = admin_client.post(f"{session_url(first, 'revoke')}?next={user_page}")
+    assert response.url == user_page
+    response = admin_client.post(f"{session_url(second, 'revoke')}?next=https://evil.example/")
+    assert response.url == session_url(second)
+
+
+def test_the_revoke_view_refuses_a_post_without_the_csrf_token(make_session, admin_user):
+
+    session = make_session()
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(admin_user)
+    assert browser.post(session_url(session, "revoke")).status_code == 403
+    session.refresh_from_db()
+    assert session.revoked_at is None
+
+
+def test_the_list_actions_record_each_session_in_its_history(admin_client, make_session):
+    sessions = [make_session(), make_session()]
+    run_action(admin_client, "revoke_selected_sessions", sessions)
+    assert {entry.object_id for entry in LogEntry.objects.all()} == {str(s.pk) for s in sessions}
+
+
+# --- the user page ------------------------------------------------------------------------------
+def test_the_users_sessions_come_right_after_name_and_password_each_with_a_revoke_button(
+    admin_client, user_factory, make_session
+):
+    bob = user_factory(username="bob")
+    sessions = [make_session(user=bob, user_agent=MAC_CHROME) for _ in range(2)]
+    content = admin_client.get(reverse("admin:auth_user_change", args=[bob.pk])).content.decode()
+    assert content.index("Active sessions") < content.index("Personal info") < content.index("Permissions")
+    assert content.count("Chrome 131 on macOS") == 2
+    user_page = reverse("admin:auth_user_change", args=[bob.pk])
+    for session in sessions:
+        assert (
+            f'formaction="{session_url(session, "revoke")}?next={user_page.replace("/", "%2F")}"' in content
+        )
+
+
+def test_a_rows_revoke_button_posts_the_user_form_and_comes_back_to_the_user(
+    admin_client, user_factory, make_session
+):
+    bob = user_factory(username="bob")
+    doomed, kept = make_session(user=bob), make_session(user=bob)
+    user_page = reverse("admin:auth_user_change", args=[bob.pk])
+    # What the browser sends: the whole user form (formaction only changes where it goes).
+    response = admin_client.post(
+        f"{session_url(doomed, 'revoke')}?next={user_page}", {"username": "bob", "_save": "Save"}, follow=True
+    )
+    assert response.redirect_chain == [(user_page, 302)]
+    assert "Revoked 1 session of bob." in response.content.decode()
+    assert set(Session.objects.active().values_list("pk", flat=True)) == {kept.pk}
+    bob.refresh_from_db()
+    assert bob.username == "bob"
+
+
+def test_the_user_page_has_no_revoke_buttons_for_an_admin_who_may_not_revoke(
+    client, user_factory, make_session
+):
+    viewer = user_factory(is_staff=True)
+    viewer.user_permissions.add(*Permission.objects.filter(codename__in=["view_user", "view_session"]))
+    client.force_login(viewer)
+    bob = user_factory()
+    session = make_session(user=bob)
+    content = client.get(reverse("admin:auth_user_change", args=[bob.pk])).content.decode()
+    assert "Active sessions" in content
+    assert session_url(session, "revoke") not in content
+    assert "Revoke all sessions" not in content
+
+
+def test_revoking_all_of_a_users_sessions_is_in_the_users_history(admin_client, admin_user, make_session):
+    session = make_session()
+    make_session(user=session.user)
+    admin_client.post(reverse("admin:auth_user_revoke_sessions", args=[session.user_id]))
+    entry = LogEntry.objects.get(object_id=str(session.user_id), content_type__model="user")
+    assert (entry.user, entry.get_change_message()) == (admin_user, "Revoked 2 sessions.")
+    assert LogEntry.objects.filter(content_type__model="session").count() == 2
+
+
+# --- the audit list -----------------------------------------------------------------------------
+def test_an_audit_event_links_to_its_session_and_its_user(admin_client, make_session):
+    session = make_session()
+    admin_client.post(session_url(session, "revoke"))
+    [row] = cells(admin_client.get(AUDIT_URL, {"type__exact": "revoked_by_admin"}))
+    assert row["Session"] == str(session.pk)[:8]
+    content = admin_client.get(AUDIT_URL, {"type__exact": "revoked_by_admin"}).content.decode()
+    assert f'<a href="{session_url(session)}" title="{session.pk}">{str(session.pk)[:8]}</a>' in content
+    assert f'<a href="{reverse("admin:auth_user_change", args=[session.user_id])}">' in content
+
+
+def test_audit_events_can_be_found_by_the_start_of_a_session_id(admin_client, make_session):
+    wanted, other = make_session(), make_session()
+    for session in (wanted, other):
+        admin_client.post(session_url(session, "revoke"))
+    found = admin_client.get(AUDIT_URL, {"q": str(wanted.pk)[:8]}).context["cl"].result_list
+    assert [event.session_id for event in found] == [wanted.pk]
+
+
+def test_the_capped_count_has_no_order_by(admin_client, make_session):
+    make_session()
+    [count] = [q for q in changelist_queries(admin_client) if "COUNT(" in q.upper()]
+    assert "ORDER BY" not in count.upper(), count
+
+
+def test_an_ipv6_address_may_wrap_after_its_colons_instead_of_widening_the_table(admin_client, make_session):
+    make_session(ip="2001:db8::1")
+    content = admin_client.get(SESSIONS_URL).content.decode()
+    assert "2001:<wbr>db8:<wbr>:<wbr>1" in content
+
+
+def plan_of(sql: str) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN " + sql)
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the planner and pg_statistic are PostgreSQL's")
+def test_without_statistics_the_list_is_read_from_its_index_not_sorted(admin_client, user_factory):
+    """A table filled in bulk and never analyzed: PostgreSQL would sort the active sessions (all of
+    them) for one page; the list's queries are planned so that they read the index instead."""
+    users = [user_factory() for _ in range(3)]
+    now = timezone.now()
+    Session.objects.bulk_create(
+        Session(
+            user=users[n % 3],
+            refresh_jti=str(n),
+            created_at=now - timedelta(seconds=n),
+            idle_expires_at=now + timedelta(days=1),
+            absolute_expires_at=now + timedelta(days=2),
+        )
+        for n in range(5000)
+    )
+    with connection.cursor() as cursor:  # as if no ANALYZE had ever run
+        cursor.execute("DELETE FROM pg_statistic WHERE starelid = 'accounts_session'::regclass")
+        cursor.execute(
+            "UPDATE pg_class SET reltuples = -1, relpages = 0 WHERE oid = 'accounts_session'::regclass"
+        )
+    with CaptureQueriesContext(connection) as captured:
+        response = admin_client.get(SESSIONS_URL)
+    assert len(response.context["cl"].result_list) == 100
+    sql = [q["sql"] for q in captured.captured_queries]
+    [switch] = [i for i, q in enumerate(sql) if "set_config('enable_sort', 'off', true)" in q]
+    [restore] = [i for i, q in enumerate(sql) if "set_config('enable_sort', '" in q and "off" not in q]
+    [count] = [i for i, q in enumerate(sql) if "COUNT(" in q.upper() and "accounts_session" in q]
+    [page] = [i for i, q in enumerate(sql) if re.search(r"LIMIT 100\b", q.upper())]
+    assert switch < count < restore and switch < page < restore
+    # The premise: left to itself, the planner sorts. Switched, it walks the index.
+    assert "Sort" in plan_of(sql[page])
+    with planned_as_an_index_walk("default"):
+        for query in (sql[count], sql[page]):
+            planned = plan_of(query)
+            assert "Sort" not in planned and "Bitmap" not in planned, planned
+    assert "session_unrevoked_newest_idx" in planned
+    with connection.cursor() as cursor:  # and the switches are back to what they were
+        cursor.execute("SELECT current_setting('enable_sort'), current_setting('enable_bitmapscan')")
+        assert cursor.fetchone() == ("on", "on")
+
+
+@pytest.mark.parametrize("reason", list(RevokeReason))
+def test_every_revoke_reason_reads_as_a_short_status(make_session, reason):
+    session = make_session()
+    Session.objects.filter(pk=session.pk).revoke(reason=reason)
+    session.refresh_from_db()
+    text = session.status_display()
+    assert text.startswith("revoked") and len(text) <= 26, text

@@ -10,10 +10,14 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.utils import timezone
 
 from accounts import keys
+from accounts.management.commands.list_sessions import COLUMNS
 from accounts.models import AuditEvent, AuditEventType, RevokeReason, Session
+
+from .helpers import MAC_CHROME, manage_py
 
 pytestmark = pytest.mark.django_db
 
@@ -27,6 +31,15 @@ def run(name, *args, stdin: str | None = None, monkeypatch=None) -> tuple[str, s
     return out.getvalue(), err.getvalue()
 
 
+def table_fields(line: str) -> dict[str, str]:
+    """A list_sessions table row, cut at its columns."""
+    fields, start = {}, 0
+    for header, width in COLUMNS:
+        fields[header] = line[start : start + width if width else None].strip()
+        start += width + 2
+    return fields
+
+
 @pytest.fixture
 def bob(user_factory):
     return user_factory(username="bob")
@@ -34,31 +47,69 @@ def bob(user_factory):
 
 # --- list_sessions ------------------------------------------------------------------------------
 def test_list_sessions_shows_active_sessions_as_a_table_with_a_count(make_session, bob):
-    active = make_session(user=bob, ip="203.0.113.4", user_agent="Firefox/140")
+    active = make_session(user=bob, ip="203.0.113.4", user_agent=MAC_CHROME)
     revoked = make_session(user=bob, state="revoked")
     out, _ = run("list_sessions")
     header, *rows, summary = out.strip().splitlines()
-    assert header.split()[:3] == ["SESSION", "USER", "STATUS"]
-    assert len(rows) == 1 and rows[0].split()[:3] == [str(active.pk), "bob", "active"]
-    assert "203.0.113.4" in rows[0] and "Firefox/140" in rows[0]
+    assert header.split() == ["SESSION", "USER", "STATUS", "CREATED", "LAST", "USED", "ENDS", "IP", "DEVICE"]
+    [row] = rows
+    assert row.split()[:3] == [str(active.pk)[:8], "bob", "active"]
+    assert row.endswith("203.0.113.4      Chrome 131 on macOS")
+    assert f"{timezone.localtime(active.expires_at):%Y-%m-%d %H:%M}" in row
     assert summary == "1 active session"
-    assert str(revoked.pk) not in out and active.refresh_jti not in out
+    assert str(revoked.pk)[:8] not in out and active.refresh_jti not in out and MAC_CHROME not in out
 
 
-def test_list_sessions_all_includes_expired_and_revoked(make_session):
+def test_list_sessions_rows_stay_short_whatever_the_user_agent(make_session, user_factory):
+    long_name = user_factory(username="a_rather_long_username_indeed")
+    make_session(user=long_name, ip="2001:db8:ffff:ffff:ffff:ffff:ffff:1", user_agent=MAC_CHROME + " x" * 200)
+    out, _ = run("list_sessions")
+    assert max(len(line) for line in out.splitlines()) <= 150
+
+
+@pytest.mark.parametrize("flag", [("--status", "all"), ("--all",)])
+def test_list_sessions_all_includes_expired_and_revoked_with_the_reason(make_session, flag):
     sessions = [make_session(state=state) for state in ("active", "expired", "revoked")]
-    out, _ = run("list_sessions", "--all")
-    statuses = {line.split()[0]: line.split()[2] for line in out.splitlines()[1:-1]}
-    states = ("active", "expired", "revoked")
-    assert statuses == {str(s.pk): state for s, state in zip(sessions, states, strict=True)}
+    out, _ = run("list_sessions", *flag)
+    statuses = {
+        table_fields(line)["SESSION"]: table_fields(line)["STATUS"] for line in out.splitlines()[1:-1]
+    }
+    states = ("active", "expired", "revoked: logout")
+    assert statuses == {str(s.pk)[:8]: state for s, state in zip(sessions, states, strict=True)}
     assert out.strip().endswith("3 sessions")
+
+
+@pytest.mark.parametrize("status", ["active", "expired", "revoked"])
+def test_list_sessions_status_shows_only_that_state(make_session, status):
+    sessions = {state: make_session(state=state) for state in ("active", "expired", "revoked")}
+    out, _ = run("list_sessions", "--status", status)
+    [row] = out.splitlines()[1:-1]
+    assert row.startswith(str(sessions[status].pk)[:8])
+    assert out.strip().endswith(f"1 {status} session")
+
+
+def test_list_sessions_limit_shows_the_newest_and_says_there_may_be_more(make_session):
+    sessions = [make_session() for _ in range(3)]
+    Session.objects.filter(pk=sessions[0].pk).update(created_at=timezone.now() - timedelta(hours=1))
+    out, _ = run("list_sessions", "--limit", "2")
+    rows = out.splitlines()[1:-1]
+    assert {row[:8] for row in rows} == {str(s.pk)[:8] for s in sessions[1:]}
+    assert out.strip().endswith("2 active sessions (--limit 2: there may be more)")
+
+
+def test_list_sessions_verbosity_0_prints_the_rows_alone(make_session):
+    session = make_session()
+    out, err = run("list_sessions", "-v", "0")
+    assert out.splitlines() == [out.strip()] and out.startswith(str(session.pk)[:8])
+    out, err = run("list_sessions", "--json", "--verbosity", "0")
+    assert len(json.loads(out)) == 1 and err == ""
 
 
 def test_list_sessions_for_one_user(make_session, bob):
     mine = make_session(user=bob)
     make_session()
     out, _ = run("list_sessions", "--user", "bob")
-    assert str(mine.pk) in out and out.strip().endswith("1 active session")
+    assert str(mine.pk)[:8] in out and out.strip().endswith("1 active session")
 
 
 def test_list_sessions_json_is_pure_json_on_stdout_with_the_count_on_stderr(make_session, bob):
@@ -67,6 +118,7 @@ def test_list_sessions_json_is_pure_json_on_stdout_with_the_count_on_stderr(make
     [row] = json.loads(out)
     assert row["id"] == str(session.pk) and row["user"] == "bob" and row["status"] == "active"
     assert row["ip"] == "203.0.113.4" and row["revoked_at"] is None
+    assert (row["device"], row["user_agent"]) == ("Firefox", "Firefox")
     assert not any("jti" in key for key in row)
     assert err.strip() == "1 active session"
 
@@ -86,7 +138,7 @@ def test_revoke_sessions_for_one_user_revokes_only_theirs_and_records_the_reason
     bobs = [make_session(user=bob) for _ in range(2)]
     other = make_session()
     out, _ = run("revoke_sessions", "--user", "bob", "--reason", "ticket 42")
-    assert out.strip() == "Revoked 2 sessions."
+    assert out.strip() == "Revoked 2 sessions of bob."
     assert {s.revoke_reason for s in Session.objects.filter(pk__in=[s.pk for s in bobs])} == {
         RevokeReason.REVOKED_BY_COMMAND
     }
@@ -96,26 +148,81 @@ def test_revoke_sessions_for_one_user_revokes_only_theirs_and_records_the_reason
     assert event.detail == "2 sessions revoked; manage.py revoke_sessions; ticket 42"
 
 
-def test_revoke_one_session_stops_its_tokens(signed_in, api):
+@pytest.mark.parametrize(
+    "given", [str, lambda pk: str(pk)[:8], lambda pk: str(pk).replace("-", "")[:12].upper()]
+)
+def test_revoke_one_session_by_its_id_or_the_start_of_it_stops_its_tokens(signed_in, api, given):
     session = Session.objects.get()
-    out, _ = run("revoke_sessions", "--session", str(session.pk))
-    assert out.strip() == "Revoked 1 session."
+    out, _ = run("revoke_sessions", "--session", given(session.pk))
+    assert out.strip() == "Revoked 1 session of alice."
     assert api.get("/api/users/me/").status_code == 401
     assert signed_in.refresh().status_code == 401
-    assert AuditEvent.objects.get(type=AuditEventType.REVOKED_BY_COMMAND).session_id == session.pk
+    event = AuditEvent.objects.get(type=AuditEventType.REVOKED_BY_COMMAND)
+    assert (event.session_id, event.detail) == (session.pk, "session revoked; manage.py revoke_sessions")
 
 
-def test_revoking_an_already_revoked_session_revokes_nothing(make_session):
+def test_an_ambiguous_session_id_prefix_is_refused_with_the_number_of_matches(make_session):
+    sessions = [make_session() for _ in range(3)]
+    for n, session in enumerate(sessions):
+        Session.objects.filter(pk=session.pk).update(id=uuid.UUID(f"abcdef12-0000-4000-8000-00000000000{n}"))
+    with pytest.raises(CommandError, match="3 sessions have an id starting 'abcdef12'; give more of it"):
+        run("revoke_sessions", "--session", "abcdef12")
+    assert Session.objects.active().count() == 3
+    out, _ = run("revoke_sessions", "--session", "abcdef12-0000-4000-8000-000000000001")
+    assert out.strip().startswith("Revoked 1 session of")
+
+
+def test_revoking_an_already_revoked_session_revokes_nothing_and_records_nothing(make_session):
     session = make_session(state="revoked")
-    out, _ = run("revoke_sessions", "--session", str(session.pk))
-    assert out.strip() == "Revoked 0 sessions."
+    out, _ = run("revoke_sessions", "--session", str(session.pk)[:8])
+    assert (
+        out.strip()
+        == f"Session {session.pk} of {session.user.username} was already revoked (revoked: logout)."
+    )
+    assert not AuditEvent.objects.filter(type=AuditEventType.REVOKED_BY_COMMAND).exists()
 
 
-def test_revoke_all_users_with_yes_revokes_everything_in_batches(make_session):
+@pytest.mark.parametrize("which", [("--all-users", "--noinput"), ("--user", "bob")])
+def test_revoking_nothing_records_nothing(bob, which):
+    out, _ = run("revoke_sessions", *which)
+    assert out.strip().startswith("Revoked 0 sessions of")
+    assert not AuditEvent.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("which", "said"),
+    [
+        (("--user", "bob"), "Would revoke 2 sessions of bob (dry run: nothing revoked)."),
+        (("--all-users",), "Would revoke 3 sessions of every user (dry run: nothing revoked)."),
+    ],
+)
+def test_revoke_dry_run_counts_and_changes_nothing(make_session, bob, which, said):
+    make_session(user=bob)
+    make_session(user=bob, state="expired")  # not revoked yet: revoking would mark it too
+    make_session(user=bob, state="revoked")
+    make_session()
+    active_before = set(Session.objects.unrevoked().values_list("pk", flat=True))
+    out, _ = run("revoke_sessions", *which, "--dry-run")
+    assert out.strip() == said.replace("3 sessions", f"{len(active_before)} sessions")
+    assert set(Session.objects.unrevoked().values_list("pk", flat=True)) == active_before
+    assert not AuditEvent.objects.filter(type=AuditEventType.REVOKED_BY_COMMAND).exists()
+
+
+@pytest.mark.parametrize("args", [("--user", "bob"), ("--all-users", "--noinput", "--batch-size", "1")])
+def test_revoke_sessions_at_verbosity_0_prints_nothing(make_session, bob, args):
+    make_session(user=bob)
+    make_session(user=bob)
+    out, err = run("revoke_sessions", *args, "-v", "0")
+    assert (out, err) == ("", "")
+    assert not Session.objects.active().exists()
+
+
+@pytest.mark.parametrize("no_question", ["--noinput", "--no-input", "--yes"])
+def test_revoke_all_users_with_noinput_revokes_everything_in_batches(make_session, no_question):
     for _ in range(5):
         make_session()
-    out, err = run("revoke_sessions", "--all-users", "--yes", "--batch-size", "2")
-    assert out.strip() == "Revoked 5 sessions."
+    out, err = run("revoke_sessions", "--all-users", no_question, "--batch-size", "2")
+    assert out.strip() == "Revoked 5 sessions of every user."
     assert err.split() == ["...", "2", "revoked", "...", "4", "revoked", "...", "5", "revoked"]
     assert not Session.objects.active().exists()
     assert AuditEvent.objects.get(type=AuditEventType.REVOKED_BY_COMMAND).detail == (
@@ -126,7 +233,7 @@ def test_revoke_all_users_with_yes_revokes_everything_in_batches(make_session):
 def test_revoke_all_users_asks_first_and_goes_on_when_told_yes(make_session, monkeypatch):
     make_session()
     out, _ = run("revoke_sessions", "--all-users", stdin="yes\n", monkeypatch=monkeypatch)
-    assert "Revoked 1 session." in out
+    assert "Revoked 1 session of every user." in out
 
 
 @pytest.mark.parametrize("answer", ["no\n", "\n", ""])  # "" is end of input: cron, a pipe
@@ -144,8 +251,9 @@ def test_revoke_all_users_without_confirmation_revokes_nothing(make_session, mon
         (("--user", "bob", "--all-users"), "not allowed with argument"),
         (("--user", "nobody"), "No user with username 'nobody'"),
         (("--session", "not-a-uuid"), "Not a session id"),
-        (("--session", str(uuid.UUID(int=7))), "No session with id"),
-        (("--all-users", "--yes", "--batch-size", "0"), "must be at least 1"),
+        (("--session", "abc-123"), "Give at least 8 characters of the session id"),
+        (("--session", str(uuid.UUID(int=7))), "No session with an id starting"),
+        (("--all-users", "--noinput", "--batch-size", "0"), "must be at least 1"),
     ],
 )
 def test_revoke_sessions_bad_arguments_give_a_clear_error(db, args, message):
@@ -234,6 +342,59 @@ def test_flush_audit_retention_setting_applies(make_session, settings):
 def test_flush_bad_arguments_give_a_clear_error(db, args, message):
     with pytest.raises(CommandError, match=message):
         run("flush_expired_sessions", *args)
+
+
+def test_flush_at_verbosity_0_prints_nothing(make_session):
+    make_session(state="expired")
+    assert run("flush_expired_sessions", "--batch-size", "1", "-v", "0") == ("", "")
+    assert not Session.objects.exists()
+
+
+def pg_reltuples(table: str) -> float:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [table])
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="ANALYZE and pg_class are PostgreSQL's")
+def test_flush_analyzes_a_table_it_shrank_by_a_large_part_and_leaves_the_others(make_session):
+    for _ in range(8):
+        make_session(state="expired")
+    keep = [make_session() for _ in range(2)]
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE accounts_session")
+    assert pg_reltuples("accounts_session") == 10
+    out, _ = run("flush_expired_sessions", "-v", "2")
+    assert "Analyzed accounts_session (it shrank by a large part)." in out
+    assert "Analyzed accounts_auditevent" not in out  # nothing deleted there
+    assert pg_reltuples("accounts_session") == len(keep)  # the planner now knows what is left
+    for _ in range(20):
+        make_session()
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE accounts_session")
+    Session.objects.filter(pk=keep[0].pk).update(idle_expires_at=timezone.now() - timedelta(days=30))
+    out, _ = run("flush_expired_sessions", "-v", "2")  # 1 of 22 rows: autovacuum's business
+    assert out.strip() == "Deleted 1 session and 0 audit events."
+
+
+def test_each_commands_help_documents_its_exit_statuses():
+    from django.core.management import load_command_class
+
+    for name in ("list_sessions", "revoke_sessions", "flush_expired_sessions"):
+        command = load_command_class("accounts", name)
+        text = " ".join(command.create_parser("manage.py", name).format_help().split())
+        assert "Exit status: 0 when done (also when nothing matched); 1 on an error" in text, name
+        assert "2 on bad usage" in text, name
+
+
+def test_the_exit_statuses_are_the_documented_ones(tmp_path):
+    database = {"DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", "DJANGO_SECRET_KEY": "k" * 50}
+    manage_py("migrate", "--noinput", check=True, **database)
+    assert manage_py("revoke_sessions", "--all-users", "--noinput", **database).returncode == 0
+    assert manage_py("revoke_sessions", "--user", "nobody", **database).returncode == 1
+    done = manage_py("revoke_sessions", "--all-users", "--batch-size", "none", **database)
+    assert done.returncode == 2, done.stderr
+    assert manage_py("list_sessions", "--status", "asleep", **database).returncode == 2
 
 
 # --- generate_signing_key ------------------------------------------------------------------------

@@ -1,11 +1,12 @@
 """CSRF on the endpoints that read the ambient refresh cookie: a failed check changes nothing."""
 
 import pytest
-from django.test import Client
+from django.test import Client, RequestFactory
 
+from accounts import error_views
 from accounts.models import Session
 
-from .helpers import PASSWORD, set_cookie_attributes
+from .helpers import PASSWORD, assert_json_error, set_cookie_attributes
 
 pytestmark = pytest.mark.django_db
 
@@ -137,7 +138,14 @@ def test_login_needs_no_csrf_token(browser, user):
     assert response.status_code == 200
 
 
-def test_djangos_csrf_failure_view_answers_json(db):
+def test_djangos_csrf_failure_view_answers_json_outside_the_admin():
+    response = error_views.csrf_failure(RequestFactory().post("/elsewhere/"), reason="Origin checking failed")
+    assert_json_error(response, 403, "csrf_failed")
+
+
+def test_the_admins_own_csrf_failure_is_djangos_html_page(db):
     client = Client(enforce_csrf_checks=True)
     response = client.post("/admin/login/", {"username": "admin", "password": PASSWORD})
-    assert_csrf_failed(response)
+    assert response.status_code == 403
+    assert response["Content-Type"].startswith("text/html")
+    assert "CSRF verification failed" in response.content.decode()

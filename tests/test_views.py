@@ -15,7 +15,7 @@ from accounts.models import RevokeReason, Session
 from accounts.serializers import LoginSerializer
 from accounts.tokens import AccessToken, RefreshToken
 
-from .helpers import PASSWORD, BrowserClient
+from .helpers import MAC_CHROME, PASSWORD, BrowserClient
 
 pytestmark = pytest.mark.django_db
 
@@ -232,7 +232,7 @@ def test_logout_all_revokes_every_session_of_the_user_only(api, user, user_facto
 # --- sessions -------------------------------------------------------------------------------
 def test_sessions_lists_active_sessions_and_marks_the_current_one(api, user):
     other = BrowserClient()
-    other.sign_in(HTTP_USER_AGENT="Other/2.0")
+    other.sign_in(HTTP_USER_AGENT=MAC_CHROME)
     revoked = BrowserClient()
     revoked.sign_in()
     revoked.sign_out()
@@ -248,13 +248,15 @@ def test_sessions_lists_active_sessions_and_marks_the_current_one(api, user):
         "last_used_at",
         "expires_at",
         "ip",
+        "device",
         "user_agent",
         "current",
     }
     current = [s for s in sessions if s["current"]]
     assert len(current) == 1
     assert current[0]["id"] == str(AccessToken(api.access).session_id)
-    assert {s["user_agent"] for s in sessions if not s["current"]} == {"Other/2.0"}
+    [listed_other] = [s for s in sessions if not s["current"]]
+    assert (listed_other["device"], listed_other["user_agent"]) == ("Chrome 131 on macOS", MAC_CHROME)
 
 
 def test_the_sessions_list_never_shows_another_users_active_session(api, user, make_session, user_factory):

@@ -248,7 +248,7 @@ def new_browser(chromium, demo_page_servers):
     contexts = []
 
     def make(**options):
-        context = chromium.new_context(viewport={"width": 1100, "height": 720}, **options)
+        context = chromium.new_context(**{"viewport": {"width": 1100, "height": 720}, **options})
         contexts.append(context)
         return context
 

@@ -8,16 +8,19 @@ from django.utils import timezone
 from django.utils.text import Truncator
 
 from accounts import selectors
+from accounts.models import SESSION_STATUSES
 
-COLUMNS = (  # header, width
-    ("SESSION", 36),
-    ("USER", 16),
-    ("STATUS", 8),
-    ("CREATED", 20),
-    ("LAST USED", 20),
-    ("EXPIRES", 20),
+from ._common import EXIT_STATUSES, positive_int
+
+COLUMNS = (  # header, width (0: the rest of the line); about 145 characters in all
+    ("SESSION", 8),
+    ("USER", 14),
+    ("STATUS", 26),
+    ("CREATED", 16),
+    ("LAST USED", 16),
+    ("ENDS", 16),
     ("IP", 15),
-    ("USER AGENT", 0),
+    ("DEVICE", 0),
 )
 
 
@@ -27,9 +30,11 @@ def session_row(session, now) -> dict:
         "id": str(session.pk),
         "user": session.user.get_username(),
         "status": session.status(now=now),
+        "device": session.device,
         "created_at": session.created_at.isoformat(),
         "last_used_at": session.last_used_at.isoformat(),
         "expires_at": session.expires_at.isoformat(),
+        "ends_at": session.ends_at.isoformat(),
         "revoked_at": session.revoked_at.isoformat() if session.revoked_at else None,
         "revoke_reason": session.revoke_reason or None,
         "ip": session.ip,
@@ -44,20 +49,32 @@ def table_line(values) -> str:
     ).rstrip()
 
 
+def moment(value) -> str:
+    return f"{timezone.localtime(value):%Y-%m-%d %H:%M}"
+
+
 class Command(BaseCommand):
     help = (
-        "List sign-in sessions, newest first: active ones unless --all. Rows stream from the "
-        "database in chunks, so memory stays flat however many there are. Token ids are never shown."
+        "List sign-in sessions, newest first: active ones unless --status says otherwise. The table "
+        "shows each session's id by its first 8 characters (enough for revoke_sessions --session), "
+        "its status with the revoke reason, when it ends or ended, and the device; --json gives every "
+        "field in full. Rows stream from the database in chunks, so memory stays flat however many "
+        "there are. Token ids are never shown. -v 0 prints the rows alone (no header, no count)."
     )
 
     def add_arguments(self, parser):
+        parser.epilog = EXIT_STATUSES
         parser.add_argument("--user", metavar="USERNAME", help="Only this user's sessions.")
         parser.add_argument(
-            "--all",
-            action="store_true",
-            dest="include_inactive",
-            help="Also list expired and revoked sessions (those not yet flushed).",
+            "--status",
+            choices=SESSION_STATUSES,
+            default="active",
+            help="Sessions in this state (default active; all: those not yet flushed, whatever their state).",
         )
+        parser.add_argument(
+            "--all", action="store_const", const="all", dest="status", help="The same as --status all."
+        )
+        parser.add_argument("--limit", type=positive_int, metavar="N", help="At most N sessions, the newest.")
         parser.add_argument(
             "--json",
             action="store_true",
@@ -65,19 +82,25 @@ class Command(BaseCommand):
             help="Print a JSON array of objects instead of a table (the count goes to stderr).",
         )
 
-    def handle(self, *args, user=None, include_inactive=False, as_json=False, **options):
+    def handle(self, *args, user=None, status="active", limit=None, as_json=False, **options):
+        self.verbosity = options["verbosity"]
         owner = None
         if user is not None:
             owner = selectors.user_get_by_username(username=user)
             if owner is None:
                 raise CommandError(f"No user with username {user!r}.")
-        sessions = selectors.sessions_list(user=owner, include_inactive=include_inactive)
+        sessions = selectors.sessions_list(user=owner, status=status)
+        if limit is not None:
+            sessions = sessions[:limit]
         rows = sessions.iterator(chunk_size=2000)
         count = self.write_json(rows) if as_json else self.write_table(rows)
-        # With --json, stdout stays pure JSON.
-        (self.stderr if as_json else self.stdout).write(
-            f"{count} {'' if include_inactive else 'active '}session{pluralize(count)}"
-        )
+        if self.verbosity >= 1:
+            described = "" if status == "all" else f"{status} "
+            more = f" (--limit {limit}: there may be more)" if limit is not None and count == limit else ""
+            # With --json, stdout stays pure JSON.
+            (self.stderr if as_json else self.stdout).write(
+                f"{count} {described}session{pluralize(count)}{more}"
+            )
 
     def write_json(self, sessions) -> int:
         now, count = timezone.now(), 0
@@ -92,21 +115,21 @@ class Command(BaseCommand):
 
     def write_table(self, sessions) -> int:
         now, count = timezone.now(), 0
-        self.stdout.write(table_line([header for header, _ in COLUMNS]))
+        if self.verbosity >= 1:
+            self.stdout.write(table_line([header for header, _ in COLUMNS]))
         for session in sessions:
             count += 1
-            row = session_row(session, now)
             self.stdout.write(
                 table_line(
                     [
-                        row["id"],
-                        row["user"],
-                        row["status"],
-                        f"{session.created_at:%Y-%m-%d %H:%M:%S}",
-                        f"{session.last_used_at:%Y-%m-%d %H:%M:%S}",
-                        f"{session.expires_at:%Y-%m-%d %H:%M:%S}",
-                        row["ip"] or "-",
-                        row["user_agent"] or "-",
+                        str(session.pk)[:8],
+                        session.user.get_username(),
+                        session.status_display(now=now),
+                        moment(session.created_at),
+                        moment(session.last_used_at),
+                        moment(session.ends_at),
+                        session.ip or "-",
+                        session.device or "-",
                     ]
                 )
             )
