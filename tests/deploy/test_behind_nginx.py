@@ -49,7 +49,7 @@ def test_the_admin_signs_in_over_https_and_revokes_a_session(stack, admin_accoun
     page.locator("input[name=_selected_action]").check()
     page.locator("select[name=action]").select_option("revoke_selected_sessions")
     page.get_by_role("button", name="Go").click()
-    expect(page.locator(".messagelist")).to_contain_text("Revoked 1 session.")
+    expect(page.locator(".messagelist")).to_contain_text(f"Revoked 1 session of {username}.")
     assert client.refresh().status == 401
     assert client.me(access).json()["code"] == "token_revoked"
 
