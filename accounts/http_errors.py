@@ -51,10 +51,10 @@ class CsrfFailed(exceptions.PermissionDenied):
     default_code = "csrf_failed"
 
 
-class PayloadTooLarge(exceptions.APIException):
+class RequestTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = "Request body is too large."
-    default_code = "payload_too_large"
+    default_code = "request_too_large"
 
 
 class ServiceUnavailable(exceptions.APIException):
@@ -126,7 +126,7 @@ def api_exception_handler(exc, context):
     elif isinstance(exc, INFRASTRUCTURE_ERRORS):
         exc = ServiceUnavailable()
     elif isinstance(exc, RequestDataTooBig):  # Django's DATA_UPLOAD_MAX_MEMORY_SIZE
-        exc = PayloadTooLarge()
+        exc = RequestTooLarge()
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

@@ -7,7 +7,7 @@ from django.conf import settings
 from rest_framework import exceptions
 from rest_framework.parsers import JSONParser
 
-from .http_errors import PayloadTooLarge
+from .http_errors import RequestTooLarge
 
 
 class StrictJSONParser(JSONParser):
@@ -26,7 +26,7 @@ class StrictJSONParser(JSONParser):
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         raw = stream.read() if limit is None else stream.read(limit + 1)
         if limit is not None and len(raw) > limit:
-            raise PayloadTooLarge()
+            raise RequestTooLarge()
         try:
             data = super().parse(io.BytesIO(raw), media_type, parser_context)
             json.dumps(data, ensure_ascii=False).encode("utf-8")

@@ -27,6 +27,7 @@ const MESSAGES = {
   service_unavailable: "The service is unavailable right now. Please try again in a moment.",
   body_transport_forbidden: "This page sent a request meant for apps, not browsers. Reload the page and try again.",
   wrong_password: "Your current password is not correct.",
+  username_taken: "That username is taken. Please choose another one.",
   not_found: "That is no longer there: it may have been removed already. Reload to see the current list.",
   permission_denied: "You are not allowed to do that.",
   method_not_allowed: "This page sent a request the service does not accept. Reload the page and try again.",

@@ -50,7 +50,7 @@ def test_a_lone_surrogate_in_a_string_is_a_400(browser, path):
 def test_a_body_over_the_upload_limit_is_a_413(browser, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
     body = '{"username": "alice", "password": "' + "x" * 2000 + '"}'
-    assert_json_error(post_raw(browser, LOGIN, body), 413, "payload_too_large")
+    assert_json_error(post_raw(browser, LOGIN, body), 413, "request_too_large")
 
 
 def test_a_body_that_is_not_json_is_a_400(browser):
