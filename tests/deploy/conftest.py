@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 
-from ..e2e.conftest import chromium  # noqa: F401, F811 - the e2e tests' Chromium fixture
+from ..e2e.conftest import chromium  # noqa: F401 - the e2e tests' Chromium fixture
 from ..helpers import PASSWORD
 from .servers import BASE_DIR, Client, Nginx, Serve, free_ports, make_certificate, wait_for_port
 
