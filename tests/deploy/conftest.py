@@ -23,9 +23,8 @@ from urllib.parse import urlsplit
 
 import psycopg
 import pytest
-from playwright.sync_api import sync_playwright
 
-from ..e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+from ..e2e.conftest import chromium  # noqa: F401 - the e2e tests' Chromium fixture
 from ..helpers import PASSWORD
 from .servers import BASE_DIR, Client, Nginx, Serve, free_ports, make_certificate, wait_for_port
 
@@ -227,19 +226,8 @@ def admin_account(deployment) -> tuple[str, str]:
     return username, password
 
 
-@pytest.fixture(scope="package")
-def chromium():
-    """Debian's Chromium, headless, driven by Playwright (as in tests/e2e)."""
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"No Chromium at {CHROMIUM}: `make test` installs Debian's, or set CHROMIUM.")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
-def browser_context(chromium):
+def browser_context(chromium):  # noqa: F811 - the fixture imported above
     """A fresh browser profile that accepts the tests' self-signed certificate."""
     context = chromium.new_context(ignore_https_errors=True, viewport={"width": 1100, "height": 720})
     yield context

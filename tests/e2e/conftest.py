@@ -121,11 +121,13 @@ def server_database(tmp_path_factory):
     configured = os.environ.get("DATABASE_URL", "")
     if configured.startswith(("postgres://", "postgresql://")):
         name = f"e2e_{os.getpid()}"
-        with psycopg.connect(configured, autocommit=True) as admin:
+        # The maintenance database: the configured one need not exist (pytest-django makes test_<name>).
+        maintenance = urlsplit(configured)._replace(path="/postgres").geturl()
+        with psycopg.connect(maintenance, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
             admin.execute(f'CREATE DATABASE "{name}"')
         yield ServerDatabase(urlsplit(configured)._replace(path=f"/{name}").geturl())
-        with psycopg.connect(configured, autocommit=True) as admin:
+        with psycopg.connect(maintenance, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     elif not configured or configured.startswith("sqlite"):
         yield ServerDatabase(f"sqlite:///{tmp_path_factory.mktemp('e2e') / 'api.sqlite3'}")
