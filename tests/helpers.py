@@ -10,9 +10,10 @@ import secrets
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -234,3 +235,30 @@ def gunicorn_serving(*, workers: int = 2, threads: int = 1, **environment: str) 
 
 # Examples run by the property-based tests, printed at the end of the run (tests/conftest.py).
 FUZZ_COUNTS: collections.Counter = collections.Counter()
+
+
+def at_once(actions: list[Callable[[], object]]) -> list:
+    """Run each action in its own thread, all released together by a barrier; their results in
+    order, an exception in place of a result that raised (a 5xx raises in the test client). Each
+    thread closes its own database connection."""
+    from django.db import connection
+
+    barrier = threading.Barrier(len(actions))
+    results: list = [None] * len(actions)
+
+    def run(i: int) -> None:
+        try:
+            barrier.wait(timeout=30)
+            results[i] = actions[i]()
+        except Exception as e:  # noqa: BLE001 - returned for the test to report
+            results[i] = e
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(actions))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads), "a thread hung"
+    return results

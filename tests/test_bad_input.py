@@ -3,12 +3,11 @@
 Every answer is a 4xx in the one JSON error shape (tests/helpers.assert_json_error).
 """
 
-import threading
 from datetime import timedelta
+from functools import partial
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connection
 from django.utils import timezone
 
 from accounts import keys, services
@@ -16,7 +15,7 @@ from accounts.errors import UsernameTaken
 from accounts.models import Session
 from accounts.tokens import RefreshToken
 
-from .helpers import PASSWORD, BrowserClient, NativeClient, assert_json_error, claims
+from .helpers import PASSWORD, BrowserClient, NativeClient, assert_json_error, at_once, claims
 
 pytestmark = pytest.mark.django_db
 
@@ -86,24 +85,11 @@ def test_the_unique_index_catching_a_taken_name_is_username_taken_not_a_database
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_registrations_of_one_username_make_one_user_and_no_500():
     threads_count = 8
-    barrier = threading.Barrier(threads_count)
-    statuses: list = [None] * threads_count
+    clients = [BrowserClient(REMOTE_ADDR=f"203.0.113.{i + 1}") for i in range(threads_count)]
 
-    def run(i: int) -> None:
-        try:
-            client = BrowserClient(REMOTE_ADDR=f"203.0.113.{i + 1}")
-            barrier.wait(timeout=30)
-            statuses[i] = register(client, "racer").status_code
-        except Exception as e:  # noqa: BLE001 - a 500 raises in the test client; reported below
-            statuses[i] = e
-        finally:
-            connection.close()
+    results = at_once([partial(register, client, "racer") for client in clients])
+    statuses = [getattr(result, "status_code", result) for result in results]
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(threads_count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
     assert sorted(statuses, key=str) == [201] + [400] * (threads_count - 1), statuses
     assert get_user_model().objects.filter(username="racer").count() == 1
 

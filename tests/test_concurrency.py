@@ -5,18 +5,17 @@ Tabs of one browser refresh the same token at the same moment. The session row l
 one of them rotate; the grace window answers the others with the winner's token.
 """
 
-import threading
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
 import pytest
-from django.db import connection
 
 from accounts.models import RevokeReason, Session
 from accounts.services import session_create
 from accounts.tokens import RefreshToken
 
-from .helpers import BrowserClient, NativeClient, claims
+from .helpers import BrowserClient, NativeClient, at_once, claims
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -44,32 +43,16 @@ def cookies_of(client: BrowserClient) -> dict[str, str]:
 
 
 def refresh_all_at_once(clients: list, send=BrowserClient.refresh) -> list[Outcome | Exception]:
-    """Each client refreshes (``send(client)``) in its own thread, all released together by a barrier."""
-    barrier = threading.Barrier(len(clients))
-    outcomes: list[Outcome | Exception | None] = [None] * len(clients)
+    """Each client refreshes (``send(client)``) in its own thread, all released together."""
 
-    def run(i: int, client: BrowserClient) -> None:
-        try:
-            barrier.wait(timeout=30)
-            response = send(client)
-            morsel = response.cookies.get("refresh_token")
-            outcomes[i] = Outcome(
-                status=response.status_code,
-                body=response.json(),
-                refresh_cookie=morsel.value if morsel else None,
-            )
-        except Exception as e:  # noqa: BLE001 - a 5xx raises in the test client; the main thread reports it
-            outcomes[i] = e
-        finally:
-            connection.close()  # this thread's own connection
+    def refresh(client) -> Outcome:
+        response = send(client)
+        morsel = response.cookies.get("refresh_token")
+        return Outcome(
+            status=response.status_code, body=response.json(), refresh_cookie=morsel.value if morsel else None
+        )
 
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads), "a refresh thread hung"
-    return outcomes
+    return at_once([partial(refresh, client) for client in clients])
 
 
 def assert_no_errors(outcomes) -> list[Outcome]:
@@ -177,23 +160,9 @@ def test_sixteen_threads_refreshing_one_body_token_leave_exactly_one_live_token(
 def test_sixteen_concurrent_wrong_logins_admit_at_most_the_limit(user, settings):
     """The throttle counts with the cache's atomic increment: no two attempts read the same count."""
     settings.ACCOUNTS_LOGIN_THROTTLE_RATE = "5/min"
-    barrier = threading.Barrier(THREADS)
-    statuses: list[int | Exception | None] = [None] * THREADS
+    clients = [BrowserClient() for _ in range(THREADS)]
 
-    def attempt(i: int) -> None:
-        try:
-            client = BrowserClient()
-            barrier.wait(timeout=30)
-            statuses[i] = client.sign_in(password="not the password").status_code
-        except Exception as e:  # noqa: BLE001 - reported by the main thread
-            statuses[i] = e
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    results = at_once([partial(client.sign_in, password="not the password") for client in clients])
+    statuses = [getattr(result, "status_code", result) for result in results]
 
     assert sorted(statuses) == [401] * 5 + [429] * (THREADS - 5), statuses
