@@ -4,23 +4,32 @@ import re
 import uuid
 
 from django.contrib.auth import get_user_model
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
 
 from .models import Session
+from .statements import Param, Statement
+
+
+def _users_with_active_session() -> QuerySet:
+    """The user of the token, if active, where the token's session is active too."""
+    user_model = get_user_model()
+    session = Session.objects.active(now=Param("now", Session._meta.get_field("idle_expires_at")))
+    return user_model.objects.filter(pk=Param("user_id", user_model._meta.pk), is_active=True).filter(
+        Exists(session.filter(pk=Param("session_id", Session._meta.pk), user_id=OuterRef("pk")))
+    )
+
+
+# Every authenticated request runs it: compiled once, one indexed statement per request.
+_USER_FOR_ACCESS_TOKEN = Statement(_users_with_active_session)
 
 
 def user_get_for_access_token(*, user_id: str, session_id: uuid.UUID):
     """The token's user if it may act now (active user, active session), else None.
 
-    One indexed query: the session's primary key joined with its user.
+    One statement, compiled once: the user by primary key, if its session (by primary key) is active.
     """
-    session = (
-        Session.objects.active()
-        .select_related("user")
-        .filter(pk=session_id, user_id=user_id, user__is_active=True)
-        .first()
-    )
-    return session.user if session else None
+    return _USER_FOR_ACCESS_TOKEN.first(user_id=user_id, session_id=session_id, now=timezone.now())
 
 
 def sessions_list_for_user(*, user) -> QuerySet[Session]:

@@ -14,7 +14,8 @@ from typing import Any
 
 from django.contrib.auth import authenticate, get_user_model
 from django.db import IntegrityError, connections, router, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models.functions import Least
 from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
@@ -24,6 +25,7 @@ from .devices import device_name
 from .errors import InvalidCredentials, TokenExpired, TokenRevoked, UsernameTaken, WrongPassword
 from .models import AuditEvent, AuditEventType, RevokeReason, Session
 from .origin import NOWHERE, Origin
+from .statements import Param, Statement
 from .tokens import AccessToken, RefreshToken
 
 
@@ -104,11 +106,25 @@ def session_login(*, username: str, password: str, origin: Origin) -> IssuedToke
 def session_refresh(*, token: RefreshToken, origin: Origin = NOWHERE) -> IssuedTokens:
     """Exchange a verified refresh token for new tokens.
 
-    In one transaction the session row is locked and checked. The current token rotates (the old
-    one is dead from then on). The previous token, within the grace window, gets the session's
-    current token back without rotating again (two tabs, or a lost response). Anything older, or
-    the previous token after the window, is reuse: the whole session is revoked. Ordinary
-    refreshes write no audit event (``last_used_at`` records them); reuse does.
+    The session's current token rotates (the old one is dead from then on): one statement, which
+    rotates the row only if the session and its user are active and the token is the current one.
+    Anything else takes ``_session_refresh_locked``, which finds out what it is.
+    """
+    now = timezone.now()
+    session = _session_rotate(token=token, now=now)
+    if session is None:
+        return _session_refresh_locked(token=token, origin=origin, now=now)
+    return tokens_issue(session=session)
+
+
+def _session_refresh_locked(*, token: RefreshToken, origin: Origin, now: datetime) -> IssuedTokens:
+    """A refresh that is not the common case, decided with the session row locked.
+
+    The previous token, within the grace window, gets the session's current token back without
+    rotating again (two tabs, or a lost response; also the loser of a race with another refresh of
+    the same token). Anything older, or the previous token after the window, is reuse: the whole
+    session is revoked. Ordinary refreshes write no audit event (``last_used_at`` records them);
+    reuse does.
     """
     session_id, jti = token.session_id, token.jti
     with transaction.atomic():
@@ -118,13 +134,14 @@ def session_refresh(*, token: RefreshToken, origin: Origin = NOWHERE) -> IssuedT
             .filter(pk=session_id, user_id=token.user_id)
             .first()
         )
-        now = timezone.now()
         if session is None or session.revoked_at is not None or not session.user.is_active:
             raise TokenRevoked()
         if not session.is_active(now=now):
             raise TokenExpired("Session has expired.")
-        if jti == session.refresh_jti:
-            return tokens_issue(session=_session_rotate(session=session, now=now))
+        if jti == session.refresh_jti:  # missed by the one statement only in a race; locked now
+            if (rotated := _session_rotate(token=token, now=now)) is None:
+                raise TokenRevoked()
+            return tokens_issue(session=rotated)
         if (
             session.rotated_at
             and jti == session.previous_jti
@@ -138,17 +155,49 @@ def session_refresh(*, token: RefreshToken, origin: Origin = NOWHERE) -> IssuedT
     raise TokenRevoked("Refresh token reuse detected; the session has been revoked.")
 
 
-def _session_rotate(*, session: Session, now: datetime) -> Session:
-    """Give the locked session a new current jti, keeping the old one as previous."""
-    session.previous_jti = session.refresh_jti
-    session.refresh_jti = new_jti()
-    session.rotated_at = now
-    session.last_used_at = now
-    session.idle_expires_at = min(now + app_settings.REFRESH_TOKEN_LIFETIME, session.absolute_expires_at)
-    session.save(
-        update_fields=["previous_jti", "refresh_jti", "rotated_at", "last_used_at", "idle_expires_at"]
+def _sessions_refreshable() -> QuerySet[Session]:
+    """The token's session, if it is active, its user is active, and the token is its current one."""
+    field = Session._meta.get_field
+    return (
+        Session.objects.active(now=Param("now", field("idle_expires_at")))
+        .filter(
+            pk=Param("session_id", field("id")),
+            user_id=Param("user_id", field("user")),
+            refresh_jti=Param("jti", field("refresh_jti")),
+        )
+        .filter(Exists(get_user_model().objects.filter(pk=OuterRef("user_id"), is_active=True)))
     )
-    return session
+
+
+def _rotation() -> dict:
+    """What rotating sets: a new current jti, the old one kept as previous, and the idle expiry
+    pushed back (never past the absolute one)."""
+    field = Session._meta.get_field
+    now = Param("now", field("rotated_at"))
+    return {
+        "previous_jti": F("refresh_jti"),
+        "refresh_jti": Param("new_jti", field("refresh_jti")),
+        "rotated_at": now,
+        "last_used_at": now,
+        "idle_expires_at": Least(Param("idle_until", field("idle_expires_at")), F("absolute_expires_at")),
+    }
+
+
+# Every refresh runs it: compiled once; it rotates the session and returns it, or returns nothing.
+_SESSION_ROTATE = Statement(_sessions_refreshable, update=_rotation)
+
+
+def _session_rotate(*, token: RefreshToken, now: datetime) -> Session | None:
+    """The token's session, rotated, if the token was its current one (and both it and its user
+    are active); else None and nothing changed."""
+    return _SESSION_ROTATE.first(
+        session_id=token.session_id,
+        user_id=token.user_id,
+        jti=token.jti,
+        now=now,
+        new_jti=new_jti(),
+        idle_until=now + app_settings.REFRESH_TOKEN_LIFETIME,
+    )
 
 
 # --- Revocation ----------------------------------------------------------------------------------

@@ -1,0 +1,93 @@
+"""Querysets compiled to SQL once, then run with new values: the statements of the hot paths.
+
+Django builds and compiles a queryset's SQL every time it is evaluated; for the statement behind
+every API call (the session check) and every refresh (the rotation) that work costs more than the
+database's answer. A ``Statement`` is written as an ordinary queryset, with ``Param`` where a
+value goes, so each rule keeps its one statement (``Session.objects.active`` and the like); it is
+compiled the first time it runs on a database, and each later run only binds that run's values.
+
+The compiled SQL is text, the same for every connection to a database, so keeping it in each
+process is safe: nothing about a session or a user is ever kept.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+from django.db import connections, models, transaction
+from django.db.models import Expression
+from django.db.models.sql import UpdateQuery
+
+
+class Param(Expression):
+    """A named value of a ``Statement``, converted for the database the way ``field`` converts its
+    own (a UUID is text on SQLite, a datetime loses its time zone there, an id becomes a number)."""
+
+    def __init__(self, name: str, field: models.Field):
+        super().__init__(output_field=field)
+        self.name = name
+
+    def as_sql(self, compiler, connection):
+        return "%s", [self]
+
+    def bind(self, values: dict[str, Any], connection) -> Any:
+        return self.output_field.get_db_prep_value(values[self.name], connection, prepared=False)
+
+
+class Statement:
+    """One SELECT, or one ``UPDATE ... RETURNING``, compiled once per database.
+
+    ``build()`` gives the queryset, with ``Param`` for its values; ``update()``, when given, the
+    values an UPDATE of that queryset sets. Either way the statement yields rows of the queryset's
+    model, complete (an UPDATE returns every column of the rows it changed, as they are now).
+    """
+
+    def __init__(self, build: Callable[[], models.QuerySet], *, update: Callable[[], dict] | None = None):
+        self.build, self.update = build, update
+        self._compiled: dict[str, tuple] = {}
+
+    def _compile(self, using: str) -> tuple:
+        connection = connections[using]
+        queryset = self.build()
+        model = queryset.model
+        if self.update is None:
+            compiler = queryset.query.get_compiler(using)
+            sql, params = compiler.as_sql()
+            columns = [column for column, _, _ in compiler.select]
+        else:
+            query = queryset.query.chain(UpdateQuery)
+            query.add_update_values(self.update())
+            sql, params = query.get_compiler(using).as_sql()
+            columns = [field.get_col(model._meta.db_table) for field in model._meta.concrete_fields]
+            quote = connection.ops.quote_name
+            sql += " RETURNING " + ", ".join(quote(column.target.column) for column in columns)
+        names = [column.target.attname for column in columns]
+        if len(names) != len(model._meta.concrete_fields):
+            raise ValueError(f"{model.__name__} statement selects {names}, not every column")
+        converters = [
+            connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+            for column in columns
+        ]
+        return model, sql, tuple(params), names, list(zip(columns, converters, strict=True))
+
+    def rows(self, *, using: str = "default", **values) -> list[models.Model]:
+        """The statement's rows for these values of its parameters, as model instances."""
+        if using not in self._compiled:
+            self._compiled[using] = self._compile(using)
+        model, sql, params, names, converters = self._compiled[using]
+        connection = connections[using]
+        bound = [param.bind(values, connection) if isinstance(param, Param) else param for param in params]
+        with transaction.mark_for_rollback_on_error(using), connection.cursor() as cursor:
+            cursor.execute(sql, bound)
+            rows = cursor.fetchall()
+        instances = []
+        for row in rows:
+            converted = list(row)
+            for i, (column, functions) in enumerate(converters):
+                for convert in functions:
+                    converted[i] = convert(converted[i], column, connection)
+            instances.append(model.from_db(using, names, converted))
+        return instances
+
+    def first(self, *, using: str = "default", **values) -> models.Model | None:
+        rows = self.rows(using=using, **values)
+        return rows[0] if rows else None
