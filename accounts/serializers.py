@@ -80,11 +80,25 @@ def _user_fields(model) -> list[str]:
     return list(dict.fromkeys(name for name in wanted if name in names))
 
 
-class UserSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = get_user_model()
-        fields = _user_fields(get_user_model())
-        read_only_fields = fields
+def _user_serializer() -> type[serializers.Serializer]:
+    """``UserSerializer``: the user as the API shows it, read-only.
+
+    A plain Serializer whose fields are declared once, here, from the project's user model (mapped
+    by ModelSerializer's rules): a ModelSerializer would map them again on every call, and every
+    API call's ``me`` pays for what a serializer does per call.
+    """
+
+    class UserFields(serializers.ModelSerializer):
+        class Meta:
+            model = get_user_model()
+            fields = _user_fields(model)
+            read_only_fields = fields
+
+    fields = UserFields().get_fields()
+    return type("UserSerializer", (serializers.Serializer,), {"__module__": __name__, **fields})
+
+
+UserSerializer = _user_serializer()
 
 
 class RegisterSerializer(serializers.Serializer):
