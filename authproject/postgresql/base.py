@@ -11,8 +11,9 @@ Settings (authproject/settings.py sets them from DATABASE_TIMEOUT):
 ``DATABASES["default"]["OPTIONS"]["deadline"]``: seconds per round trip.
 """
 
+import select
+
 import psycopg
-from django.db import OperationalError
 from django.db.backends.postgresql import base
 
 
@@ -53,16 +54,28 @@ class DatabaseWrapper(base.DatabaseWrapper):
         return connection
 
     def close_if_health_check_failed(self):
-        """Django's check before reusing a connection (``is_usable``), except that a server that does
-        not answer is an error at once, as it is for a query, rather than a reason to wait for a new
-        connection as well."""
+        """Django's check before a request reuses its connection (CONN_HEALTH_CHECKS), without the
+        round trip of Django's own (``SELECT 1`` on every request).
+
+        A connection between two requests is idle: the server has nothing to say on it. Anything
+        readable on its socket is the server's goodbye (a restart, ``pg_terminate_backend``, an idle
+        timeout) or the socket's end, and the connection is closed, to be made anew by the query
+        that follows. A server that stops answering without a word is found by that query's
+        deadline instead, and answered 503 as before.
+        """
         if self.connection is None or not self.health_check_enabled or self.health_check_done:
             return
         self.health_check_done = True
-        try:
-            self.connection.execute("SELECT 1")
-        except DeadlineExceeded as error:
+        connection = self.connection
+        if connection.closed or connection.info.transaction_status != IDLE or _readable(connection):
             self.close()
-            raise OperationalError(str(error)) from error
-        except psycopg.Error:  # closed by the server, say: connect again
-            self.close()
+
+
+IDLE = psycopg.pq.TransactionStatus.IDLE
+
+
+def _readable(connection: psycopg.Connection) -> bool:
+    """Whether the connection's socket has something to read now (no waiting)."""
+    poller = select.poll()
+    poller.register(connection.fileno(), select.POLLIN)
+    return bool(poller.poll(0))

@@ -77,8 +77,8 @@ def test_a_postgresql_server_that_stops_answering_gives_503_within_the_timeout(
         assert client.me(access).status == 200  # the worker holds an open connection now
 
         proxy.freeze()
-        # First the open connection (Django's health check before reusing it), then new ones
-        # (libpq's connect_timeout): each within the timeout.
+        # First the open connection (the request's first query), then new ones (libpq's
+        # connect_timeout): each within the timeout.
         assert_unavailable_in_time(*timed(lambda: client.me(access)))
         assert_unavailable_in_time(*timed(lambda: client.sign_in("anyone", PASSWORD)))
         health, elapsed = timed(lambda: client.request("GET", "/api/health/"))
