@@ -110,14 +110,13 @@ def session_refresh(*, token: RefreshToken, origin: Origin = NOWHERE) -> IssuedT
     rotates the row only if the session and its user are active and the token is the current one.
     Anything else takes ``_session_refresh_locked``, which finds out what it is.
     """
-    now = timezone.now()
-    session = _session_rotate(token=token, now=now)
+    session = _session_rotate(token=token, now=timezone.now())
     if session is None:
-        return _session_refresh_locked(token=token, origin=origin, now=now)
+        return _session_refresh_locked(token=token, origin=origin)
     return tokens_issue(session=session)
 
 
-def _session_refresh_locked(*, token: RefreshToken, origin: Origin, now: datetime) -> IssuedTokens:
+def _session_refresh_locked(*, token: RefreshToken, origin: Origin) -> IssuedTokens:
     """A refresh that is not the common case, decided with the session row locked.
 
     The previous token, within the grace window, gets the session's current token back without
@@ -134,6 +133,7 @@ def _session_refresh_locked(*, token: RefreshToken, origin: Origin, now: datetim
             .filter(pk=session_id, user_id=token.user_id)
             .first()
         )
+        now = timezone.now()  # after the lock: never before the rotation that a racer waited for
         if session is None or session.revoked_at is not None or not session.user.is_active:
             raise TokenRevoked()
         if not session.is_active(now=now):
