@@ -6,6 +6,11 @@ database's answer. A ``Statement`` is written as an ordinary queryset, with ``Pa
 value goes, so each rule keeps its one statement (``Session.objects.active`` and the like); it is
 compiled the first time it runs on a database, and each later run only binds that run's values.
 
+Prepared on the server as well, the statement skips parsing and planning there, which cost more
+than running it: SQLite's module prepares what it runs by itself, and PostgreSQL does where the
+database's OPTIONS ask psycopg to (``server_side_binding`` with a ``prepare_threshold``, as
+authproject/settings.py does).
+
 The compiled SQL is text, the same for every connection to a database, so keeping it in each
 process is safe: nothing about a session or a user is ever kept.
 """

@@ -102,6 +102,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.bool(
+        "DATABASE_PREPARED_STATEMENTS", default=True
+    ):
+        # Values bound on the server, and a statement run 5 times on a connection prepared there
+        # (psycopg's prepared statements): the hot paths' statements (accounts/statements.py) are
+        # then neither parsed nor planned again. Off behind a PgBouncer in transaction mode older
+        # than 1.21 (or without its max_prepared_statements).
+        DATABASES["default"].setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=5)
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DATABASE_TIMEOUT:
         # Django's backend, plus a client-side deadline on every round trip (authproject/postgresql):
         # the server's statement_timeout stops a slow query, but only the client notices a server

@@ -103,6 +103,8 @@ def test_database_timeout_bounds_connecting_statements_and_every_wait_on_postgre
         "connect_timeout": 3,
         "options": "-c statement_timeout=3000",
         "deadline": 3,
+        "server_side_binding": True,
+        "prepare_threshold": 5,
     }
 
 
@@ -111,7 +113,18 @@ def test_database_timeout_defaults_to_5_seconds_and_0_leaves_djangos_backend(mon
     url = "postgres://app@db.internal:5432/app"
     assert load_settings(monkeypatch, DATABASE_URL=url)["DATABASES"]["default"]["OPTIONS"]["deadline"] == 5
     unbounded = load_settings(monkeypatch, DATABASE_URL=url, DATABASE_TIMEOUT="0")["DATABASES"]["default"]
-    assert (unbounded["ENGINE"], unbounded.get("OPTIONS", {})) == ("django.db.backends.postgresql", {})
+    assert unbounded["ENGINE"] == "django.db.backends.postgresql"
+    assert "deadline" not in unbounded["OPTIONS"] and "options" not in unbounded["OPTIONS"]
+
+
+def test_prepared_statements_are_on_for_postgresql_unless_turned_off(monkeypatch):
+    url = "postgres://app@db.internal:5432/app"
+    options = load_settings(monkeypatch, DATABASE_URL=url)["DATABASES"]["default"]["OPTIONS"]
+    assert (options["server_side_binding"], options["prepare_threshold"]) == (True, 5)
+    database = load_settings(monkeypatch, DATABASE_URL=url, DATABASE_PREPARED_STATEMENTS="0")["DATABASES"][
+        "default"
+    ]
+    assert "server_side_binding" not in database["OPTIONS"] and "prepare_threshold" not in database["OPTIONS"]
 
 
 def test_database_timeout_is_sqlites_busy_timeout(monkeypatch):
