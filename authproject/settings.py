@@ -131,7 +131,7 @@ CACHES["default"].setdefault("KEY_PREFIX", "authproject")
 
 # --- Passwords --------------------------------------------------------------------------------
 PASSWORD_HASHERS = [
-    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "accounts.hashers.Argon2idHasher",  # Argon2id, parameters explained there
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
     "django.contrib.auth.hashers.ScryptPasswordHasher",
