@@ -203,8 +203,8 @@ def gunicorn_serving(*, workers: int = 2, threads: int = 1, **environment: str) 
         DJANGO_SETTINGS_MODULE="authproject.settings",
         DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
         CACHE_URL=os.environ.get("CACHE_URL", "locmemcache://"),
-        **environment,
     )
+    env.update(environment)
     bind = ["--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads)]
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "authproject.wsgi", *bind],
