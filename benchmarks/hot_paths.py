@@ -348,6 +348,12 @@ def versions(options, python: Path) -> str:
     )
 
 
+def checkout() -> str:
+    """The commit measured as "this project", "-dirty" when the working tree has changes."""
+    describe = ["git", "describe", "--always", "--dirty", "--abbrev=7"]
+    return subprocess.run(describe, cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+
+
 def report(
     options, subjects: list[Subject], started: str, load: list[float], software: str
 ) -> tuple[str, int]:
@@ -367,13 +373,13 @@ def report(
         "",
         f"- Machine: {_common.machine()}",
         f"- Software: {software}",
-        f"- Command: `{shlex.join(['python', 'benchmarks/hot_paths.py', *sys.argv[1:]])}`",
+        f"- Command: `{shlex.join(['python', 'benchmarks/hot_paths.py', *sys.argv[1:]])}` at {checkout()}",
         f"- Date: {started}; the machine's 1-minute load average was {load[0]:.1f} before the run and "
         f"{load[1]:.1f} after it",
         "",
         f"gunicorn with {options.workers} sync workers per subject, DEBUG off, PostgreSQL and Redis; wrk "
         f"with {options.connections} connections (one per thread), {options.duration:g} s per run after a "
-        f"1 s warm-up, {options.rounds} rounds alternating the subjects. Figures are medians over the "
+        f"1 s warm-up, {options.rounds} round{'s' if options.rounds > 1 else ''} alternating the subjects. Figures are medians over the "
         "rounds. "
         "Ratio = the subject's requests/s for the workload over the same subject's floor requests/s in the "
         "same round (the median of the rounds' ratios); the floor is a bare DRF view (no authentication, "
