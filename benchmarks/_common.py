@@ -130,6 +130,21 @@ class Server:
             self.process.wait()
 
 
+def descendants_cpu_seconds(pid: int) -> float:
+    """User plus system CPU time so far of every process below ``pid`` (gunicorn's workers under its
+    master; under `make serve`, the master and its workers), from /proc."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            try:
+                fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+            except FileNotFoundError:  # gone since the listing
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime and stime, fields 14 and 15 of proc(5)
+            total += round(descendants_cpu_seconds(int(child)) * os.sysconf("SC_CLK_TCK"))
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def make_serve(name: str, *, cwd: Path, environment: dict, log_dir: Path, workers: int) -> Server:
     """`make serve` in a checkout (migrate, collectstatic, gunicorn with authproject/gunicorn.conf.py),
     with ``workers`` sync workers; started."""

@@ -247,27 +247,30 @@ def run_python(command: list[str], cwd: Path, environment: dict) -> None:
 
 # --- measuring ------------------------------------------------------------------------------------
 def measure(options, subject: Subject, workload: str, duration: float, scratch: Path) -> dict:
-    """One wrk run of this workload against this subject."""
-    common = {"duration": duration, "connections": options.connections}
-    url = subject.url(workload)
-    if workload == "floor":
-        return _common.wrk(url, **common)
+    """One wrk run of this workload against this subject, and the CPU time its server processes
+    spent per request meanwhile (``cpu_ms``)."""
+    url, extra = subject.url(workload), {}
     if workload == "me":
         _, access = subject.sign_in()
-        return _common.wrk(url, headers=[f"Authorization: Bearer {access}"], **common)
-    if workload == "login":
+        extra = {"headers": [f"Authorization: Bearer {access}"]}
+    elif workload == "login":
         body = json.dumps({"username": USERNAME, "password": PASSWORD})
-        return _common.wrk(url, script="post_json.lua", script_args=[body], **common)
-    # refresh: one new session per wrk thread, its first refresh token in a file. One CSRF secret serves
-    # every chain (the check does not tie it to a session): the same value as cookie and header.
-    tokens = [subject.sign_in()[0].cookies[subject.refresh_cookie] for _ in range(options.connections)]
-    token_file = scratch / f"refresh_tokens_{subject.key}.txt"
-    token_file.write_text("\n".join(tokens) + "\n")
-    csrf = secrets.token_hex(16)
-    script_args = [str(token_file), csrf, csrf, PAGE_ORIGIN, subject.paths["refresh"], subject.refresh_cookie]
-    return _common.wrk(
-        subject.server.base + "/", script="refresh_chain.lua", script_args=script_args, **common
-    )
+        extra = {"script": "post_json.lua", "script_args": [body]}
+    elif workload == "refresh":
+        # One new session per wrk thread, its first refresh token in a file. One CSRF secret serves
+        # every chain (the check does not tie it to a session): the same value as cookie and header.
+        tokens = [subject.sign_in()[0].cookies[subject.refresh_cookie] for _ in range(options.connections)]
+        token_file = scratch / f"refresh_tokens_{subject.key}.txt"
+        token_file.write_text("\n".join(tokens) + "\n")
+        csrf = secrets.token_hex(16)
+        url = subject.server.base + "/"
+        chain = [str(token_file), csrf, csrf, PAGE_ORIGIN, subject.paths["refresh"], subject.refresh_cookie]
+        extra = {"script": "refresh_chain.lua", "script_args": chain}
+    cpu_before = _common.descendants_cpu_seconds(subject.server.process.pid)
+    result = _common.wrk(url, duration=duration, connections=options.connections, **extra)
+    cpu = _common.descendants_cpu_seconds(subject.server.process.pid) - cpu_before
+    result["cpu_ms"] = cpu * 1000 / max(result["requests"], 1)
+    return result
 
 
 def check(subject: Subject) -> None:
@@ -317,10 +320,14 @@ def run(options, subjects: list[Subject], scratch: Path) -> None:
 
 
 # --- reporting ------------------------------------------------------------------------------------
-def ratios(subject: Subject, workload: str, by_key: dict[str, Subject]) -> list[float]:
-    """Per round: this workload's requests/s over the floor's requests/s in the same round."""
+def ratios(subject: Subject, workload: str, by_key: dict[str, Subject], *, cpu: bool = False) -> list[float]:
+    """Per round: this workload's requests/s over the floor's requests/s in the same round; with
+    ``cpu``, the floor's server CPU per request over this workload's."""
     floors = by_key[subject.floor_of].runs["floor"]
-    return [run["rps"] / floor["rps"] for run, floor in zip(subject.runs[workload], floors, strict=True)]
+    pairs = zip(subject.runs[workload], floors, strict=True)
+    if cpu:
+        return [floor["cpu_ms"] / max(run["cpu_ms"], 1e-9) for run, floor in pairs]
+    return [run["rps"] / floor["rps"] for run, floor in pairs]
 
 
 def versions(options, python: Path) -> str:
@@ -359,12 +366,9 @@ def report(
 ) -> tuple[str, int]:
     """The Markdown section, and how many measured requests failed."""
     by_key = {s.key: s for s in subjects}
-    median_ratio = {
-        (s.key, w): statistics.median(ratios(s, w, by_key))
-        for s in subjects
-        for w in s.workloads
-        if w != "floor"
-    }
+    measured = [(s, w) for s in subjects for w in s.workloads if w != "floor"]
+    median_ratio = {(s.key, w): statistics.median(ratios(s, w, by_key)) for s, w in measured}
+    cpu_ratio = {(s.key, w): statistics.median(ratios(s, w, by_key, cpu=True)) for s, w in measured}
     failed = sum(
         r["non_2xx"] + r["socket_errors"] for s in subjects for runs in s.runs.values() for r in runs
     )
@@ -379,11 +383,15 @@ def report(
         "",
         f"gunicorn with {options.workers} sync workers per subject, DEBUG off, PostgreSQL and Redis; wrk "
         f"with {options.connections} connections (one per thread), {options.duration:g} s per run after a "
-        f"1 s warm-up, {options.rounds} round{'s' if options.rounds > 1 else ''} alternating the subjects. Figures are medians over the "
-        "rounds. "
+        f"1 s warm-up, {options.rounds} round{'s' if options.rounds > 1 else ''} alternating the subjects. "
+        "Figures are medians over the rounds. "
         "Ratio = the subject's requests/s for the workload over the same subject's floor requests/s in the "
         "same round (the median of the rounds' ratios); the floor is a bare DRF view (no authentication, "
-        "permission or throttle) behind the subject's middleware."
+        "permission or throttle) behind the subject's middleware. Server CPU ms/request: user + system "
+        "time of the subject's gunicorn processes (from /proc) over the requests wrk completed, which "
+        "other load on the machine moves far less than requests/s (PostgreSQL's and Redis's own time is "
+        "not in it); "
+        "ratio by CPU = the floor's CPU per request over the workload's, the same ratio read from CPU time."
         + (
             f" {options.compare_ref} has no floor view: its ratios use this checkout's floor."
             if options.compare_ref
@@ -391,8 +399,8 @@ def report(
         ),
         "",
         "| workload | subject | req/s (rounds) | p50 ms | p99 ms | non-2xx | socket errors "
-        "| ratio to floor |",
-        "|---|---|---|---|---|---|---|---|",
+        "| ratio to floor | server CPU ms/request | ratio by CPU |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for workload in WORKLOADS:
         for s in subjects:
@@ -404,11 +412,12 @@ def report(
             non_2xx = sum(r["non_2xx"] for r in runs)
             errors = sum(r["socket_errors"] for r in runs)
             ratio = "1" if workload == "floor" else figure(median_ratio[(s.key, workload)])
+            by_cpu = "1" if workload == "floor" else figure(cpu_ratio[(s.key, workload)])
             loud = " **FAILED**" if non_2xx or errors else ""
-            p50, p99 = (statistics.median(r[p] for r in runs) for p in ("p50", "p99"))
+            p50, p99, cpu = (statistics.median(r[p] for r in runs) for p in ("p50", "p99", "cpu_ms"))
             lines.append(
                 f"| {workload} | {s.label} | {figure(rps)} ({each}) | {p50:.2f} | {p99:.2f} "
-                f"| {non_2xx}{loud} | {errors}{loud} | {ratio} |"
+                f"| {non_2xx}{loud} | {errors}{loud} | {ratio} | {cpu:.2f} | {by_cpu} |"
             )
 
     def verdict(ok: bool) -> str:
@@ -416,22 +425,26 @@ def report(
 
     me, peer_me = median_ratio[("ours", "me")], median_ratio[("peer", "me")]
     refresh = median_ratio[("ours", "refresh")]
+    me_cpu, peer_me_cpu = cpu_ratio[("ours", "me")], cpu_ratio[("peer", "me")]
+    refresh_cpu = cpu_ratio[("ours", "refresh")]
     lines += [
         "",
         "Targets (issue 13):",
         "",
-        "| target | figure | |",
-        "|---|---|---|",
-        f"| me >= 0.5 x floor | {me:.2f} x floor | {verdict(me >= 0.5)} |",
+        "| target (ratios of requests/s) | figure | | the same by CPU |",
+        "|---|---|---|---|",
+        f"| me >= 0.5 x floor | {me:.2f} x floor | {verdict(me >= 0.5)} | {me_cpu:.2f} |",
         f"| me ratio >= 1.5 x dj-rest-auth's me ratio | {me:.2f} / {peer_me:.2f} = {me / peer_me:.2f} x "
-        f"| {verdict(me >= 1.5 * peer_me)} |",
-        f"| refresh >= 0.3 x floor | {refresh:.2f} x floor | {verdict(refresh >= 0.3)} |",
+        f"| {verdict(me >= 1.5 * peer_me)} "
+        f"| {me_cpu:.2f} / {peer_me_cpu:.2f} = {me_cpu / peer_me_cpu:.2f} x |",
+        f"| refresh >= 0.3 x floor | {refresh:.2f} x floor | {verdict(refresh >= 0.3)} | {refresh_cpu:.2f} |",
     ]
     if options.compare_ref:
         login, before = median_ratio[("ours", "login")], median_ratio[("ref", "login")]
+        login_cpu, before_cpu = cpu_ratio[("ours", "login")], cpu_ratio[("ref", "login")]
         lines.append(
-            f"| login ratio no lower than {options.compare_ref}'s | {login:.3f} vs {before:.3f} "
-            f"| {verdict(login >= before)} |"
+            f"| login ratio no lower than {options.compare_ref}'s | {figure(login)} vs {figure(before)} "
+            f"| {verdict(login >= before)} | {figure(login_cpu)} vs {figure(before_cpu)} |"
         )
     if failed:
         lines += [

@@ -82,19 +82,10 @@ def serve(env: dict, workers: int):
             time.sleep(0.2)
 
 
-def workers_cpu_seconds(master_pid: int) -> float:
-    """User plus system CPU time of gunicorn's worker processes so far (from /proc)."""
-    total = 0
-    for pid in Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split():
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # utime and stime, fields 14 and 15 of proc(5)
-    return total / os.sysconf("SC_CLK_TCK")
-
-
 def wrk(args, server, url: str, *, duration=None, headers=(), script=None, script_args=()) -> dict:
     """One bounded wrk run (benchmarks/_common.py), plus the workers' CPU ms per request; ``failed``
     counts answers other than 2xx/3xx and requests without an answer."""
-    cpu_before = workers_cpu_seconds(server.pid)
+    cpu_before = _common.descendants_cpu_seconds(server.pid)
     result = _common.wrk(
         url,
         duration=duration or args.duration,
@@ -104,7 +95,7 @@ def wrk(args, server, url: str, *, duration=None, headers=(), script=None, scrip
         script_args=script_args,
         timeout="10s",
     )
-    cpu = workers_cpu_seconds(server.pid) - cpu_before
+    cpu = _common.descendants_cpu_seconds(server.pid) - cpu_before
     result["cpu_ms"] = cpu * 1000 / max(result["requests"], 1)
     result["failed"] = result["non_2xx"] + result["socket_errors"]
     return result
