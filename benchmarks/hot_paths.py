@@ -79,6 +79,7 @@ class Subject:
     refresh_cookie: str
     workloads: tuple[str, ...]
     floor_of: str  # the subject whose floor its ratios are taken against
+    note: str = ""  # said under the table
     runs: dict[str, list[dict]] = field(default_factory=dict)
 
     def url(self, workload: str) -> str:
@@ -207,12 +208,16 @@ def start_ref(options, secret: str, logs: Path, static: Path, worktree: Path) ->
         check=True,
         capture_output=True,
     )
+    note = ""
     if (worktree / "requirements.txt").read_bytes() != (ROOT / "requirements.txt").read_bytes():
-        sys.exit(f"{options.compare_ref} pins other requirements: it cannot share this checkout's .venv")
+        note = (
+            f" {options.compare_ref}'s requirements.txt differs from this checkout's: it ran on this .venv."
+        )
+        print("!!!" + note, flush=True)
     venv = (ROOT / ".venv").resolve()
     (worktree / ".venv").symlink_to(venv)
-    # The same requirements as the shared .venv was installed from: as old as its stamp, so that
-    # `make serve` does not run pip again.
+    # The ref runs on this checkout's .venv: its requirements.txt is made as old as the venv's stamp, so
+    # that `make serve` never runs pip there (which would install the ref's pins into the shared venv).
     installed = (venv / ".installed").stat().st_mtime
     os.utime(worktree / "requirements.txt", (installed, installed))
     reset(options.before_database_url, options.before_cache_url)
@@ -229,6 +234,7 @@ def start_ref(options, secret: str, logs: Path, static: Path, worktree: Path) ->
     return Subject(
         key="ref",
         label=f"before ({options.compare_ref})",
+        note=note,
         server=server,
         paths=OUR_PATHS,
         refresh_cookie="refresh_token",
@@ -394,6 +400,7 @@ def report(
         "ratio by CPU = the floor's CPU per request over the workload's, the same ratio read from CPU time."
         + (
             f" {options.compare_ref} has no floor view: its ratios use this checkout's floor."
+            + "".join(s.note for s in subjects)
             if options.compare_ref
             else ""
         ),
@@ -482,7 +489,10 @@ def main() -> None:
         "--workers", type=int, default=2, help="gunicorn sync workers per subject (default 2)"
     )
     parser.add_argument("--connections", type=int, default=2, help="wrk connections = threads (default 2)")
-    parser.add_argument("--compare-ref", help="also measure this git ref of the repository (e.g. 84c7f80)")
+    parser.add_argument(
+        "--compare-ref",
+        help="also measure this git ref of the repository (one with `make serve`, e.g. 84c7f80)",
+    )
     parser.add_argument(
         "--output", type=Path, help="write the section into this Markdown file (replacing its own)"
     )
