@@ -14,7 +14,7 @@ WRK    ?= /usr/bin/wrk
 GUNICORN = $(BIN)/python -m gunicorn -c authproject/gunicorn.conf.py authproject.wsgi
 SUDO   := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: run demo serve superuser test migrate install install-test clean
+.PHONY: run demo serve superuser test bench migrate install install-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -86,5 +86,11 @@ superuser: install
 test: install-test $(CHROMIUM) $(NGINX) $(WRK)
 	CHROMIUM=$(CHROMIUM) PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The hot paths against a bare floor view, beside dj-rest-auth (benchmarks/hot_paths.py; ~5 minutes):
+# serves this checkout as `make serve` does, on PostgreSQL and Redis, and writes its section of
+# benchmarks/RESULTS.md. More options in BENCH_ARGS, e.g. BENCH_ARGS="--compare-ref 84c7f80".
+bench: install $(WRK)
+	WRK=$(WRK) $(BIN)/python benchmarks/hot_paths.py --output benchmarks/RESULTS.md $(BENCH_ARGS)
+
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis db.sqlite3 db.sqlite3-* test_db.sqlite3*
+	rm -rf $(VENV) .pytest_cache .hypothesis db.sqlite3 db.sqlite3-* test_db.sqlite3* benchmarks/.peer-venv

@@ -33,6 +33,9 @@ def _days(variable: str) -> timedelta:
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default=DEVELOPMENT_SECRET_KEY)
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
+# Benchmarks only (benchmarks/hot_paths.py): mounts authproject.bench's floor view at
+# /api/bench/floor/. Never in production.
+BENCHMARK_ENDPOINTS = env.bool("BENCHMARK_ENDPOINTS", default=False)
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -25,92 +25,43 @@ import argparse
 import json
 import os
 import platform
-import re
 import secrets
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import _common
+from _common import PASSWORD
 
-from tests.deploy.servers import NGINX, Client, Nginx, Serve, free_ports, make_certificate  # noqa: E402
+from tests.deploy.servers import NGINX, Client, Nginx, Serve, free_ports, make_certificate
 
-WRK = os.environ.get("WRK", "/usr/bin/wrk")
-WRK_SCRIPTS = ROOT / "benchmarks" / "wrk"
-PASSWORD = "benchmark passphrase 1"
 ENDPOINTS = ("login", "refresh", "me")
-
-
-def reset_database(url: str) -> None:
-    """Drop and create the benchmark database."""
-    import psycopg
-
-    name = urlsplit(url).path.lstrip("/")
-    with psycopg.connect(urlsplit(url)._replace(path="/postgres").geturl(), autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{name}"')
-
-
-def flush_cache(url: str) -> None:
-    """Empty the benchmark's Redis database."""
-    import redis
-
-    redis.Redis.from_url(url).flushdb()
-
-
-def version(command: list[str]) -> str:
-    """The first line a command prints about its version."""
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    return (result.stdout + result.stderr).strip().splitlines()[0]
+DEFAULT_DATABASE = "postgres://postgres@127.0.0.1:5432/authproject_bench_nginx"
 
 
 def machine() -> str:
     """CPU model, cores, memory, OS, and the versions that matter here."""
-    cpuinfo = Path("/proc/cpuinfo").read_text()
-    model = re.search(r"model name\s*:\s*(.*)", cpuinfo).group(1)
-    memory_kb = int(re.search(r"MemTotal:\s*(\d+)", Path("/proc/meminfo").read_text()).group(1))
     import django
     import gunicorn
-    import psycopg
 
-    with psycopg.connect(os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE)) as connection:
-        postgres = connection.execute("SHOW server_version").fetchone()[0]
+    database_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE)
+    cache_url = os.environ.get("BENCH_CACHE_URL", "redis://127.0.0.1:6379/8")
     return (
-        f"{model}, {os.cpu_count()} cores, {memory_kb / 2**20:.0f} GiB RAM; Linux {platform.release()}; "
-        f"Python {platform.python_version()}, Django {django.get_version()}, "
-        f"gunicorn {gunicorn.__version__}, "
-        f"{version([NGINX, '-v'])}, {version([WRK, '--version']).split(' [')[0]}, PostgreSQL {postgres}, "
-        f"{version(['redis-server', '--version']).split(' sha=')[0]}"
+        f"{_common.machine()}; Python {platform.python_version()}, Django {django.get_version()}, "
+        f"gunicorn {gunicorn.__version__}, {_common.version_line([NGINX, '-v'])}, {_common.wrk_version()}, "
+        f"{_common.postgresql_version(database_url)}, {_common.redis_version(cache_url)}"
     )
 
 
-DEFAULT_DATABASE = "postgres://postgres@127.0.0.1:5432/authproject_bench_nginx"
-
-
 def wrk(url: str, *, duration: int, connections: int, script: str | None, args=(), headers=()) -> dict:
-    """One bounded wrk run: requests per second, latency percentiles, and the count of errors."""
-    command = [WRK, "-t", str(connections), "-c", str(connections), "-d", f"{duration}s", "--latency"]
-    command += ["--timeout", "30s"]  # a login waits for Argon2 behind the others: slow is not lost
-    command += [part for header in headers for part in ("-H", header)]
-    if script:
-        command += ["-s", str(WRK_SCRIPTS / script)]
-    command += [url, *(["--", *args] if args else [])]
-    output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=duration + 60).stdout
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
-    return {
-        "rps": float(re.search(r"Requests/sec:\s*([\d.]+)", output).group(1)),
-        "p50": re.search(r"^\s+50%\s+(\S+)", output, re.MULTILINE).group(1),
-        "p99": re.search(r"^\s+99%\s+(\S+)", output, re.MULTILINE).group(1),
-        # Answers other than 2xx, and requests that got none (socket errors and timeouts).
-        "failed": (int(non_2xx.group(1)) if non_2xx else 0)
-        + (sum(int(n) for n in errors.groups()) if errors else 0),
-    }
+    """One bounded wrk run (benchmarks/_common.py); ``failed`` counts answers other than 2xx/3xx and
+    requests that got none (socket errors and timeouts)."""
+    result = _common.wrk(
+        url, duration=duration, connections=connections, script=script, script_args=args, headers=headers
+    )
+    result["failed"] = result["non_2xx"] + result["socket_errors"]
+    return result
 
 
 def main() -> None:
@@ -125,32 +76,26 @@ def main() -> None:
 
     database_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE)
     cache_url = os.environ.get("BENCH_CACHE_URL", "redis://127.0.0.1:6379/8")
-    reset_database(database_url)
-    flush_cache(cache_url)
+    _common.database_reset(database_url)
+    _common.cache_flush(cache_url)
     root = Path(tempfile.mkdtemp(prefix="behind_nginx_"))
     certificate, key = make_certificate(root)
     ports = iter(free_ports(10))
     https = {"two": next(ports), "one": next(ports)}
     page_origin = "https://localhost:5173"
-    environment = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "MAKE", "MFLAGS"))},
-        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
-        "DJANGO_ALLOWED_HOSTS": "localhost",
-        "DATABASE_URL": database_url,
-        "CACHE_URL": cache_url,
-        "CORS_ALLOWED_ORIGINS": page_origin,
-        "NUM_PROXIES": "1",
-        "TRUST_X_FORWARDED_PROTO": "1",
-        "SECURE_SSL_REDIRECT": "1",
-        "SECURE_HSTS_SECONDS": "31536000",
-        "WEB_CONCURRENCY": str(options.workers),
-        "STATIC_ROOT": str(root / "static"),
-        "LOG_LEVEL": "WARNING",
-        # One client address sends everything: the throttles would measure themselves.
-        "LOGIN_THROTTLE_RATE": "100000000/min",
-        "LOGIN_IP_THROTTLE_RATE": "100000000/min",
-        "REGISTER_THROTTLE_RATE": "100000000/hour",
-    }
+    environment = _common.app_environment(
+        database_url=database_url,
+        cache_url=cache_url,
+        secret=secrets.token_urlsafe(50),
+        DJANGO_ALLOWED_HOSTS="localhost",
+        CORS_ALLOWED_ORIGINS=page_origin,
+        NUM_PROXIES="1",
+        TRUST_X_FORWARDED_PROTO="1",
+        SECURE_SSL_REDIRECT="1",
+        SECURE_HSTS_SECONDS="31536000",
+        WEB_CONCURRENCY=str(options.workers),
+        STATIC_ROOT=str(root / "static"),
+    )
     (root / "logs").mkdir()
     instances = [Serve(name, next(ports), environment, root / "logs").start() for name in ("a", "b")]
     proxies = {}
@@ -262,8 +207,8 @@ def report(options, results: dict) -> None:
         }
         lines.append(
             f"| {endpoint} | {one:.1f} ({rounds['one']}) | {two:.1f} ({rounds['two']}) | {two / one:.2f}x "
-            f"| {runs['one'][-1]['p50']} / {runs['two'][-1]['p50']} "
-            f"| {runs['one'][-1]['p99']} / {runs['two'][-1]['p99']} | {failed} |"
+            f"| {runs['one'][-1]['p50']:.2f} / {runs['two'][-1]['p50']:.2f} ms "
+            f"| {runs['one'][-1]['p99']:.2f} / {runs['two'][-1]['p99']:.2f} ms | {failed} |"
         )
     text = "\n".join(lines) + "\n"
     print(text)

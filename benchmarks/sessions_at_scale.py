@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import _common
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/authproject_bench"
 PASSWORD = "benchmark passphrase 1"
@@ -50,18 +52,6 @@ def environment(database_url: str) -> dict:
         # Seeding a million rows is one long INSERT: no statement timeout for this process.
         "DATABASE_TIMEOUT": "0",
     }
-
-
-def database_create(database_url: str) -> None:
-    """Create the benchmark database if it does not exist."""
-    import psycopg
-
-    parts = urlsplit(database_url)
-    name = parts.path.lstrip("/")
-    server = parts._replace(path="/postgres").geturl()
-    with psycopg.connect(server, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 # --- seeding ------------------------------------------------------------------------------------
@@ -171,7 +161,7 @@ class Target:
         from django.test import Client
 
         self.size, self.url = size, url
-        database_create(url)
+        _common.database_create(url)
         database_use(url)
         call_command("migrate", verbosity=0)
         admin_user = get_user_model().objects.filter(username="benchadmin").first()
@@ -306,27 +296,12 @@ def run(sizes: list[int], *, base_url: str, env: dict, rounds: int) -> list[dict
 def machine() -> str:
     from django.db import connection
 
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    memory_kb = int(
-        next(
-            line.split()[1]
-            for line in Path("/proc/meminfo").read_text().splitlines()
-            if line.startswith("MemTotal")
-        )
-    )
     with connection.cursor() as cursor:
         cursor.execute("SHOW server_version")
         postgres = cursor.fetchone()[0]
     return (
-        f"{cpu}, {os.cpu_count()} cores, {memory_kb / 1024 / 1024:.0f} GiB RAM; Linux {platform.release()}; "
-        f"Python {platform.python_version()}; PostgreSQL {postgres} (local socket over TCP, default config)"
+        f"{_common.machine()}; Python {platform.python_version()}; "
+        f"PostgreSQL {postgres} (local socket over TCP, default config)"
     )
 
 

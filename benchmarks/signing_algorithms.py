@@ -25,10 +25,8 @@ The database is created if missing and migrated; users and sessions it adds are 
 """
 
 import argparse
-import json
 import os
 import platform
-import re
 import secrets
 import statistics
 import subprocess
@@ -36,97 +34,38 @@ import sys
 import tempfile
 import time
 import timeit
-import urllib.error
 import urllib.request
 from functools import partial
-from http.cookies import SimpleCookie
 from pathlib import Path
 from urllib.parse import urlsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-LUA = Path(__file__).resolve().parent / "wrk" / "refresh_chain.lua"
+import _common
+from _common import PAGE_ORIGIN, PASSWORD, ROOT
+
+from tests.deploy.servers import Client, free_ports
+
 ALGORITHMS = ("HS256", "ES256", "RS256")
-PASSWORD = "benchmark passphrase 1"
-ORIGIN = "http://localhost:5173"  # a trusted origin by default (CORS list = CSRF trusted origins)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def database_create(database_url: str) -> None:
-    """Create the PostgreSQL database if it does not exist (SQLite files create themselves)."""
-    if not database_url.startswith("postgres"):
-        return
-    import psycopg
-
-    parts = urlsplit(database_url)
-    name = parts.path.lstrip("/")
-    with psycopg.connect(parts._replace(path="/postgres").geturl(), autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def environment(args, secret: str, algorithm: str, key: str | None) -> dict:
     """A production-like app server's environment (DEBUG off), with this algorithm's key."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "JWT_"))}
-    env.update(
-        DJANGO_SETTINGS_MODULE="authproject.settings",
-        DATABASE_URL=args.database_url,
-        CACHE_URL=args.cache_url,
-        DJANGO_DEBUG="0",
-        DJANGO_SECRET_KEY=secret,
-        LOGIN_THROTTLE_RATE="100000/min",
-        LOGIN_IP_THROTTLE_RATE="100000/min",
-        LOG_LEVEL="WARNING",
-        JWT_ALGORITHM=algorithm,
-    )
-    if key:
-        env["JWT_SIGNING_KEYS"] = key
-    return env
-
-
-class Client:
-    """Just enough HTTP for setting up sessions (cookies kept by hand: urllib drops Secure ones)."""
-
-    def __init__(self, base: str):
-        self.base, self.cookies = base, {}
-
-    def request(self, method: str, path: str, body: dict | None = None, headers: dict | None = None):
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.base + path, data=data, method=method)
-        request.add_header("Content-Type", "application/json")
-        request.add_header("Origin", ORIGIN)
-        if self.cookies:
-            request.add_header("Cookie", "; ".join(f"{k}={v}" for k, v in self.cookies.items()))
-        for name, value in (headers or {}).items():
-            request.add_header(name, value)
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                status, raw_headers, content = response.status, response.headers, response.read()
-        except urllib.error.HTTPError as error:
-            status, raw_headers, content = error.code, error.headers, error.read()
-        for header in raw_headers.get_all("Set-Cookie") or []:
-            for name, morsel in SimpleCookie(header).items():
-                self.cookies[name] = morsel.value
-        return status, json.loads(content) if content else None
+    keys = {"JWT_SIGNING_KEYS": key} if key else {}
+    urls = {"database_url": args.database_url, "cache_url": args.cache_url}
+    return _common.app_environment(**urls, secret=secret, JWT_ALGORITHM=algorithm, **keys)
 
 
 def sign_in(base: str, username: str) -> Client:
-    client = Client(base)
-    client.csrf = client.request("GET", "/api/auth/csrf/")[1]["csrf_token"]
-    status, body = client.request("POST", "/api/auth/login/", {"username": username, "password": PASSWORD})
-    assert status == 200, body
-    client.access = body["access"]
+    """A new session: the client holds its cookies, its CSRF token and its access token."""
+    client = Client(base, page_origin=PAGE_ORIGIN)
+    client.fetch_csrf()
+    answer = client.sign_in(username, PASSWORD)
+    assert answer.status == 200, answer.body
+    client.access = answer.json()["access"]
     return client
 
 
 def serve(env: dict, workers: int):
-    port = free_port()
+    port = free_ports(1)[0]
     command = [sys.executable, "-m", "gunicorn", "authproject.wsgi", "--workers", str(workers)]
     command += ["--bind", f"127.0.0.1:{port}", "--log-level", "warning"]
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -143,39 +82,23 @@ def serve(env: dict, workers: int):
             time.sleep(0.2)
 
 
-def workers_cpu_seconds(master_pid: int) -> float:
-    """User plus system CPU time of gunicorn's worker processes so far (from /proc)."""
-    total = 0
-    for pid in Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split():
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # utime and stime, fields 14 and 15 of proc(5)
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def wrk(args, server, url: str, *extra: str, script_args: tuple[str, ...] = ()) -> dict:
-    """One bounded wrk run: requests/s, the workers' CPU ms per request, median and p99 latency
-    (ms), and answers other than 200."""
-    cpu_before = workers_cpu_seconds(server.pid)
-    command = ["wrk", "-t", str(args.connections), "-c", str(args.connections), "-d", f"{args.duration}s"]
-    command += ["--timeout", "10s", "--latency", *extra, url, *(["--", *script_args] if script_args else [])]
-    out = subprocess.run(
-        command, capture_output=True, text=True, timeout=args.duration + 60, check=True
-    ).stdout
-
-    def latency(label: str) -> float:
-        value, unit = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
-        return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
-
-    failed = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0
-    cpu = workers_cpu_seconds(server.pid) - cpu_before
-    requests = int(re.search(r"(\d+) requests in", out).group(1))
-    return {
-        "cpu_ms": cpu * 1000 / requests,
-        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-        "p50": latency("50%"),
-        "p99": latency("99%"),
-        "failed": failed,
-    }
+def wrk(args, server, url: str, *, duration=None, headers=(), script=None, script_args=()) -> dict:
+    """One bounded wrk run (benchmarks/_common.py), plus the workers' CPU ms per request; ``failed``
+    counts answers other than 2xx/3xx and requests without an answer."""
+    cpu_before = _common.descendants_cpu_seconds(server.pid)
+    result = _common.wrk(
+        url,
+        duration=duration or args.duration,
+        connections=args.connections,
+        headers=headers,
+        script=script,
+        script_args=script_args,
+        timeout="10s",
+    )
+    cpu = _common.descendants_cpu_seconds(server.pid) - cpu_before
+    result["cpu_ms"] = cpu * 1000 / max(result["requests"], 1)
+    result["failed"] = result["non_2xx"] + result["socket_errors"]
+    return result
 
 
 def measure(args, algorithm: str, key: str | None, secret: str, round_no: int) -> dict:
@@ -183,32 +106,17 @@ def measure(args, algorithm: str, key: str | None, secret: str, round_no: int) -
     process, base = serve(environment(args, secret, algorithm, key), args.workers)
     try:
         me_client = sign_in(base, "bench_keys_0")
+        bearer = f"Authorization: Bearer {me_client.access}"
         # Warm-up, not recorded: both workers import what they use, connect, and load the keys.
-        subprocess.run(
-            [
-                "wrk",
-                "-t",
-                "2",
-                "-c",
-                "2",
-                "-d",
-                "1s",
-                "-H",
-                f"Authorization: Bearer {me_client.access}",
-                base + "/api/users/me/",
-            ],
-            capture_output=True,
-            timeout=60,
-            check=True,
-        )
-        me = wrk(args, process, base + "/api/users/me/", "-H", f"Authorization: Bearer {me_client.access}")
+        wrk(args, process, base + "/api/users/me/", duration=1, headers=[bearer])
+        me = wrk(args, process, base + "/api/users/me/", headers=[bearer])
         sessions = [sign_in(base, f"bench_keys_{i}") for i in range(args.connections)]
         with tempfile.NamedTemporaryFile("w", suffix=".txt") as f:
             f.writelines(f"{c.cookies['refresh_token']}\n" for c in sessions)
             f.flush()
             # One CSRF cookie and token serve every chain: the check does not tie them to a session.
-            csrf = (sessions[0].cookies["csrftoken"], sessions[0].csrf, ORIGIN)
-            refresh = wrk(args, process, base + "/", "-s", str(LUA), script_args=(f.name, *csrf))
+            csrf = (sessions[0].cookies["csrftoken"], sessions[0].csrf, PAGE_ORIGIN)
+            refresh = wrk(args, process, base + "/", script="refresh_chain.lua", script_args=(f.name, *csrf))
         print(
             f"  round {round_no} {algorithm}: me {me['rps']:.0f}/s {me['cpu_ms']:.2f} CPU ms, "
             f"refresh {refresh['rps']:.0f}/s {refresh['cpu_ms']:.2f} CPU ms",
@@ -257,25 +165,16 @@ def versions() -> dict[str, str]:
     import jwt
     from cryptography.hazmat.backends.openssl.backend import backend
 
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if "model name" in line
-        ),
-        platform.processor(),
-    )
-    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False).stdout
     software = [
         f"Python {platform.python_version()}",
         f"Django {django.__version__}",
         f"PyJWT {jwt.__version__}",
         f"cryptography {cryptography.__version__} ({backend.openssl_version_text()})",
         f"gunicorn {gunicorn.__version__}",
-        wrk_version.split(" [")[0],
+        _common.wrk_version(),
     ]
     return {
-        "machine": f"{cpu}, {os.cpu_count()} cores; Linux {platform.release()}",
+        "machine": _common.machine(),
         "software": ", ".join(software),
     }
 
@@ -298,7 +197,7 @@ def main():
     parser.add_argument("--output", help="write the Markdown section here too")
     args = parser.parse_args()
 
-    database_create(args.database_url)
+    _common.database_create(args.database_url)
     secret = secrets.token_urlsafe(50)
     base_env = environment(args, secret, "HS256", None)
     subprocess.run(

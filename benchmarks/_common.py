@@ -1,0 +1,226 @@
+"""What the HTTP benchmarks share: their databases, the app server's environment, app servers run as
+`make serve` runs them, wrk runs and their figures, and the machine they ran on.
+
+The scripts import it as ``_common`` (benchmarks/ is on their path when run as a script); HTTP set-up
+(sign in, CSRF) goes through tests/deploy/servers.py's Client.
+"""
+
+import os
+import platform
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.deploy.servers import free_ports, wait_for_port  # noqa: E402
+
+WRK = os.environ.get("WRK", "/usr/bin/wrk")
+WRK_SCRIPTS = ROOT / "benchmarks" / "wrk"
+PASSWORD = "benchmark passphrase 1"
+PAGE_ORIGIN = "http://localhost:5173"  # a trusted origin by default (CORS list = CSRF trusted origins)
+
+# One client address sends every request: at the default rates the throttles would measure themselves.
+THROTTLES_RAISED = {
+    "LOGIN_THROTTLE_RATE": "100000000/min",
+    "LOGIN_USERNAME_THROTTLE_RATE": "100000000/min",
+    "LOGIN_IP_THROTTLE_RATE": "100000000/min",
+    "REGISTER_THROTTLE_RATE": "100000000/hour",
+}
+
+
+# --- databases ------------------------------------------------------------------------------------
+def _server_url(url: str) -> tuple[str, str]:
+    """The maintenance database's URL on the same server, and the database's name."""
+    parts = urlsplit(url)
+    return parts._replace(path="/postgres").geturl(), parts.path.lstrip("/")
+
+
+def database_create(url: str) -> None:
+    """Create the PostgreSQL database if it does not exist (SQLite files create themselves)."""
+    if not url.startswith("postgres"):
+        return
+    import psycopg
+
+    server, name = _server_url(url)
+    with psycopg.connect(server, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def database_reset(url: str) -> None:
+    """Drop and create the PostgreSQL database: a run starts from empty tables."""
+    import psycopg
+
+    server, name = _server_url(url)
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def cache_flush(url: str) -> None:
+    """Empty the benchmark's Redis database."""
+    import redis
+
+    redis.Redis.from_url(url).flushdb()
+
+
+# --- app servers ----------------------------------------------------------------------------------
+def app_environment(*, database_url: str, cache_url: str, secret: str, **variables: str) -> dict[str, str]:
+    """A production app server's environment (DEBUG off, the throttles raised) on these services; the
+    caller's DJANGO_*, JWT_* and make variables are left out, ``variables`` added."""
+    inherited = ("DJANGO_", "JWT_", "MAKE", "MFLAGS")
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(inherited)}
+    environment.update(
+        DJANGO_SETTINGS_MODULE="authproject.settings",
+        DATABASE_URL=database_url,
+        CACHE_URL=cache_url,
+        DJANGO_DEBUG="0",
+        DJANGO_SECRET_KEY=secret,
+        LOG_LEVEL="WARNING",
+        **THROTTLES_RAISED,
+    )
+    environment.update(variables)
+    return environment
+
+
+class Server:
+    """One app server process (``make serve``, or gunicorn itself) in its own process group, its output
+    in a log file; like tests/deploy/servers.py's Serve, but in any directory with any command."""
+
+    def __init__(self, name: str, command: list[str], *, cwd: Path, environment: dict, log_dir: Path):
+        self.name, self.command, self.cwd = name, command, cwd
+        self.port = free_ports(1)[0]
+        self.environment = {**environment, "HOST": "127.0.0.1", "PORT": str(self.port)}
+        self.log = log_dir / f"{name}.log"
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "Server":
+        """Start the command and wait until something listens on the port."""
+        with self.log.open("a") as output:
+            self.process = subprocess.Popen(
+                self.command,
+                cwd=self.cwd,
+                env=self.environment,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # so that stop() reaches gunicorn's workers, not only make
+            )
+        wait_for_port(self.port, self.process, self.log)
+        return self
+
+    def stop(self) -> None:
+        """SIGTERM to the group (gunicorn finishes the requests in flight), SIGKILL after 40 s."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+def descendants_cpu_seconds(pid: int) -> float:
+    """User plus system CPU time so far of every process below ``pid`` (gunicorn's workers under its
+    master; under `make serve`, the master and its workers), from /proc."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            try:
+                fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+            except FileNotFoundError:  # gone since the listing
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime and stime, fields 14 and 15 of proc(5)
+            total += round(descendants_cpu_seconds(int(child)) * os.sysconf("SC_CLK_TCK"))
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def make_serve(name: str, *, cwd: Path, environment: dict, log_dir: Path, workers: int) -> Server:
+    """`make serve` in a checkout (migrate, collectstatic, gunicorn with authproject/gunicorn.conf.py),
+    with ``workers`` sync workers; started."""
+    environment = {**environment, "WEB_CONCURRENCY": str(workers)}
+    command = ["make", "--no-print-directory", "serve"]
+    return Server(name, command, cwd=cwd, environment=environment, log_dir=log_dir).start()
+
+
+# --- wrk ------------------------------------------------------------------------------------------
+def _milliseconds(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60_000}[unit]
+
+
+def wrk(
+    url: str,
+    *,
+    duration: float,
+    connections: int,
+    script: str | None = None,
+    script_args: tuple[str, ...] | list[str] = (),
+    headers: tuple[str, ...] | list[str] = (),
+    timeout: str = "30s",
+) -> dict:
+    """One wrk run, bounded in time, with one thread per connection: requests per second, latency
+    percentiles (ms), requests, answers other than 2xx/3xx (``non_2xx``) and socket errors (connect,
+    read, write, timeout: requests that got no answer)."""
+    command = [WRK, "-t", str(connections), "-c", str(connections), "-d", f"{duration:g}s", "--latency"]
+    command += ["--timeout", timeout]  # a login waits for Argon2 behind the others: slow is not lost
+    command += [part for header in headers for part in ("-H", header)]
+    if script:
+        command += ["-s", str(WRK_SCRIPTS / script)]
+    command += [url, *(["--", *script_args] if script_args else [])]
+    output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=duration + 60).stdout
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s*([\d.]+)", output).group(1)),
+        "p50": _milliseconds(re.search(r"^\s+50%\s+(\S+)", output, re.MULTILINE).group(1)),
+        "p99": _milliseconds(re.search(r"^\s+99%\s+(\S+)", output, re.MULTILINE).group(1)),
+        "requests": int(re.search(r"(\d+) requests in", output).group(1)),
+        "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
+        "socket_errors": sum(int(n) for n in errors.groups()) if errors else 0,
+    }
+
+
+# --- the machine ----------------------------------------------------------------------------------
+def version_line(command: list[str]) -> str:
+    """The first line a command prints about its version."""
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    return (result.stdout + result.stderr).strip().splitlines()[0]
+
+
+def wrk_version() -> str:
+    """e.g. "wrk debian/4.1.0-3+b2"."""
+    return version_line([WRK, "-v"]).split(" [")[0]
+
+
+def machine() -> str:
+    """CPU model, cores, memory and kernel."""
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    model = m.group(1) if (m := re.search(r"model name\s*:\s*(.*)", cpuinfo)) else platform.processor()
+    memory_kb = int(re.search(r"MemTotal:\s*(\d+)", Path("/proc/meminfo").read_text()).group(1))
+    return f"{model}, {os.cpu_count()} cores, {memory_kb / 2**20:.0f} GiB RAM; Linux {platform.release()}"
+
+
+def postgresql_version(url: str) -> str:
+    """The server's version, e.g. "PostgreSQL 15.20 (Debian 15.20-0+deb12u1)"."""
+    import psycopg
+
+    with psycopg.connect(url) as connection:
+        return "PostgreSQL " + connection.execute("SHOW server_version").fetchone()[0]
+
+
+def redis_version(url: str) -> str:
+    """The server's version, e.g. "Redis 7.0.15"."""
+    import redis
+
+    return "Redis " + redis.Redis.from_url(url).info("server")["redis_version"]
