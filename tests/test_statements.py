@@ -42,4 +42,6 @@ def test_the_session_check_is_prepared_on_the_server(user):
     with connection.cursor() as cursor:
         cursor.execute("SELECT statement FROM pg_prepared_statements")
         prepared = [row[0] for row in cursor.fetchall()]
-    assert any("accounts_session" in sql and "auth_user" in sql and "EXISTS" in sql for sql in prepared), prepared
+    assert any("accounts_session" in sql and "auth_user" in sql and "EXISTS" in sql for sql in prepared), (
+        prepared
+    )
