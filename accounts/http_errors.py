@@ -9,6 +9,7 @@ The domain (accounts.errors) raises ``AuthError`` subclasses with a stable ``cod
 
 from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
+from django.http import Http404
 from rest_framework import exceptions, status
 
 from .errors import (
@@ -127,6 +128,8 @@ def api_exception_handler(exc, context):
         exc = ServiceUnavailable()
     elif isinstance(exc, RequestDataTooBig):  # Django's DATA_UPLOAD_MAX_MEMORY_SIZE
         exc = RequestTooLarge()
+    elif isinstance(exc, Http404):  # e.g. ?format= naming a renderer the view has not
+        exc = exceptions.NotFound()
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

@@ -8,7 +8,8 @@ thumbprint, which every token names in its ``kid`` header. Verification picks th
 so tokens signed by an earlier key keep working while that key is listed (rotation signs nobody out).
 
 Files are read when a configuration is first used and kept per configuration (the settings' values
-are the cache key), so a process reads them once and tests that change the settings get new keys.
+are the cache key), so a process reads them once and tests that change the settings get new keys;
+the backend made from them is looked up once until the settings change.
 """
 
 import base64
@@ -16,7 +17,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import cache, cached_property, lru_cache
 from typing import Any
 
 import jwt
@@ -24,6 +25,8 @@ from cryptography.exceptions import UnsupportedAlgorithm as CryptographyUnsuppor
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from rest_framework_simplejwt.backends import TokenBackend
 from rest_framework_simplejwt.exceptions import TokenBackendError
@@ -320,8 +323,11 @@ def _token_backend(config: KeyConfig, audience, issuer, leeway, json_encoder) ->
     )
 
 
+@cache
 def token_backend() -> KeySetTokenBackend:
-    """The backend that signs and verifies this app's tokens under the current settings."""
+    """The backend that signs and verifies this app's tokens under the current settings: looked up
+    once, not on every token, and again after the settings change (``setting_changed``, as tests
+    and ``override_settings`` send it)."""
     audience = app_settings.AUDIENCE
     if audience is not None and not isinstance(audience, str):
         audience = tuple(audience)  # a list of audiences, hashable for the cache
@@ -329,6 +335,11 @@ def token_backend() -> KeySetTokenBackend:
     return _token_backend(
         KeyConfig.current(), audience, app_settings.ISSUER, leeway, jwt_settings().JSON_ENCODER
     )
+
+
+@receiver(setting_changed)
+def _forget_token_backend(**kwargs) -> None:
+    token_backend.cache_clear()
 
 
 def signing_key_generate(*, algorithm: str) -> bytes:

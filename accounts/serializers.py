@@ -6,6 +6,8 @@ TOKEN_BLACKLIST_SERIALIZER). Unlike simplejwt's, their ``validate`` only checks 
 calls a service with it and renders the service's result with ``to_representation``.
 """
 
+import copy
+
 from django.contrib.auth import get_user_model, password_validation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import RegexValidator
@@ -80,6 +82,15 @@ def _user_fields(model) -> list[str]:
     return list(dict.fromkeys(name for name in wanted if name in names))
 
 
+class ReadOnlySerializer(serializers.Serializer):
+    """An output shape of read-only fields, each a shallow copy of the declared one per call: a call
+    changes nothing in a read-only field but its binding, so DRF's deep copy (every field built
+    again from its arguments) would be work for nothing."""
+
+    def get_fields(self):
+        return {name: copy.copy(field) for name, field in self._declared_fields.items()}
+
+
 def _user_serializer() -> type[serializers.Serializer]:
     """``UserSerializer``: the user as the API shows it, read-only.
 
@@ -95,7 +106,7 @@ def _user_serializer() -> type[serializers.Serializer]:
             read_only_fields = fields
 
     fields = UserFields().get_fields()
-    return type("UserSerializer", (serializers.Serializer,), {"__module__": __name__, **fields})
+    return type("UserSerializer", (ReadOnlySerializer,), {"__module__": __name__, **fields})
 
 
 UserSerializer = _user_serializer()

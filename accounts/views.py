@@ -26,6 +26,7 @@ from .conf import app_settings, jwt_settings
 from .errors import AuthError, SessionNotFound
 from .http_errors import api_exception_handler, error_body
 from .models import RevokeReason
+from .negotiation import JSONNegotiation
 from .origin import request_origin
 from .parsers import StrictJSONParser
 from .schema import AnyShapeSerializer, AppAutoSchema
@@ -51,6 +52,7 @@ class AppViewMixin:
 
     parser_classes = (StrictJSONParser,)
     renderer_classes = (JSONRenderer,)
+    content_negotiation_class = JSONNegotiation
     metadata_class = None  # OPTIONS is for CORS preflights (answered by the middleware), else 405
     schema = AppAutoSchema()
 
