@@ -82,10 +82,10 @@ def _user_fields(model) -> list[str]:
     return list(dict.fromkeys(name for name in wanted if name in names))
 
 
-class ReadOnlySerializer(serializers.Serializer):
-    """An output shape of read-only fields, each a shallow copy of the declared one per call: a call
-    changes nothing in a read-only field but its binding, so DRF's deep copy (every field built
-    again from its arguments) would be work for nothing."""
+class ShallowFieldCopiesMixin:
+    """Each call gets a shallow copy of each declared field, not DRF's deep copy (every field built
+    again from its arguments): for the serializers of the hot paths, whose fields keep nothing of
+    a call but their binding, which each copy gets anew."""
 
     def get_fields(self):
         return {name: copy.copy(field) for name, field in self._declared_fields.items()}
@@ -106,7 +106,8 @@ def _user_serializer() -> type[serializers.Serializer]:
             read_only_fields = fields
 
     fields = UserFields().get_fields()
-    return type("UserSerializer", (ReadOnlySerializer,), {"__module__": __name__, **fields})
+    bases = (ShallowFieldCopiesMixin, serializers.Serializer)
+    return type("UserSerializer", bases, {"__module__": __name__, **fields})
 
 
 UserSerializer = _user_serializer()
@@ -185,7 +186,9 @@ class LoginSerializer(InputOnlyMixin, AccessTokenFields, jwt_serializers.TokenOb
         }
 
 
-class RefreshSerializer(InputOnlyMixin, AccessTokenFields, jwt_serializers.TokenRefreshSerializer):
+class RefreshSerializer(
+    ShallowFieldCopiesMixin, InputOnlyMixin, AccessTokenFields, jwt_serializers.TokenRefreshSerializer
+):
     """The refresh token in the body (body transport), or nothing (it comes in its cookie); the new
     access token out."""
 

@@ -183,8 +183,13 @@ def _rotation() -> dict:
     }
 
 
-# Every refresh runs it: compiled once; it rotates the session and returns it, or returns nothing.
-_SESSION_ROTATE = Statement(_sessions_refreshable, update=_rotation)
+# Every refresh runs it: compiled once; it rotates the session and returns what issuing its tokens
+# reads (tokens_issue), or returns nothing.
+_SESSION_ROTATE = Statement(
+    _sessions_refreshable,
+    update=_rotation,
+    returning=("id", "user", "refresh_jti", "rotated_at", "created_at", "idle_expires_at"),
+)
 
 
 def _session_rotate(*, token: RefreshToken, now: datetime) -> Session | None:

@@ -42,12 +42,20 @@ class Statement:
     """One SELECT, or one ``UPDATE ... RETURNING``, compiled once per database.
 
     ``build()`` gives the queryset, with ``Param`` for its values; ``update()``, when given, the
-    values an UPDATE of that queryset sets. Either way the statement yields rows of the queryset's
-    model, complete (an UPDATE returns every column of the rows it changed, as they are now).
+    values an UPDATE of that queryset sets. Either way the statement yields instances of the
+    queryset's model: a SELECT's with the columns it selects, an UPDATE's with the ``returning``
+    fields (every field by default) as they are after it. Fields left out are deferred, as with
+    ``QuerySet.only``: reading one is a query of its own.
     """
 
-    def __init__(self, build: Callable[[], models.QuerySet], *, update: Callable[[], dict] | None = None):
-        self.build, self.update = build, update
+    def __init__(
+        self,
+        build: Callable[[], models.QuerySet],
+        *,
+        update: Callable[[], dict] | None = None,
+        returning: tuple[str, ...] = (),
+    ):
+        self.build, self.update, self.returning = build, update, returning
         self._compiled: dict[str, tuple] = {}
 
     def _compile(self, using: str) -> tuple:
@@ -62,12 +70,13 @@ class Statement:
             query = queryset.query.chain(UpdateQuery)
             query.add_update_values(self.update())
             sql, params = query.get_compiler(using).as_sql()
-            columns = [field.get_col(model._meta.db_table) for field in model._meta.concrete_fields]
+            fields = [model._meta.get_field(name) for name in self.returning] or model._meta.concrete_fields
+            columns = [field.get_col(model._meta.db_table) for field in fields]
             quote = connection.ops.quote_name
             sql += " RETURNING " + ", ".join(quote(column.target.column) for column in columns)
         names = [column.target.attname for column in columns]
-        if len(names) != len(model._meta.concrete_fields):
-            raise ValueError(f"{model.__name__} statement selects {names}, not every column")
+        if model._meta.pk.attname not in names:
+            raise ValueError(f"{model.__name__} statement returns no primary key: {names}")
         converters = [
             connection.ops.get_db_converters(column) + column.get_db_converters(connection)
             for column in columns
