@@ -184,11 +184,12 @@ def _rotation() -> dict:
 
 
 # Every refresh runs it: compiled once; it rotates the session and returns what issuing its tokens
-# reads (tokens_issue), or returns nothing.
+# reads (tokens_issue: its refresh_issued_at is rotated_at, which the rotation has just set), or
+# returns nothing.
 _SESSION_ROTATE = Statement(
     _sessions_refreshable,
     update=_rotation,
-    returning=("id", "user", "refresh_jti", "rotated_at", "created_at", "idle_expires_at"),
+    returning=("id", "user", "refresh_jti", "rotated_at", "idle_expires_at"),
 )
 
 
