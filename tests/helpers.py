@@ -233,6 +233,22 @@ def gunicorn_serving(*, workers: int = 2, threads: int = 1, **environment: str) 
         process.wait(timeout=10)
 
 
+def http_json(base: str, method: str, path: str, body: dict | None = None, access: str | None = None):
+    """``(status, parsed JSON body or None)`` of one request to a served app (gunicorn_serving),
+    with a JSON body and a Bearer token when given."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(base + path, method=method, data=data)
+    request.add_header("Content-Type", "application/json")
+    if access:
+        request.add_header("Authorization", f"Bearer {access}")
+    try:
+        with urllib.request.urlopen(request, timeout=20) as response:
+            content = response.read()
+            return response.status, json.loads(content) if content else None
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
 # Examples run by the property-based tests, printed at the end of the run (tests/conftest.py).
 FUZZ_COUNTS: collections.Counter = collections.Counter()
 

@@ -2,32 +2,18 @@
 uses it, without a round trip per request to find out (authproject/postgresql: the health check
 looks at the idle socket instead of sending ``SELECT 1``)."""
 
-import json
 import time
-import urllib.request
 
 import psycopg
 import pytest
 from django.db import connection
 
-from .helpers import PASSWORD, gunicorn_serving, served_database_url
+from .helpers import PASSWORD, gunicorn_serving, http_json, served_database_url
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's persistent connections"),
 ]
-
-
-def call(base: str, path: str, body: dict | None = None, access: str | None = None) -> tuple[int, dict]:
-    request = urllib.request.Request(base + path, data=json.dumps(body).encode() if body else None)
-    request.add_header("Content-Type", "application/json")
-    if access:
-        request.add_header("Authorization", f"Bearer {access}")
-    try:
-        with urllib.request.urlopen(request, timeout=20) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
 
 
 def terminate_the_servers_connections() -> int:
@@ -52,14 +38,16 @@ def test_a_connection_the_server_ended_is_replaced_without_a_failed_request():
     connection.ensure_connection()
     with gunicorn_serving(workers=1) as base:
         account = {"username": "alice", "email": "alice@example.com", "password": PASSWORD}
-        assert call(base, "/api/auth/register/", account)[0] == 201  # hashed by the server
-        status, tokens = call(base, "/api/auth/login/", {**account, "transport": "body"})
+        assert http_json(base, "POST", "/api/auth/register/", account)[0] == 201  # hashed by the server
+        status, tokens = http_json(base, "POST", "/api/auth/login/", {**account, "transport": "body"})
         assert status == 200, tokens
-        assert call(base, "/api/users/me/", access=tokens["access"])[0] == 200  # its connection is open
+        assert (
+            http_json(base, "GET", "/api/users/me/", access=tokens["access"])[0] == 200
+        )  # its connection is open
 
         assert terminate_the_servers_connections() >= 1
         for _ in range(3):
-            status, body = call(base, "/api/users/me/", access=tokens["access"])
+            status, body = http_json(base, "GET", "/api/users/me/", access=tokens["access"])
             assert (status, body.get("username")) == (200, "alice")
-        status, body = call(base, "/api/auth/refresh/", {"refresh": tokens["refresh"]})
+        status, body = http_json(base, "POST", "/api/auth/refresh/", {"refresh": tokens["refresh"]})
         assert status == 200, body
