@@ -8,7 +8,6 @@ The scripts import it as ``_common`` (benchmarks/ is on their path when run as a
 import os
 import platform
 import re
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.deploy.servers import free_ports, wait_for_port  # noqa: E402
+from tests.deploy.servers import Serve, free_ports  # noqa: E402
 
 WRK = os.environ.get("WRK", "/usr/bin/wrk")
 WRK_SCRIPTS = ROOT / "benchmarks" / "wrk"
@@ -89,47 +88,6 @@ def app_environment(*, database_url: str, cache_url: str, secret: str, **variabl
     return environment
 
 
-class Server:
-    """One app server process (``make serve``, or gunicorn itself) in its own process group, its output
-    in a log file; like tests/deploy/servers.py's Serve, but in any directory with any command."""
-
-    def __init__(self, name: str, command: list[str], *, cwd: Path, environment: dict, log_dir: Path):
-        self.name, self.command, self.cwd = name, command, cwd
-        self.port = free_ports(1)[0]
-        self.environment = {**environment, "HOST": "127.0.0.1", "PORT": str(self.port)}
-        self.log = log_dir / f"{name}.log"
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> "Server":
-        """Start the command and wait until something listens on the port."""
-        with self.log.open("a") as output:
-            self.process = subprocess.Popen(
-                self.command,
-                cwd=self.cwd,
-                env=self.environment,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # so that stop() reaches gunicorn's workers, not only make
-            )
-        wait_for_port(self.port, self.process, self.log)
-        return self
-
-    def stop(self) -> None:
-        """SIGTERM to the group (gunicorn finishes the requests in flight), SIGKILL after 40 s."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-
-
 def descendants_cpu_seconds(pid: int) -> float:
     """User plus system CPU time so far of every process below ``pid`` (gunicorn's workers under its
     master; under `make serve`, the master and its workers), from /proc."""
@@ -145,12 +103,11 @@ def descendants_cpu_seconds(pid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def make_serve(name: str, *, cwd: Path, environment: dict, log_dir: Path, workers: int) -> Server:
+def make_serve(name: str, *, cwd: Path, environment: dict, log_dir: Path, workers: int) -> Serve:
     """`make serve` in a checkout (migrate, collectstatic, gunicorn with authproject/gunicorn.conf.py),
-    with ``workers`` sync workers; started."""
+    with ``workers`` sync workers, on a free port; started."""
     environment = {**environment, "WEB_CONCURRENCY": str(workers)}
-    command = ["make", "--no-print-directory", "serve"]
-    return Server(name, command, cwd=cwd, environment=environment, log_dir=log_dir).start()
+    return Serve(name, free_ports(1)[0], environment, log_dir, cwd=cwd).start()
 
 
 # --- wrk ------------------------------------------------------------------------------------------

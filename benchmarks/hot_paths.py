@@ -50,9 +50,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import _common
-from _common import PAGE_ORIGIN, PASSWORD, ROOT, Server
+from _common import PAGE_ORIGIN, PASSWORD, ROOT
 
-from tests.deploy.servers import Client
+from tests.deploy.servers import Client, Serve
 
 PEER_DIR = ROOT / "benchmarks" / "peer"
 PEER_VENV = ROOT / "benchmarks" / ".peer-venv"
@@ -74,7 +74,7 @@ class Subject:
 
     key: str
     label: str
-    server: Server
+    server: Serve
     paths: dict[str, str]
     refresh_cookie: str
     workloads: tuple[str, ...]
@@ -135,20 +135,33 @@ def reset(database_url: str, cache_url: str) -> None:
     _common.cache_flush(cache_url)
 
 
+def serve_checkout(
+    key: str, checkout: Path, *, workers: int, services: tuple[str, str], secret: str, logs: Path, **variables
+) -> Serve:
+    """A checkout of this project under `make serve`, on fresh databases (``services``: the database
+    and cache URLs) with the benchmark's user, ``variables`` added to its environment."""
+    database_url, cache_url = services
+    reset(database_url, cache_url)
+    environment = _common.app_environment(
+        database_url=database_url, cache_url=cache_url, secret=secret, **variables
+    )
+    server = _common.make_serve(key, cwd=checkout, environment=environment, log_dir=logs, workers=workers)
+    run_python([sys.executable, "manage.py", "shell", "-v", "0", "-c", CREATE_USER], checkout, environment)
+    return server
+
+
 def start_ours(options, secret: str, logs: Path, static: Path) -> Subject:
     """This checkout under `make serve`, with the floor view mounted."""
-    reset(options.database_url, options.cache_url)
-    environment = _common.app_environment(
-        database_url=options.database_url,
-        cache_url=options.cache_url,
+    server = serve_checkout(
+        "ours",
+        ROOT,
+        workers=options.workers,
+        services=(options.database_url, options.cache_url),
         secret=secret,
+        logs=logs,
         BENCHMARK_ENDPOINTS="1",
         STATIC_ROOT=str(static / "ours"),
     )
-    server = _common.make_serve(
-        "ours", cwd=ROOT, environment=environment, log_dir=logs, workers=options.workers
-    )
-    run_python([sys.executable, "manage.py", "shell", "-v", "0", "-c", CREATE_USER], ROOT, environment)
     return Subject(
         key="ours",
         label="this project",
@@ -183,7 +196,7 @@ def start_peer(options, secret: str, logs: Path) -> Subject:
     run_python([python, "-m", "django", "migrate", "--noinput", "-v", "0"], cwd, environment)
     run_python([python, "-m", "django", "shell", "-v", "0", "-c", CREATE_USER], cwd, environment)
     command = [python, "-m", "gunicorn", "-c", str(ROOT / "authproject" / "gunicorn.conf.py"), "peer.wsgi"]
-    server = Server("peer", command, cwd=cwd, environment=environment, log_dir=logs).start()
+    server = Serve("peer", _common.free_ports(1)[0], environment, logs, command=command, cwd=cwd).start()
     return Subject(
         key="peer",
         label="dj-rest-auth",
@@ -220,17 +233,15 @@ def start_ref(options, secret: str, logs: Path, static: Path, worktree: Path) ->
     # that `make serve` never runs pip there (which would install the ref's pins into the shared venv).
     installed = (venv / ".installed").stat().st_mtime
     os.utime(worktree / "requirements.txt", (installed, installed))
-    reset(options.before_database_url, options.before_cache_url)
-    environment = _common.app_environment(
-        database_url=options.before_database_url,
-        cache_url=options.before_cache_url,
+    server = serve_checkout(
+        "ref",
+        worktree,
+        workers=options.workers,
+        services=(options.before_database_url, options.before_cache_url),
         secret=secret,
+        logs=logs,
         STATIC_ROOT=str(static / "ref"),
     )
-    server = _common.make_serve(
-        "ref", cwd=worktree, environment=environment, log_dir=logs, workers=options.workers
-    )
-    run_python([sys.executable, "manage.py", "shell", "-v", "0", "-c", CREATE_USER], worktree, environment)
     return Subject(
         key="ref",
         label=f"before ({options.compare_ref})",

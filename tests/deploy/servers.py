@@ -61,11 +61,25 @@ def make_certificate(directory: Path) -> tuple[Path, Path]:
     return certificate, key
 
 
-class Serve:
-    """One app server as `make serve` runs it (migrate, collectstatic, gunicorn), on its own port."""
+MAKE_SERVE = ("make", "--no-print-directory", "serve")
 
-    def __init__(self, name: str, port: int, environment: dict[str, str], log_dir: Path):
+
+class Serve:
+    """One app server as `make serve` runs it (migrate, collectstatic, gunicorn), on its own port;
+    ``command`` and ``cwd`` run another (benchmarks: an earlier checkout, another project)."""
+
+    def __init__(
+        self,
+        name: str,
+        port: int,
+        environment: dict[str, str],
+        log_dir: Path,
+        *,
+        command: tuple[str, ...] | list[str] = MAKE_SERVE,
+        cwd: Path = BASE_DIR,
+    ):
         self.name, self.port, self.log = name, port, log_dir / f"{name}.log"
+        self.command, self.cwd = list(command), cwd
         self.environment = {**environment, "HOST": "127.0.0.1", "PORT": str(port)}
         self.process: subprocess.Popen | None = None
 
@@ -73,12 +87,16 @@ class Serve:
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def base(self) -> str:
+        return f"http://{self.address}"
+
     def start(self) -> "Serve":
-        """Run `make serve` in a process group of its own, and wait until gunicorn listens."""
+        """Run the command in a process group of its own, and wait until gunicorn listens."""
         with self.log.open("a") as output:
             self.process = subprocess.Popen(
-                ["make", "--no-print-directory", "serve"],
-                cwd=BASE_DIR,
+                self.command,
+                cwd=self.cwd,
                 env=self.environment,
                 stdout=output,
                 stderr=subprocess.STDOUT,
