@@ -10,8 +10,10 @@ class AccountsConfig(AppConfig):
     def ready(self):
         """Register the system checks, signal receivers and OpenAPI extensions, show sessions on
         the admin's user pages (after django.contrib.admin's own ready() registered them), and
-        put the admin's login form under the login limits."""
-        from . import checks, schema, signals  # noqa: F401
+        put the admin's login form under the login limits; have PyJWT check the HMAC key once."""
+        from . import checks, keys, schema, signals  # noqa: F401
+
+        keys.hmac_keys_checked_once()
 
         if apps.is_installed("django.contrib.admin"):
             from django.contrib import admin

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
-from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+from jwt.algorithms import ECAlgorithm, HMACAlgorithm, RSAAlgorithm
 from rest_framework_simplejwt.backends import TokenBackend
 from rest_framework_simplejwt.exceptions import TokenBackendError
 
@@ -281,6 +281,38 @@ def key_set() -> KeySet:
 def jwks() -> dict[str, list[dict[str, str]]]:
     """The JSON Web Key Set to publish: public parameters only, ``{"keys": []}`` under HMAC."""
     return {"keys": key_set().jwks}
+
+
+class HMACKeyCheckedOnce(HMACAlgorithm):
+    """PyJWT's HMAC algorithm, checking a key once instead of on every token.
+
+    Before it signs or verifies, PyJWT checks that an HMAC secret is no asymmetric key, certificate
+    or JWK (an algorithm-confusion guard), which costs more than the HMAC itself, three times per
+    refresh. A key passes or fails that check the same way every time, so the answer is kept per
+    key; a key that fails raises every time, as before (exceptions are not cached)."""
+
+    @lru_cache(maxsize=8)  # noqa: B019 (the instances live as long as the process)
+    def _checked(self, key: str | bytes) -> bytes:
+        return super().prepare_key(key)
+
+    def prepare_key(self, key: str | bytes) -> bytes:
+        if isinstance(key, str | bytes):
+            return self._checked(key)
+        return super().prepare_key(key)
+
+
+def hmac_keys_checked_once() -> None:
+    """Have PyJWT's ``encode`` and ``decode`` (which simplejwt calls) check each HMAC key once: its
+    HS256, HS384 and HS512 replaced through its public registry. Called once, from
+    ``AccountsConfig.ready``."""
+    for name, digest in (
+        ("HS256", HMACAlgorithm.SHA256),
+        ("HS384", HMACAlgorithm.SHA384),
+        ("HS512", HMACAlgorithm.SHA512),
+    ):
+        if not isinstance(jwt.get_algorithm_by_name(name), HMACKeyCheckedOnce):
+            jwt.unregister_algorithm(name)
+            jwt.register_algorithm(name, HMACKeyCheckedOnce(digest))
 
 
 class KeySetTokenBackend(TokenBackend):

@@ -9,6 +9,7 @@ import json
 import os
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import jwt
 import pytest
@@ -313,3 +314,30 @@ def test_a_token_expired_under_an_asymmetric_key_is_token_expired(es256, key_fil
         key_file("ES256"), payload, algorithm="ES256", headers={"kid": header(es256.access)["kid"]}
     )
     assert_json_error(me(es256, expired), 401, "token_expired")
+
+
+# --- PyJWT's HMAC key check, once per key ------------------------------------------------------------
+@pytest.mark.parametrize("algorithm", keys.HMAC_ALGORITHMS)
+def test_pyjwt_checks_each_hmac_key_once_not_on_every_token(algorithm, monkeypatch):
+    registered = jwt.get_algorithm_by_name(algorithm)
+    assert isinstance(registered, keys.HMACKeyCheckedOnce)
+    checks = []  # each key PyJWT's own check runs on (it still runs, counted)
+    check = jwt.algorithms.HMACAlgorithm.prepare_key
+
+    def counted_check(self, key):
+        checks.append(key)
+        return check(self, key)
+
+    monkeypatch.setattr(jwt.algorithms.HMACAlgorithm, "prepare_key", counted_check)
+    secret = f"a secret for this test only, {algorithm}, {os.urandom(32).hex()}"
+    for _ in range(3):
+        token = jwt.encode({"sub": "1"}, secret, algorithm=algorithm)
+        assert jwt.decode(token, secret, algorithms=[algorithm]) == {"sub": "1"}
+    assert checks == [secret]
+
+
+def test_an_asymmetric_key_as_an_hmac_secret_is_still_refused_every_time(key_file):
+    public_pem = Path(public_half(key_file("ES256"))).read_bytes()
+    for _ in range(2):
+        with pytest.raises(jwt.InvalidKeyError):
+            jwt.encode({"sub": "1"}, public_pem, algorithm="HS256")
