@@ -1,8 +1,11 @@
 """CSRF for the endpoints that read the ambient refresh cookie, through Django's own check."""
 
 import re
+from functools import cache
 
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.middleware.csrf import CsrfViewMiddleware
 
 from .http_errors import CsrfFailed
@@ -27,9 +30,21 @@ class CsrfCheck(CsrfViewMiddleware):
         )
 
 
+@cache
+def _csrf_check() -> CsrfCheck:
+    """One check for the process, as Django keeps one middleware instance (it works out the trusted
+    origins once); made anew when the settings change (``setting_changed``, as tests send it)."""
+    return CsrfCheck(lambda request: None)
+
+
+@receiver(setting_changed)
+def _forget_csrf_check(**kwargs) -> None:
+    _csrf_check.cache_clear()
+
+
 def csrf_enforce(request) -> None:
     """Raise CsrfFailed unless the request passes Django's CSRF check."""
-    check = CsrfCheck(lambda req: None)
+    check = _csrf_check()
     check.process_request(request)
     reason = check.process_view(request, None, (), {})
     if reason:

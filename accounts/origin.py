@@ -7,6 +7,7 @@ views, the admin and the throttles build one from their request with ``request_o
 import ipaddress
 from dataclasses import dataclass
 
+from django.utils.functional import SimpleLazyObject
 from rest_framework.throttling import BaseThrottle
 
 
@@ -42,3 +43,9 @@ def request_origin(request, *, actor_id=None) -> Origin:
     return Origin(
         ip=client_ip(request), user_agent=request.META.get("HTTP_USER_AGENT", ""), actor_id=actor_id
     )
+
+
+def request_origin_lazy(request) -> Origin:
+    """``request_origin``, worked out when something first reads it: for a service that records
+    its origin only sometimes (a refresh, when it detects reuse)."""
+    return SimpleLazyObject(lambda: request_origin(request))

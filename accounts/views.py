@@ -27,7 +27,7 @@ from .errors import AuthError, SessionNotFound
 from .http_errors import api_exception_handler, error_body
 from .models import RevokeReason
 from .negotiation import JSONNegotiation
-from .origin import request_origin
+from .origin import request_origin, request_origin_lazy
 from .parsers import StrictJSONParser
 from .schema import AnyShapeSerializer, AppAutoSchema
 from .serializers import (
@@ -243,7 +243,7 @@ class RefreshView(TokenView, jwt_views.TokenRefreshView):
 
     def perform(self, serializer):
         token = refresh_token_verify(self.refresh_token(serializer))
-        return services.session_refresh(token=token, origin=request_origin(self.request))
+        return services.session_refresh(token=token, origin=request_origin_lazy(self.request))
 
     def handle_exception(self, exc):
         """A refresh that fails with 401 also clears a dead cookie (a CSRF 403 changes nothing)."""
