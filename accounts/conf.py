@@ -1,15 +1,18 @@
 """The accounts app's settings: one object, documented defaults, read when used.
 
 Every default lives here and only here: the project's settings name an ``ACCOUNTS_<NAME>`` setting
-only to change it. Each value is looked up on every access (never bound at import time), so tests
-can change it with pytest-django's ``settings`` fixture. Token lifetimes, the algorithm, issuer and
-audience are simplejwt's own settings and stay in ``SIMPLE_JWT``; this project's defaults for them
-are stated here.
+only to change it. Each value is read when first used and kept until a setting changes (never bound
+at import time): ``override_settings`` and pytest-django's ``settings`` fixture send
+``setting_changed``, which makes the next access read it again. Token lifetimes, the algorithm,
+issuer and audience are simplejwt's own settings and stay in ``SIMPLE_JWT``; this project's
+defaults for them are stated here.
 """
 
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from rest_framework_simplejwt import settings as simplejwt_settings
 
 
@@ -31,9 +34,16 @@ class AppSettings:
     """
 
     prefix = "ACCOUNTS_"
+    # Values as read, until a setting changes. A setting the project leaves out costs Django's
+    # settings an AttributeError on every read, and the cookie alone reads seven per refresh.
+    _read: dict = {}
 
     def _setting(self, name, default):
-        return getattr(settings, self.prefix + name, default)
+        try:
+            return self._read[name]
+        except KeyError:
+            value = self._read[name] = getattr(settings, self.prefix + name, default)
+            return value
 
     def _jwt_setting(self, name, default):
         """One of simplejwt's settings, from the project's ``SIMPLE_JWT`` if it sets it."""
@@ -180,3 +190,8 @@ class AppSettings:
 
 
 app_settings = AppSettings()
+
+
+@receiver(setting_changed)
+def _forget_read_settings(**kwargs) -> None:
+    AppSettings._read.clear()
