@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from django.test import override_settings
 
 from accounts.conf import app_settings
 
@@ -41,6 +42,13 @@ def test_a_set_setting_overrides_the_default_at_the_next_read(settings):
     assert app_settings.SESSION_MAX_AGE == timedelta(days=30)
     settings.ACCOUNTS_SESSION_MAX_AGE = timedelta(hours=1)
     assert app_settings.SESSION_MAX_AGE == timedelta(hours=1)
+
+
+def test_a_value_read_is_kept_only_until_the_setting_changes_back():
+    assert app_settings.REFRESH_COOKIE_NAME == "refresh_token"
+    with override_settings(ACCOUNTS_REFRESH_COOKIE_NAME="rt"):
+        assert app_settings.REFRESH_COOKIE_NAME == "rt"
+    assert app_settings.REFRESH_COOKIE_NAME == "refresh_token"
 
 
 def test_token_lifetimes_default_to_15_minutes_and_7_days_when_simple_jwt_leaves_them_out(settings):
