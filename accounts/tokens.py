@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from rest_framework_simplejwt import tokens
 from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
-from rest_framework_simplejwt.utils import datetime_from_epoch, datetime_to_epoch
+from rest_framework_simplejwt.utils import aware_utcnow, datetime_from_epoch, datetime_to_epoch
 
 from . import keys
 from .conf import app_settings, jwt_settings
@@ -106,9 +106,15 @@ class RefreshToken(KeySetMixin, SessionClaimsMixin, tokens.RefreshToken):
 
     @classmethod
     def for_session(cls, session) -> "RefreshToken":
-        """The session's current refresh token: same claims, so the same token, every time."""
+        """The session's current refresh token: same claims, so the same token, every time.
+
+        Made as simplejwt's constructor makes a new token (``token``, ``current_time``, ``payload``),
+        without the claims it would draw first (a jti, ``exp`` and ``iat`` of its own) only to be
+        replaced by the session's: every refresh issues one.
+        """
         claims = jwt_settings()
-        token = cls()
+        token = cls.__new__(cls)
+        token.token, token.current_time = None, aware_utcnow()
         token.payload = {
             claims.TOKEN_TYPE_CLAIM: cls.token_type,
             "exp": datetime_to_epoch(session.idle_expires_at),
