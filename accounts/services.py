@@ -184,19 +184,19 @@ def _rotation() -> dict:
 
 
 # Every refresh runs it: compiled once; it rotates the session and returns what issuing its tokens
-# reads (tokens_issue: its refresh_issued_at is rotated_at, which the rotation has just set), or
-# returns nothing.
+# reads (tokens_issue), or returns nothing. Its refresh_issued_at is rotated_at, which the rotation
+# set to ``now``: that one is not read back.
 _SESSION_ROTATE = Statement(
     _sessions_refreshable,
     update=_rotation,
-    returning=("id", "user", "refresh_jti", "rotated_at", "idle_expires_at"),
+    returning=("id", "user", "refresh_jti", "idle_expires_at"),
 )
 
 
 def _session_rotate(*, token: RefreshToken, now: datetime) -> Session | None:
     """The token's session, rotated, if the token was its current one (and both it and its user
     are active); else None and nothing changed."""
-    return _SESSION_ROTATE.first(
+    session = _SESSION_ROTATE.first(
         session_id=token.session_id,
         user_id=token.user_id,
         jti=token.jti,
@@ -204,6 +204,9 @@ def _session_rotate(*, token: RefreshToken, now: datetime) -> Session | None:
         new_jti=new_jti(),
         idle_until=now + app_settings.REFRESH_TOKEN_LIFETIME,
     )
+    if session is not None:
+        session.rotated_at = now
+    return session
 
 
 # --- Revocation ----------------------------------------------------------------------------------
