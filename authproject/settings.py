@@ -169,6 +169,11 @@ CORS_ALLOW_METHODS = ["DELETE", "GET", "OPTIONS", "PATCH", "POST", "PUT"]
 CORS_PREFLIGHT_MAX_AGE = 86400
 CORS_URLS_REGEX = r"^/api/.*$"
 # CORS_ALLOW_HEADERS keeps django-cors-headers' default: authorization, content-type, x-csrftoken, ...
+# Two of its defaults, stated: django-cors-headers reads them on every cross-origin request, and a
+# setting left out costs Django's settings an exception per read. (CORS_ALLOW_ALL_ORIGINS stays
+# unset, so that its older name, CORS_ORIGIN_ALLOW_ALL, still counts: accounts.E001 refuses both.)
+CORS_EXPOSE_HEADERS: list[str] = []  # a page reads what it needs from the JSON body
+CORS_ALLOW_PRIVATE_NETWORK = False
 
 # The CSRF origin check trusts the origins CORS allows (accounts.csrf adds the DEBUG regex), and the
 # ones named here besides: e.g. the admin's own https origin behind a proxy that rewrites Host.
