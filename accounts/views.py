@@ -8,8 +8,12 @@ REST_FRAMEWORK defaults. Errors are not handled here: services raise domain erro
 accounts.http_errors turns them into responses.
 """
 
+from functools import cache
+
+from django.http import HttpResponse
 from django.middleware.csrf import get_token
 from django.utils.cache import add_never_cache_headers, patch_cache_control
+from django.utils.http import http_date
 from django.utils.module_loading import import_string
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import status
@@ -75,12 +79,25 @@ class PublicView(AppViewMixin, APIView):
     permission_classes = (AllowAny,)
 
 
+@cache
+def _never_cache_control() -> str:
+    """The Cache-Control that Django's ``add_never_cache_headers`` writes on an answer without one
+    (``no-store`` among others): worked out once, since it parses and rebuilds the header each time."""
+    response = HttpResponse()
+    add_never_cache_headers(response)
+    return response["Cache-Control"]
+
+
 class NoStoreMixin:
     """For answers that carry a token or a CSRF token: no cache (browser, proxy) may keep them."""
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
-        add_never_cache_headers(response)  # Cache-Control: no-store among others
+        if response.has_header("Cache-Control") or response.has_header("Expires"):
+            add_never_cache_headers(response)  # merged into what is there
+        else:  # what add_never_cache_headers would write
+            response.headers["Expires"] = http_date()
+            response.headers["Cache-Control"] = _never_cache_control()
         return response
 
 

@@ -8,7 +8,10 @@ from functools import partial
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.http import HttpResponse
 from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
+from django.utils.http import parse_http_date
 
 from accounts import keys, services
 from accounts.errors import UsernameTaken
@@ -161,6 +164,16 @@ def test_body_transport_answers_carrying_tokens_are_no_store(user):
     refreshed = native.refresh(login.json()["refresh"])
     assert refreshed.status_code == 200 and no_store(refreshed)
     assert no_store(native.sign_out(refreshed.json()["refresh"]))
+
+
+def test_the_no_store_headers_are_the_ones_django_writes(browser, user):
+    """views.NoStoreMixin writes what django.utils.cache.add_never_cache_headers would."""
+    expected = HttpResponse()
+    add_never_cache_headers(expected)
+    browser.sign_in()
+    refreshed = browser.refresh()
+    assert refreshed["Cache-Control"] == expected["Cache-Control"]
+    assert abs(parse_http_date(refreshed["Expires"]) - parse_http_date(expected["Expires"])) <= 2
 
 
 def test_a_refused_login_is_no_store_too(browser, user):
