@@ -105,6 +105,14 @@ def test_refresh_from_an_allowed_origin_with_the_token_rotates(signed_in, user):
     assert Session.objects.get(user=user).refresh_jti != before
 
 
+def test_the_check_follows_a_change_of_the_trusted_origins(signed_in, user, settings):
+    """One check serves the process (accounts.csrf), made anew when the settings change."""
+    assert signed_in.refresh(HTTP_ORIGIN=ALLOWED_ORIGIN).status_code == 200
+    settings.CSRF_TRUSTED_ORIGINS = ["https://app.example.com"]
+    assert_json_error(signed_in.refresh(HTTP_ORIGIN=ALLOWED_ORIGIN), 403, "csrf_failed")
+    assert signed_in.refresh(HTTP_ORIGIN="https://app.example.com").status_code == 200
+
+
 def test_logout_from_an_allowed_origin_with_the_token_revokes(signed_in, user):
     response = signed_in.sign_out(HTTP_ORIGIN=ALLOWED_ORIGIN)
     assert response.status_code == 200, response.content
