@@ -2,19 +2,21 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
-HOST   ?= 127.0.0.1:8000
+# Where `make run`, `make demo` and `make serve` listen: an address and a port, as gunicorn.conf.py reads them.
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
 DEMO_PORT ?= 5173
 # The browser of the end-to-end tests (tests/e2e); installed from Debian's packages when missing.
 CHROMIUM ?= /usr/bin/chromium
 # The TLS proxy of the deployment tests (tests/deploy) and the load generator of benchmarks/.
 NGINX  ?= /usr/sbin/nginx
 WRK    ?= /usr/bin/wrk
-# The production app server, as `make serve` runs it (HOST, PORT and WEB_CONCURRENCY from the
-# environment); benchmarks start it the same way.
+# The production app server, as `make serve` runs it (gunicorn.conf.py reads HOST, PORT and
+# WEB_CONCURRENCY from the environment); benchmarks start it the same way.
 GUNICORN = $(BIN)/python -m gunicorn -c authproject/gunicorn.conf.py authproject.wsgi
 SUDO   := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: run demo serve superuser test bench migrate install install-test clean
+.PHONY: run demo serve worker superuser test bench migrate install install-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,34 +54,52 @@ $(WRK):
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
-# Development server with DEBUG on (SQLite and a local-memory cache unless DATABASE_URL/CACHE_URL say otherwise).
-run: install
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py migrate --noinput
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py runserver $(HOST)
+# The development settings of this checkout, for manage.py only (authproject/settings.py reads them
+# through DJANGO_ENV_FILE, which manage.py sets): written once, when missing, and never read by
+# `make serve` or gunicorn. A variable set in the environment wins over the file.
+.env:
+	@printf '%s\n' \
+	  '# Development settings of this checkout, written by make run, demo or superuser when missing.' \
+	  '# manage.py reads them; make serve and gunicorn never do. A variable set in the environment wins.' \
+	  'DJANGO_DEBUG=1' >$@
+	@echo 'Wrote $@ (DJANGO_DEBUG=1): development settings for manage.py in this checkout.'
 
-# The demo page (demo/) on http://localhost:$(DEMO_PORT) beside the API on $(HOST): another origin
-# on the same site, as an SPA would be. Ctrl-C stops both.
-demo: install
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py migrate --noinput
-	$(BIN)/python demo/serve.py --port $(DEMO_PORT) --api http://localhost:$(lastword $(subst :, ,$(HOST)))/api & page=$$!; \
+# Development server with DEBUG on (SQLite and a local-memory cache unless DATABASE_URL/CACHE_URL say otherwise).
+run: install .env
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+# The demo page (demo/) on http://localhost:$(DEMO_PORT) beside the API on port $(PORT): another
+# origin on the same site, as an SPA would be. Ctrl-C stops both.
+demo: install .env
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python demo/serve.py --port $(DEMO_PORT) --api http://localhost:$(PORT)/api & page=$$!; \
 	trap 'kill $$page 2>/dev/null' EXIT INT TERM; \
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py runserver $(HOST)
+	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 migrate: install
 	$(BIN)/python manage.py migrate --noinput
 
 # Production: DEBUG off unless DJANGO_DEBUG says otherwise, so DJANGO_SECRET_KEY must be set (see
-# README, Deployment). Migrates, collects the static files that WhiteNoise serves, then runs gunicorn.
+# README, Deployment). Migrates, collects the static files that WhiteNoise serves, then runs gunicorn
+# on HOST:PORT. No .env: an empty DJANGO_ENV_FILE keeps manage.py from reading one.
 serve: install
-	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
-	exec $(GUNICORN)
+	DJANGO_ENV_FILE= $(BIN)/python manage.py migrate --noinput
+	DJANGO_ENV_FILE= $(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	HOST=$(HOST) PORT=$(PORT) exec $(GUNICORN)
+
+# Sends the mail that the app servers queue (TASKS_BACKEND=database, the default with DEBUG off):
+# Django's database task worker, DEBUG as `make serve`. Any number, on any machine, beside the app
+# servers: each claims a task with SELECT ... FOR UPDATE SKIP LOCKED (see README, Deployment).
+# More options in WORKER_ARGS, e.g. WORKER_ARGS="--interval 5".
+worker: install
+	exec $(BIN)/python manage.py db_worker $(WORKER_ARGS)
 
 # The first admin (or another): asks for a username, email and password; DEBUG on, like `make run`.
 # With DJANGO_SUPERUSER_USERNAME, DJANGO_SUPERUSER_EMAIL and DJANGO_SUPERUSER_PASSWORD set it asks nothing.
-superuser: install
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py migrate --noinput
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py createsuperuser $${DJANGO_SUPERUSER_PASSWORD:+--noinput}
+superuser: install .env
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py createsuperuser $${DJANGO_SUPERUSER_PASSWORD:+--noinput}
 
 # The whole suite, on whatever DATABASE_URL and CACHE_URL name (SQLite and local memory by default),
 # with the end-to-end tests in Chromium.

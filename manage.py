@@ -3,11 +3,15 @@
 
 import os
 import sys
+from pathlib import Path
 
 
 def main():
     """Run administrative tasks."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "authproject.settings")
+    # The development settings `make run` writes (authproject/settings.py reads them); an empty
+    # DJANGO_ENV_FILE reads none, as `make serve` and the tests ask.
+    os.environ.setdefault("DJANGO_ENV_FILE", str(Path(__file__).resolve().parent / ".env"))
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)

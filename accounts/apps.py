@@ -10,10 +10,9 @@ class AccountsConfig(AppConfig):
     def ready(self):
         """Register the system checks, signal receivers and OpenAPI extensions, show sessions on
         the admin's user pages (after django.contrib.admin's own ready() registered them), and
-        put the admin's login form under the login limits; have PyJWT check the HMAC key once."""
-        from . import checks, keys, schema, signals  # noqa: F401
-
-        keys.hmac_keys_checked_once()
+        put the admin's login form under the login limits. Nothing outside this app is changed:
+        PyJWT, Django and DRF are left as the project configured them."""
+        from . import checks, schema, signals  # noqa: F401
 
         if apps.is_installed("django.contrib.admin"):
             from django.contrib import admin

@@ -1,6 +1,10 @@
 """Startup checks that refuse unsafe or misspelled configurations (run by manage.py and by wsgi.py)."""
 
 import difflib
+import ipaddress
+import logging
+import os
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core import checks
@@ -10,6 +14,9 @@ from rest_framework_simplejwt.settings import DEFAULTS as SIMPLE_JWT_DEFAULTS
 
 from . import keys
 from .conf import AppSettings, app_settings, jwt_settings
+from .origin import origin_normalized
+
+logger = logging.getLogger(__name__)
 
 MIN_HMAC_KEY_BYTES = 32  # RFC 7518 section 3.2: an HS256 key must be at least as long as the hash
 
@@ -68,6 +75,104 @@ def check_refresh_cookie(app_configs=None, **kwargs):
 
 
 @checks.register(checks.Tags.security)
+def check_refresh_cookie_host_prefix(app_configs=None, **kwargs):
+    """A ``__Host-`` cookie must be Secure and have no Domain: browsers drop one that is not."""
+    if not app_settings.REFRESH_COOKIE_HOST_PREFIX:
+        return []
+    errors = []
+    if not app_settings.REFRESH_COOKIE_SECURE:
+        errors.append(
+            checks.Error(
+                "The refresh cookie has the __Host- prefix without Secure: browsers would drop it.",
+                hint="Set ACCOUNTS_REFRESH_COOKIE_SECURE to True (REFRESH_COOKIE_SECURE=1), or turn "
+                "ACCOUNTS_REFRESH_COOKIE_HOST_PREFIX off.",
+                id="accounts.E030",
+            )
+        )
+    if app_settings.REFRESH_COOKIE_DOMAIN:
+        errors.append(
+            checks.Error(
+                "The refresh cookie has the __Host- prefix and a Domain: browsers would drop it.",
+                hint="A __Host- cookie is this host's alone: unset ACCOUNTS_REFRESH_COOKIE_DOMAIN, or "
+                "turn ACCOUNTS_REFRESH_COOKIE_HOST_PREFIX off.",
+                id="accounts.E031",
+            )
+        )
+    return errors
+
+
+def bind_address_is_public(host: str) -> bool:
+    """Whether an app server bound to ``host`` (gunicorn.conf.py's HOST) may be reached from the
+    internet: every interface (0.0.0.0, ::) or a global address. A private, loopback or link-local
+    address is not; nor, since it cannot be known here, a name."""
+    try:
+        address = ipaddress.ip_address(host.strip().strip("[]"))
+    except ValueError:
+        return False
+    return address.is_unspecified or address.is_global
+
+
+@checks.register(checks.Tags.security)
+def check_proxy_headers_with_a_public_bind(app_configs=None, **kwargs):
+    """Proxy headers are trusted (NUM_PROXIES, TRUST_X_FORWARDED_PROTO) while the app server binds
+    a public address (the HOST environment variable, as make serve and gunicorn.conf.py read it):
+    a client reaching gunicorn directly would choose its own throttle address (X-Forwarded-For)
+    and claim https, and a few slow clients would hold every sync worker."""
+    host = os.environ.get("HOST", "")
+    num_proxies = (getattr(settings, "REST_FRAMEWORK", {}) or {}).get("NUM_PROXIES") or 0
+    trusts_proto = getattr(settings, "SECURE_PROXY_SSL_HEADER", None) is not None
+    if not (host and (num_proxies or trusts_proto) and bind_address_is_public(host)):
+        return []
+    trusted = " and ".join(
+        name
+        for name, on in (("NUM_PROXIES", num_proxies), ("TRUST_X_FORWARDED_PROTO", trusts_proto))
+        if on
+    )
+    return [
+        checks.Warning(
+            f"Proxy headers are trusted ({trusted}) while the app server binds {host}, a public address.",
+            hint="Bind gunicorn to the address only the proxy reaches (HOST=127.0.0.1 when the proxy "
+            "runs on this machine, else this server's private address) and firewall it: clients "
+            "that reach gunicorn directly can set X-Forwarded-For and X-Forwarded-Proto, and slow "
+            "clients can hold every worker.",
+            id="accounts.W030",
+        )
+    ]
+
+
+@checks.register(checks.Tags.security)
+def check_native_app_origins(app_configs=None, **kwargs):
+    """NATIVE_APP_ORIGINS get refresh tokens in a body, so each must be an app's and no web page's:
+    not an origin trusted for CSRF (a browser page's, E016), and over http(s) only localhost, which
+    no web site can claim (E017)."""
+    browsers = {origin_normalized(origin) for origin in getattr(settings, "CSRF_TRUSTED_ORIGINS", [])}
+    errors = []
+    for origin in app_settings.NATIVE_APP_ORIGINS:
+        normalized, url = origin_normalized(origin), urlsplit(origin.strip())
+        if normalized is not None and normalized in browsers:
+            errors.append(
+                checks.Error(
+                    f"{origin!r} is both a native app's origin (ACCOUNTS_NATIVE_APP_ORIGINS) and a "
+                    "browser's (CSRF_TRUSTED_ORIGINS).",
+                    hint="Keep it in one list: a browser page on it would get the refresh token in a "
+                    "body, where its scripts can read it.",
+                    id="accounts.E016",
+                )
+            )
+        if normalized is None or (url.scheme in ("http", "https") and url.hostname != "localhost"):
+            errors.append(
+                checks.Error(
+                    f"{origin!r} in ACCOUNTS_NATIVE_APP_ORIGINS is not a hybrid app's origin.",
+                    hint="List app origins such as capacitor://localhost, ionic://localhost or "
+                    "https://localhost: any other http(s) origin is a web site's, whose pages would "
+                    "get the refresh token in a body.",
+                    id="accounts.E017",
+                )
+            )
+    return errors
+
+
+@checks.register(checks.Tags.security)
 def check_secret_key(app_configs=None, **kwargs):
     """A development key is public: refuse it outside DEBUG.
 
@@ -101,6 +206,23 @@ def check_signing_key(app_configs=None, **kwargs):
             )
         ]
     return []
+
+
+@checks.register(checks.Tags.security)
+def check_mail_configured(app_configs=None, **kwargs):
+    """With DEBUG off, mail must go where the project said: Django's default (SMTP on localhost:25)
+    would lose every mail, password reset links and security notices included, in a log line."""
+    if settings.DEBUG or settings.is_overridden("EMAIL_BACKEND") or settings.is_overridden("EMAIL_HOST"):
+        return []
+    return [
+        checks.Error(
+            "DEBUG is off but no mail server is configured (EMAIL_BACKEND and EMAIL_HOST are Django's "
+            "defaults).",
+            hint="Set EMAIL_BACKEND and EMAIL_HOST (authproject: EMAIL_URL, e.g. "
+            "smtp+tls://user:password@mail.example.com:587, or consolemail:// to print mail).",
+            id="accounts.E018",
+        )
+    ]
 
 
 def setting_names() -> list[str]:
@@ -178,7 +300,11 @@ def check_jwt_keys(app_configs=None, **kwargs):
 
 
 def refuse_unsafe_configuration() -> None:
-    """Raise ImproperlyConfigured if any check above fails (for app servers, which skip checks)."""
-    errors = [e for e in checks.run_checks(tags=[checks.Tags.security]) if e.is_serious()]
+    """Raise ImproperlyConfigured if any check above fails (for app servers, which skip checks);
+    log the app's warnings (accounts.W*), which manage.py would print."""
+    messages = checks.run_checks(tags=[checks.Tags.security])
+    for warning in (m for m in messages if not m.is_serious() and (m.id or "").startswith("accounts.")):
+        logger.warning("%s: %s %s", warning.id, warning.msg, warning.hint or "")
+    errors = [e for e in messages if e.is_serious()]
     if errors:
         raise ImproperlyConfigured("; ".join(f"{e.id}: {e.msg}" for e in errors))

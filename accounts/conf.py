@@ -55,6 +55,13 @@ class AppSettings:
         return self._setting("REFRESH_COOKIE_NAME", "refresh_token")
 
     @property
+    def REFRESH_COOKIE_HOST_PREFIX(self) -> bool:
+        """Name the cookie ``__Host-<REFRESH_COOKIE_NAME>`` with Path=/ and no Domain, which no other
+        host (a sibling subdomain included) can set or shadow; needs Secure, and no
+        REFRESH_COOKIE_DOMAIN (checked at startup). The cookie then reaches every path of this host."""
+        return self._setting("REFRESH_COOKIE_HOST_PREFIX", False)
+
+    @property
     def REFRESH_COOKIE_PATH(self) -> str:
         """The cookie reaches refresh and logout, never the rest of the API."""
         return self._setting("REFRESH_COOKIE_PATH", "/api/auth/")
@@ -141,8 +148,17 @@ class AppSettings:
     def REFRESH_BODY_TRANSPORT(self) -> bool:
         """True: clients that are not browsers may ask for the refresh token in the body
         (``"transport": "body"``) and send it back in the body. Requests with an Origin header are
-        refused it either way. False: the refresh token only ever travels in its cookie."""
+        refused it either way, unless that origin is one of NATIVE_APP_ORIGINS. False: the refresh
+        token only ever travels in its cookie."""
         return self._setting("REFRESH_BODY_TRANSPORT", True)
+
+    @property
+    def NATIVE_APP_ORIGINS(self) -> list[str]:
+        """Origins that are apps, not browsers: the web views of hybrid apps (Capacitor, Ionic,
+        Cordova) send one of their own (``capacitor://localhost``, ``ionic://localhost``,
+        ``https://localhost``), and requests from them may use body transport. Never a browser
+        page's origin (accounts.E016); over http(s), localhost only (accounts.E017)."""
+        return self._setting("NATIVE_APP_ORIGINS", [])
 
     @property
     def ACCESS_TOKEN_CHECKS_SESSION(self) -> bool:
@@ -179,6 +195,13 @@ class AppSettings:
         return self._setting("LOGIN_IP_THROTTLE_RATE", "60/min")
 
     @property
+    def LOGIN_GLOBAL_THROTTLE_RATE(self) -> str | None:
+        """Password checks at login across all addresses and app servers together (load shedding:
+        past it, an attempt is answered 429 at once, unhashed). Size it below what the app servers
+        can hash: one Argon2 hash takes about 0.1 s of a core. None: no budget."""
+        return self._setting("LOGIN_GLOBAL_THROTTLE_RATE", "10/s")
+
+    @property
     def REGISTER_THROTTLE_RATE(self) -> str:
         """Registrations per client IP (IPv6: per /64)."""
         return self._setting("REGISTER_THROTTLE_RATE", "10/hour")
@@ -187,6 +210,24 @@ class AppSettings:
     def PASSWORD_CHANGE_THROTTLE_RATE(self) -> str:
         """Password change attempts per user, wrong old passwords included."""
         return self._setting("PASSWORD_CHANGE_THROTTLE_RATE", "5/min")
+
+    @property
+    def SITE_NAME(self) -> str:
+        """The name every mail gives the site (its templates' ``site_name``)."""
+        return self._setting("SITE_NAME", "authproject")
+
+    @property
+    def MAIL_MAX_ATTEMPTS(self) -> int:
+        """How many times a mail is tried before it is given up (logged and audited as failed)."""
+        return self._setting("MAIL_MAX_ATTEMPTS", 4)
+
+    @property
+    def MAIL_RETRY_BACKOFF(self) -> list[timedelta]:
+        """The wait before each retry of a failed send: the first retry waits the first, and so on;
+        the last repeats when MAIL_MAX_ATTEMPTS asks for more retries than it lists."""
+        return self._setting(
+            "MAIL_RETRY_BACKOFF", [timedelta(seconds=30), timedelta(minutes=2), timedelta(minutes=10)]
+        )
 
 
 app_settings = AppSettings()

@@ -9,22 +9,31 @@ from django.dispatch import receiver
 from django.middleware.csrf import CsrfViewMiddleware
 
 from .http_errors import CsrfFailed
+from .origin import native_app_origin
 
 
 class CsrfCheck(CsrfViewMiddleware):
     """Django's CSRF check (Origin, then token against the ``csrftoken`` cookie) for one view.
 
-    Trusted origins are CSRF_TRUSTED_ORIGINS (settings make it the CORS allowlist) plus, so that the
-    two stay one list, the CORS origin regexes (only set with DEBUG on).
+    Trusted origins are CSRF_TRUSTED_ORIGINS (settings make it the browsers' CORS allowlist) plus,
+    so that the two stay one list, the CORS origin regexes (only set with DEBUG on). An app's
+    origin (NATIVE_APP_ORIGINS) is never trusted, whatever list or host it matches: apps use body
+    transport, which needs no CSRF check, and their web views are no browser page.
+
+    It overrides two private methods of Django's middleware, ``_reject`` (to get the reason back
+    instead of a 403 page) and ``_origin_verified``; canary: tests/test_canaries.py::
+    test_django_csrf_middleware_rejects_through_reject_and_asks_origin_verified.
     """
 
     def _reject(self, request, reason):
         return reason
 
     def _origin_verified(self, request):
+        origin = request.META.get("HTTP_ORIGIN", "")
+        if native_app_origin(origin):
+            return False
         if super()._origin_verified(request):
             return True
-        origin = request.META.get("HTTP_ORIGIN", "")
         return any(
             re.match(pattern, origin) for pattern in getattr(settings, "CORS_ALLOWED_ORIGIN_REGEXES", [])
         )
@@ -43,7 +52,8 @@ def _forget_csrf_check(**kwargs) -> None:
 
 
 def csrf_enforce(request) -> None:
-    """Raise CsrfFailed unless the request passes Django's CSRF check."""
+    """Raise CsrfFailed unless the request passes Django's CSRF check (DRF's request will do, as
+    DRF's own SessionAuthentication passes it: it reads through to Django's)."""
     check = _csrf_check()
     check.process_request(request)
     reason = check.process_view(request, None, (), {})

@@ -60,4 +60,15 @@ class BodyTransportForbidden(
     code="body_transport_forbidden",
     message="The refresh token travels in the body only for clients that are not browsers.",
 ):
-    """Body transport asked for by a browser (the request has an Origin header), or turned off."""
+    """Body transport asked for by a browser (an Origin header not among NATIVE_APP_ORIGINS), or
+    turned off."""
+
+
+class DuplicateRefreshCookie(
+    AuthError,
+    code="duplicate_refresh_cookie",
+    message="The request carries more than one refresh token cookie; neither is used.",
+):
+    """Two cookies of the refresh cookie's name in one request: another host of a shared parent
+    domain (a sibling subdomain) may have set one of them, so the server cannot tell which is this
+    client's. Neither is used, and neither rotates."""

@@ -15,6 +15,7 @@ from rest_framework import exceptions, status
 from .errors import (
     AuthError,
     BodyTransportForbidden,
+    DuplicateRefreshCookie,
     InvalidCredentials,
     SessionNotFound,
     TokenExpired,
@@ -73,6 +74,7 @@ _HTTP_ERRORS: dict[type[AuthError], type[exceptions.APIException]] = {
     TokenRevoked: Unauthorized,
     SessionNotFound: exceptions.NotFound,
     BodyTransportForbidden: BadRequest,
+    DuplicateRefreshCookie: BadRequest,
 }
 
 

@@ -27,9 +27,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
+from django.utils.translation import gettext_lazy as _
 from jwt.algorithms import ECAlgorithm, HMACAlgorithm, RSAAlgorithm
 from rest_framework_simplejwt.backends import TokenBackend
-from rest_framework_simplejwt.exceptions import TokenBackendError
+from rest_framework_simplejwt.exceptions import TokenBackendError, TokenBackendExpiredToken
 
 from .conf import app_settings, jwt_settings
 
@@ -261,7 +262,7 @@ class KeySet:
         try:
             kid = jwt.get_unverified_header(token).get("kid")
         except jwt.InvalidTokenError as e:
-            raise TokenBackendError("Token is invalid") from e
+            raise TokenBackendError(_("Token is invalid")) from e
         key = self.public_keys.get(kid) if isinstance(kid, str) else None
         if key is None:  # no kid, or a key that is not (or no longer) listed
             raise TokenBackendError("Token is signed by an unknown key")
@@ -286,10 +287,12 @@ def jwks() -> dict[str, list[dict[str, str]]]:
 class HMACKeyCheckedOnce(HMACAlgorithm):
     """PyJWT's HMAC algorithm, checking a key once instead of on every token.
 
-    Before it signs or verifies, PyJWT checks that an HMAC secret is no asymmetric key, certificate
-    or JWK (an algorithm-confusion guard), which costs more than the HMAC itself, three times per
-    refresh. A key passes or fails that check the same way every time, so the answer is kept per
-    key; a key that fails raises every time, as before (exceptions are not cached)."""
+    Before it signs or verifies, PyJWT checks that an HMAC secret is no PEM, SSH or DER key,
+    certificate or JWK (an algorithm-confusion guard), which costs more than the HMAC itself, three
+    times per refresh (measured: ~0.38 ms of a cookie refresh's CPU, benchmarks/RESULTS.md). A key
+    passes or fails that check the same way every time, so the answer is kept per key; a key that
+    fails raises every time (exceptions are not cached). Registered only on this app's own PyJWT
+    instance (``APP_JWT``): how the rest of the process signs and verifies is left as it was."""
 
     @lru_cache(maxsize=8)  # noqa: B019 (the instances live as long as the process)
     def _checked(self, key: str | bytes) -> bytes:
@@ -301,18 +304,21 @@ class HMACKeyCheckedOnce(HMACAlgorithm):
         return super().prepare_key(key)
 
 
-def hmac_keys_checked_once() -> None:
-    """Have PyJWT's ``encode`` and ``decode`` (which simplejwt calls) check each HMAC key once: its
-    HS256, HS384 and HS512 replaced through its public registry. Called once, from
-    ``AccountsConfig.ready``."""
-    for name, digest in (
-        ("HS256", HMACAlgorithm.SHA256),
-        ("HS384", HMACAlgorithm.SHA384),
-        ("HS512", HMACAlgorithm.SHA512),
-    ):
-        if not isinstance(jwt.get_algorithm_by_name(name), HMACKeyCheckedOnce):
-            jwt.unregister_algorithm(name)
-            jwt.register_algorithm(name, HMACKeyCheckedOnce(digest))
+def _app_jwt() -> jwt.PyJWT:
+    """A PyJWT of this app's own, its HMAC algorithms checking each key once.
+
+    PyJWT's ``register_algorithm`` is public on a PyJWS, but a PyJWT keeps the PyJWS it signs and
+    verifies with in ``_jws``, which it documents nowhere: this is the one place that reads it.
+    Canary: tests/test_canaries.py::test_pyjwt_instances_sign_and_verify_through_their_own_jws."""
+    instance = jwt.PyJWT()
+    digests = (HMACAlgorithm.SHA256, HMACAlgorithm.SHA384, HMACAlgorithm.SHA512)
+    for name, digest in zip(HMAC_ALGORITHMS, digests, strict=True):
+        instance._jws.unregister_algorithm(name)
+        instance._jws.register_algorithm(name, HMACKeyCheckedOnce(digest))
+    return instance
+
+
+APP_JWT = _app_jwt()
 
 
 class KeySetTokenBackend(TokenBackend):
@@ -339,13 +345,32 @@ class KeySetTokenBackend(TokenBackend):
         if self.issuer is not None:
             jwt_payload["iss"] = self.issuer
         headers = None if self.keys.kid is None else {"kid": self.keys.kid}
-        return jwt.encode(
+        return APP_JWT.encode(
             jwt_payload,
             self.prepared_signing_key,
             algorithm=self.algorithm,
             headers=headers,
             json_encoder=self.json_encoder,
         )
+
+    def decode(self, token, verify: bool = True) -> dict[str, Any]:
+        """simplejwt's decode (the same checks, the same errors), through this app's PyJWT."""
+        try:
+            return APP_JWT.decode(
+                token,
+                self.get_verifying_key(token),
+                algorithms=[self.algorithm],
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self.get_leeway(),
+                options={"verify_aud": self.audience is not None, "verify_signature": verify},
+            )
+        except jwt.InvalidAlgorithmError as e:
+            raise TokenBackendError(_("Invalid algorithm specified")) from e
+        except jwt.ExpiredSignatureError as e:
+            raise TokenBackendExpiredToken(_("Token is expired")) from e
+        except jwt.InvalidTokenError as e:
+            raise TokenBackendError(_("Token is invalid")) from e
 
 
 @lru_cache(maxsize=16)

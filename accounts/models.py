@@ -11,10 +11,11 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import connections, models, transaction
+from django.db import models
 from django.db.models import Q
-from django.db.models.sql import UpdateQuery
 from django.utils import timezone
+
+from .statements import update_returning
 
 
 class RevokeReason(models.TextChoices):
@@ -37,20 +38,6 @@ SESSION_STATUSES = ("active", "expired", "revoked", "all")
 def _unexpired(now: datetime) -> Q:
     """Within both expiries: ``Session.expires_at > now``, said in SQL."""
     return Q(idle_expires_at__gt=now, absolute_expires_at__gt=now)
-
-
-def _update_returning(queryset: models.QuerySet, returning: tuple[str, ...], **values) -> list[tuple]:
-    """``queryset.update(**values)`` as one ``UPDATE ... RETURNING`` statement (PostgreSQL, and
-    SQLite since 3.35): the ``returning`` fields of exactly the rows it changed, as Python values."""
-    query = queryset.query.chain(UpdateQuery)
-    query.add_update_values(values)
-    sql, params = query.get_compiler(queryset.db).as_sql()
-    fields = [queryset.model._meta.get_field(name) for name in returning]
-    columns = ", ".join(connections[queryset.db].ops.quote_name(field.column) for field in fields)
-    with transaction.mark_for_rollback_on_error(queryset.db), connections[queryset.db].cursor() as cursor:
-        cursor.execute(f"{sql} RETURNING {columns}", params)
-        rows = cursor.fetchall()
-    return [tuple(field.to_python(value) for field, value in zip(fields, row, strict=True)) for row in rows]
 
 
 class SessionQuerySet(models.QuerySet):
@@ -95,9 +82,10 @@ class SessionQuerySet(models.QuerySet):
         A session already revoked keeps its first reason. Use ``services.sessions_revoke``, which
         also writes the audit trail, rather than this.
         """
-        return _update_returning(
-            self.unrevoked(), ("id", "user_id"), revoked_at=now or timezone.now(), revoke_reason=reason
+        revoked = update_returning(
+            self.unrevoked(), returning=("id", "user"), revoked_at=now or timezone.now(), revoke_reason=reason
         )
+        return [(session.pk, session.user_id) for session in revoked]
 
 
 class Session(models.Model):
@@ -194,6 +182,9 @@ AuditEventType = models.TextChoices(
         ("LOGIN_SUCCEEDED", ("login_succeeded", "login succeeded")),
         ("LOGIN_FAILED", ("login_failed", "login failed")),
         ("THROTTLED", ("throttled", "login throttled")),
+        # accounts.mail: a mail handed to the mail server, or given up after its last attempt.
+        ("MAIL_SENT", ("mail_sent", "mail sent")),
+        ("MAIL_FAILED", ("mail_failed", "mail failed")),
         *((reason.name, (reason.value, reason.label)) for reason in RevokeReason),
     ],
 )
@@ -204,7 +195,9 @@ class AuditEvent(models.Model):
 
     ``session_id`` is a plain value, not a foreign key, so flushing old sessions leaves the trail
     intact; events have their own retention (``AUDIT_RETENTION``). ``username`` is the name that
-    was typed at a failed login (there may be no such user). ``actor`` is the admin who acted.
+    was typed at a failed or throttled login if it names an account, else ``hmac:`` and a keyed
+    hash of it (``audit.typed_name_record``: it may be a password typed into the wrong field).
+    ``actor`` is the admin who acted.
     """
 
     id = models.BigAutoField(primary_key=True)

@@ -15,7 +15,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer
 from rest_framework import serializers
 
-from .conf import app_settings
+from .cookies import refresh_cookie_name
 
 
 class SessionJWTScheme(SimpleJWTScheme):
@@ -66,6 +66,12 @@ DERIVED_ERRORS = {
 }
 
 
+DUPLICATE_COOKIE = (
+    "Two refresh cookies in one request (one may be another host's, set for a shared parent "
+    "domain): `duplicate_refresh_cookie`, and neither is used."
+)
+
+
 class AppAutoSchema(AutoSchema):
     """drf-spectacular's AutoSchema, with every answer of this app's views declared."""
 
@@ -80,6 +86,8 @@ class AppAutoSchema(AutoSchema):
             errors[429] = DERIVED_ERRORS[429]
         if getattr(view, "uses_backing_services", True):
             errors[503] = DERIVED_ERRORS[503]
+        if getattr(view, "reads_refresh_cookie", False):
+            errors[400] = f"{errors.get(400, 'Bad request.')} {DUPLICATE_COOKIE}"
         errors.update(getattr(view, "error_statuses", {}))
         return dict(sorted(errors.items()))
 
@@ -89,7 +97,7 @@ class AppAutoSchema(AutoSchema):
         if getattr(self.view, "reads_refresh_cookie", False):
             parameters += [
                 OpenApiParameter(
-                    app_settings.REFRESH_COOKIE_NAME,
+                    refresh_cookie_name(),
                     OpenApiTypes.STR,
                     OpenApiParameter.COOKIE,
                     description="The refresh token (cookie transport; httpOnly, set by login).",
@@ -125,6 +133,9 @@ class AppAutoSchema(AutoSchema):
             )
         return parameters
 
+    # drf-spectacular's private _get_response_bodies and _get_response_for_code: it has no public
+    # hook that adds responses to every operation (canary: tests/test_canaries.py::
+    # test_drf_spectacular_builds_responses_through_get_response_bodies).
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)
         for code, description in self.error_statuses().items():

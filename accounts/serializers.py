@@ -83,10 +83,40 @@ def _user_fields(model) -> list[str]:
 class ShallowFieldCopiesMixin:
     """Each call gets a shallow copy of each declared field, not DRF's deep copy (every field built
     again from its arguments): for the serializers of the hot paths, whose fields keep nothing of
-    a call but their binding, which each copy gets anew."""
+    a call but their binding, which each copy gets anew.
+
+    Only for leaf fields: a field that holds another (a ListField's or DictField's ``child``, a
+    ManyRelatedField's ``child_relation``) or is a serializer binds that one once, when it is
+    declared, so its copies would share it, bound to no serializer and with an empty context. A
+    class using this mixin that declares one is refused when it is created (TypeError).
+    """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # SerializerMetaclass collects the declared fields before the class is made.
+        for name, field in cls._declared_fields.items():
+            if holds := _nested_field(field):
+                raise TypeError(
+                    f"{cls.__qualname__}.{name} ({type(field).__name__}) {holds}, which the copies "
+                    f"that ShallowFieldCopiesMixin makes would share between calls, bound to no "
+                    f"serializer; declare it on a serializer without ShallowFieldCopiesMixin."
+                )
 
     def get_fields(self):
+        # DRF's private _declared_fields, as its own get_fields reads it (canary: tests/test_canaries.py::
+        # test_drf_serializers_keep_their_declared_fields_in_declared_fields).
         return {name: _shallow_copy(field) for name, field in self._declared_fields.items()}
+
+
+def _nested_field(field: serializers.Field) -> str:
+    """What makes ``field`` unfit for a shallow copy ("" if nothing): a serializer, or a field
+    holding another field."""
+    if isinstance(field, serializers.BaseSerializer):
+        return "is a nested serializer"
+    for attribute, value in vars(field).items():
+        if isinstance(value, serializers.Field) and not attribute.startswith("_"):
+            return f"holds a field of its own ({attribute})"
+    return ""
 
 
 def _shallow_copy(field: serializers.Field) -> serializers.Field:

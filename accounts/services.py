@@ -3,6 +3,11 @@
 The API views, the admin and the management commands all change sessions through these functions,
 and these functions write the audit trail; ``origin`` says where a change came from (IP, user agent,
 and the admin who made it, if one did).
+
+Login and logout also tell the rest of the project as Django's own ``login()`` and ``logout()`` do,
+through ``user_logged_in``, ``user_logged_out`` and (from ``authenticate()``) ``user_login_failed``,
+so that packages listening to them (django-axes, audit apps, Django's own ``update_last_login``)
+see API sign-ins. Those signals carry the request, which ``origin.request`` brings along unread.
 """
 
 import uuid
@@ -13,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth import authenticate, get_user_model
+from django.contrib.auth.signals import user_logged_in, user_logged_out
 from django.db import IntegrityError, connections, router, transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.db.models.functions import Least
@@ -78,14 +84,20 @@ def session_create(*, user, ip: str | None, user_agent: str, now: datetime | Non
 
 
 def session_open(*, user, origin: Origin) -> IssuedTokens:
-    """Open a session for a user whose credentials were checked, record the login, issue tokens."""
-    now = timezone.now()
-    user.last_login = now
-    user.save(update_fields=["last_login"])
-    session = session_create(user=user, ip=origin.ip, user_agent=origin.user_agent, now=now)
+    """Open a session for a user whose credentials were checked, record the login, issue tokens.
+
+    A sign-in over HTTP (``origin.request`` set) sends ``user_logged_in`` as Django's ``login()``
+    does, last of all; Django's own receiver ``update_last_login`` keeps ``last_login`` then (so a
+    project that disconnects it, as Django allows, gets no write). A session opened from code
+    (``RefreshToken.for_user``) has no request for the receivers, which expect one: nothing is sent
+    and ``last_login`` stays as it was.
+    """
+    session = session_create(user=user, ip=origin.ip, user_agent=origin.user_agent)
     audit_event_record(
         type=AuditEventType.LOGIN_SUCCEEDED, user_id=user.pk, session_id=session.pk, origin=origin
     )
+    if origin.request is not None:
+        user_logged_in.send(sender=user.__class__, request=origin.request, user=user)
     return tokens_issue(session=session)
 
 
@@ -94,9 +106,11 @@ def session_login(*, username: str, password: str, origin: Origin) -> IssuedToke
 
     ``username`` is the value of the user model's USERNAME_FIELD. Unknown user, wrong password and
     inactive user raise the same error; Django's ModelBackend also hashes the password for an
-    unknown user, so the three take similar time.
+    unknown user, so the three take similar time. ``authenticate()`` gets the request, so that its
+    ``user_login_failed`` carries it (django-axes counts failures by it) and request-aware backends
+    work.
     """
-    user = authenticate(None, username=username, password=password)
+    user = authenticate(origin.request, username=username, password=password)
     if user is None:
         audit_event_record(type=AuditEventType.LOGIN_FAILED, username=username, origin=origin)
         raise InvalidCredentials()
@@ -265,10 +279,39 @@ def session_revoke(*, session_id: uuid.UUID, user_id, reason: RevokeReason, orig
 
 
 def session_logout(*, token: RefreshToken, origin: Origin = NOWHERE) -> bool:
-    """Revoke the session a refresh token belongs to (any token of its chain will do)."""
-    return session_revoke(
+    """Revoke the session a refresh token belongs to (any token of its chain will do); a session
+    ended sends ``user_logged_out``."""
+    ended = session_revoke(
         session_id=token.session_id, user_id=token.user_id, reason=RevokeReason.LOGOUT, origin=origin
     )
+    if ended:
+        _user_logged_out(user_id=token.user_id, origin=origin)
+    return ended
+
+
+def sessions_logout_all(*, user, origin: Origin = NOWHERE) -> int:
+    """Revoke every session of a user who asked to be signed out everywhere; returns how many. Any
+    session ended sends ``user_logged_out`` once."""
+    revoked = sessions_revoke_for_users(user_ids=[user.pk], reason=RevokeReason.LOGOUT_ALL, origin=origin)
+    if revoked:
+        _user_logged_out(user_id=user.pk, user=user, origin=origin)
+    return revoked
+
+
+def _user_logged_out(*, user_id, origin: Origin, user=None) -> None:
+    """Django's ``user_logged_out`` for a logout over HTTP that ended a session.
+
+    Unlike Django's ``logout()``, which sends it with ``user=None`` when nobody was signed in, a
+    logout that ended nothing (no token, a dead or foreign one) sends nothing: it signed nobody out,
+    and a token that no longer verifies says nothing reliable about whose it was. A body-transport
+    logout has only the token's user id: the user is loaded (one query) only when someone listens.
+    """
+    model = get_user_model()
+    if origin.request is None or not user_logged_out.has_listeners(model):
+        return
+    if user is None and (user := model._default_manager.filter(pk=user_id).first()) is None:
+        return
+    user_logged_out.send(sender=user.__class__, request=origin.request, user=user)
 
 
 def sessions_revoke_for_users(

@@ -59,6 +59,8 @@ class Statement:
         self._compiled: dict[str, tuple] = {}
 
     def _compile(self, using: str) -> tuple:
+        # Django's compiler internals (get_compiler, compiler.select, get_db_converters): canaries
+        # are tests/test_statements.py's pinned SQL and test_the_user_comes_back_whole.
         connection = connections[using]
         queryset = self.build()
         model = queryset.model
@@ -67,13 +69,9 @@ class Statement:
             sql, params = compiler.as_sql()
             columns = [column for column, _, _ in compiler.select]
         else:
-            query = queryset.query.chain(UpdateQuery)
-            query.add_update_values(self.update())
-            sql, params = query.get_compiler(using).as_sql()
-            fields = [model._meta.get_field(name) for name in self.returning] or model._meta.concrete_fields
-            columns = [field.get_col(model._meta.db_table) for field in fields]
-            quote = connection.ops.quote_name
-            sql += " RETURNING " + ", ".join(quote(column.target.column) for column in columns)
+            sql, params, columns = update_returning_sql(
+                queryset, self.update(), returning=self.returning, using=using
+            )
         names = [column.target.attname for column in columns]
         if model._meta.pk.attname not in names:
             raise ValueError(f"{model.__name__} statement returns no primary key: {names}")
@@ -83,11 +81,22 @@ class Statement:
         ]
         return model, sql, tuple(params), names, list(zip(columns, converters, strict=True))
 
-    def rows(self, *, using: str = "default", **values) -> list[models.Model]:
-        """The statement's rows for these values of its parameters, as model instances."""
+    def sql(self, *, using: str = "default") -> str:
+        """The SQL text this statement runs on that database (compiled on first use)."""
+        return self._compiled_for(using)[1]
+
+    def parameters(self, *, using: str = "default") -> list:
+        """What the SQL's placeholders take, in order: each Param's name, or a constant's value."""
+        return [param.name if isinstance(param, Param) else param for param in self._compiled_for(using)[2]]
+
+    def _compiled_for(self, using: str) -> tuple:
         if using not in self._compiled:
             self._compiled[using] = self._compile(using)
-        model, sql, params, names, converters = self._compiled[using]
+        return self._compiled[using]
+
+    def rows(self, *, using: str = "default", **values) -> list[models.Model]:
+        """The statement's rows for these values of its parameters, as model instances."""
+        model, sql, params, names, converters = self._compiled_for(using)
         connection = connections[using]
         bound = [param.bind(values, connection) if isinstance(param, Param) else param for param in params]
         with transaction.mark_for_rollback_on_error(using), connection.cursor() as cursor:
@@ -103,5 +112,35 @@ class Statement:
         return instances
 
     def first(self, *, using: str = "default", **values) -> models.Model | None:
+        """The statement's first row for these values, or None."""
         rows = self.rows(using=using, **values)
         return rows[0] if rows else None
+
+
+def update_returning_sql(
+    queryset: models.QuerySet, values: dict[str, Any], *, returning: tuple[str, ...] = (), using: str
+) -> tuple[str, tuple, list]:
+    """The one builder of ``UPDATE ... RETURNING``: the SQL and parameters of
+    ``queryset.update(**values)`` (PostgreSQL, and SQLite since 3.35) returning the ``returning``
+    fields (every concrete field if none), and the returned columns.
+
+    Django has no public way to add RETURNING to an update, so this compiles the UpdateQuery that
+    ``QuerySet.update`` would run (tests/test_statements.py pins the SQL it gives).
+    """
+    # Django's query internals (UpdateQuery, chain, add_update_values, get_compiler, get_col):
+    # tests/test_statements.py::test_each_statement_compiles_to_the_pinned_sql is their canary.
+    query = queryset.query.chain(UpdateQuery)
+    query.add_update_values(values)
+    sql, params = query.get_compiler(using).as_sql()
+    model = queryset.model
+    fields = [model._meta.get_field(name) for name in returning] or model._meta.concrete_fields
+    columns = [field.get_col(model._meta.db_table) for field in fields]
+    quote = connections[using].ops.quote_name
+    return f"{sql} RETURNING {', '.join(quote(column.target.column) for column in columns)}", params, columns
+
+
+def update_returning(queryset: models.QuerySet, *, returning: tuple[str, ...] = (), **values) -> list:
+    """``queryset.update(**values)`` as one ``UPDATE ... RETURNING``: instances of exactly the rows it
+    changed, with the ``returning`` fields as they are after it (a Statement run once)."""
+    statement = Statement(lambda: queryset, update=lambda: values, returning=returning)
+    return statement.rows(using=queryset.db)

@@ -9,18 +9,20 @@ read the history, append and write it back: concurrent attempts all read the sam
 Login is limited three ways (see README, "Security model"): per client IP; per username and client
 IP (the tight limit, so that a stranger's guesses spend only their own address's budget, not the
 real user's); and per username across all addresses (a higher ceiling against guessing one account
-from many addresses). IPv4-mapped IPv6 addresses count as their IPv4 address, and IPv6 addresses by
-their /64, the block one subscriber usually holds.
+from many addresses). Only attempts that both narrower limits let through count toward the ceiling:
+DRF calls every throttle's ``allow_request``, so otherwise one address's refused attempts would fill
+the ceiling and lock the real user out from everywhere. IPv4-mapped IPv6 addresses count as their
+IPv4 address, and IPv6 addresses by their /64, the block one subscriber usually holds. A fourth,
+global budget of password checks sheds a flood from many addresses (LoginGlobalThrottle).
 """
 
-import hashlib
 import ipaddress
 import math
 
 from django.contrib.auth import get_user_model
 from rest_framework.throttling import SimpleRateThrottle
 
-from .audit import audit_event_record
+from .audit import audit_event_record, typed_name_digest
 from .conf import app_settings
 from .models import AuditEventType
 from .origin import client_ip, request_origin
@@ -49,9 +51,10 @@ def ip_bucket(ip: str | None) -> str:
 
 
 def name_digest(name: str) -> str:
-    """A username as a throttle key: case-folded and hashed (the cache never holds the name). Lone
-    surrogates, which cannot be UTF-8, are kept as they are rather than failing."""
-    return hashlib.sha256(name.strip().casefold().encode("utf-8", "surrogatepass")).hexdigest()
+    """A username as a throttle key: case-folded and keyed-hashed (HMAC-SHA256 under SECRET_KEY),
+    so the cache holds neither the name, which may be a password typed into the wrong field, nor a
+    hash of it that a guess could be checked against."""
+    return typed_name_digest(name, purpose="throttle.username")
 
 
 class CountingThrottle(SimpleRateThrottle):
@@ -110,8 +113,26 @@ class CountingThrottle(SimpleRateThrottle):
         """Called when an attempt is refused."""
 
 
+NARROW_REFUSED = "login_narrow_limit_refused"
+REFUSED = "login_limit_refused"
+
+
 class LoginThrottle(CountingThrottle):
-    """A login limit: a refused key also goes to the audit trail, once per window."""
+    """A login limit: a refused key also goes to the audit trail, once per window.
+
+    A narrow limit (per IP, per username and IP) marks the request it refuses, so that the ceiling,
+    checked after them, neither counts nor refuses it.
+    """
+
+    narrow = False
+
+    def allow_request(self, request, view) -> bool:
+        allowed = super().allow_request(request, view)
+        if not allowed:
+            setattr(request, REFUSED, True)
+            if self.narrow:
+                setattr(request, NARROW_REFUSED, True)
+        return allowed
 
     def on_refused(self, request) -> None:
         """One event per key and window, not one per refused request: a flood of attempts must not
@@ -136,6 +157,7 @@ class LoginIPThrottle(LoginThrottle):
 
     scope = "login_ip"
     rate_setting = "LOGIN_IP_THROTTLE_RATE"
+    narrow = True
 
     def ident(self, request) -> str:
         return ip_bucket(client_ip(request))
@@ -147,6 +169,7 @@ class LoginUsernameIPThrottle(LoginThrottle):
 
     scope = "login_username_ip"
     rate_setting = "LOGIN_THROTTLE_RATE"
+    narrow = True
 
     def ident(self, request) -> str | None:
         username = self.attempted_name(request)
@@ -157,17 +180,51 @@ class LoginUsernameIPThrottle(LoginThrottle):
 
 class LoginUsernameThrottle(LoginThrottle):
     """Attempts per username from every address together: a higher ceiling against guessing one
-    account from many addresses."""
+    account from many addresses. It counts only attempts the narrow limits let through (it comes
+    after them in LOGIN_THROTTLES): those refused already are no guess at the password, and
+    counting them would let one address spend the ceiling and lock the user out everywhere."""
 
     scope = "login_username"
     rate_setting = "LOGIN_USERNAME_THROTTLE_RATE"
+
+    def allow_request(self, request, view) -> bool:
+        if getattr(request, NARROW_REFUSED, False):
+            return True  # refused already, by a narrow limit: not counted here
+        return super().allow_request(request, view)
 
     def ident(self, request) -> str | None:
         username = self.attempted_name(request)
         return name_digest(username) if username else None
 
 
-LOGIN_THROTTLES = (LoginIPThrottle, LoginUsernameIPThrottle, LoginUsernameThrottle)
+class LoginGlobalThrottle(LoginThrottle):
+    """Load shedding: password checks per second across every address and app server together.
+
+    A flood of logins from many addresses passes every per-address limit, and each attempt costs an
+    Argon2 hash (about 0.1 s of a core): hashed in turn, they would hold every worker while ``me``
+    and refresh wait. Past this budget an attempt is answered at once (429, Retry-After: 1) without
+    its password being checked. Only attempts that every other login limit let through are
+    counted, so refused ones spend none of it. None turns it off.
+    """
+
+    scope = "login_global"
+    rate_setting = "LOGIN_GLOBAL_THROTTLE_RATE"
+
+    def ident(self, request) -> str:
+        return "all"
+
+    def allow_request(self, request, view) -> bool:
+        if getattr(request, REFUSED, False):
+            return True  # refused already: no password will be checked
+        return super().allow_request(request, view)
+
+    def attempted_name(self, request) -> str:
+        return ""  # the budget is everyone's: its event names no one
+
+
+# The order matters: the ceiling reads what the narrow limits decided for this request, and the
+# global budget what all three did.
+LOGIN_THROTTLES = (LoginIPThrottle, LoginUsernameIPThrottle, LoginUsernameThrottle, LoginGlobalThrottle)
 
 
 class RegisterThrottle(CountingThrottle):
@@ -193,7 +250,10 @@ class PasswordChangeThrottle(CountingThrottle):
 
 def login_attempt_wait(request, *, username: str) -> float | None:
     """Count one login attempt (outside DRF: the admin's form) against every login limit; None if it
-    may go ahead, else the seconds to wait. Every limit counts it, as DRF's throttle check does."""
+    may go ahead, else the seconds to wait. Every limit is asked in turn, as DRF's throttle check
+    does (the ceiling counts only what the narrow limits let through)."""
     request.login_name = username
+    setattr(request, NARROW_REFUSED, False)
+    setattr(request, REFUSED, False)
     waits = [t.wait() for t in (cls() for cls in LOGIN_THROTTLES) if not t.allow_request(request, None)]
     return max(waits) if waits else None

@@ -4,14 +4,17 @@ A refresh token is built from its session row (jti, iat and exp are the row's), 
 current refresh token can be issued again without ever being stored.
 """
 
+import re
 import uuid
 from datetime import datetime, timedelta
+
+import jwt
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from rest_framework_simplejwt import tokens
 from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
-from rest_framework_simplejwt.utils import aware_utcnow, datetime_from_epoch, datetime_to_epoch
+from rest_framework_simplejwt.utils import datetime_from_epoch, datetime_to_epoch
 
 from . import keys
 from .conf import app_settings, jwt_settings
@@ -19,6 +22,42 @@ from .errors import TokenExpired, TokenInvalid, TokenMissing
 from .origin import NOWHERE
 
 SESSION_ID_CLAIM = "sid"
+
+# The claims a token of ours may carry, each of one JSON type: a signed token whose claim has
+# another (a string ``exp``, a float ``iat``, a list ``sid``, a ``jti`` no session could hold) is
+# invalid, checked before any of them is used, so that no claim reaches date arithmetic or a query
+# in a shape it cannot take.
+MAX_EPOCH = 253402300799  # 9999-12-31T23:59:59Z, the last second a datetime can hold
+NUMERIC_DATE_CLAIMS = ("exp", "iat", "nbf", "auth_time")  # whole seconds; iat and exp required
+JTI_PATTERN = re.compile(r"[0-9a-f]{32}")  # uuid4().hex, as simplejwt and services.new_jti make them
+MAX_USER_ID_LENGTH = 255
+
+
+def _is_numeric_date(value) -> bool:
+    return type(value) is int and 0 <= value <= MAX_EPOCH  # bool is an int subclass: refused
+
+
+def token_claims_check(payload) -> None:
+    """TokenError unless every claim this app reads has the one type it may have (the token's
+    signature is checked already; its expiry and type are simplejwt's checks, after this one)."""
+    if not isinstance(payload, dict):
+        raise TokenError("Token has no claims.")
+    settings = jwt_settings()
+    dates = {name: payload[name] for name in NUMERIC_DATE_CLAIMS if name in payload}
+    if "exp" not in dates or "iat" not in dates or not all(map(_is_numeric_date, dates.values())):
+        raise TokenError("Token has a date claim that is not whole seconds since 1970.")
+    if settings.JTI_CLAIM and not (
+        type(payload.get(settings.JTI_CLAIM)) is str and JTI_PATTERN.fullmatch(payload[settings.JTI_CLAIM])
+    ):
+        raise TokenError("Token has no valid id.")
+    if not isinstance(payload.get(settings.TOKEN_TYPE_CLAIM), str):
+        raise TokenError("Token has no type.")
+    sid = payload.get(SESSION_ID_CLAIM, "")  # required where sessions are checked (session_id)
+    if type(sid) is not str:
+        raise TokenError("Token has no session.")
+    user_id = payload.get(settings.USER_ID_CLAIM)
+    if not ((type(user_id) is str and len(user_id) <= MAX_USER_ID_LENGTH) or type(user_id) is int):
+        raise TokenError("Token has no valid user.")
 
 
 class KeySetMixin:
@@ -32,6 +71,11 @@ class KeySetMixin:
 
 class SessionClaimsMixin:
     """Typed access to the claims this project relies on."""
+
+    def verify(self) -> None:
+        """The claims' types (token_claims_check), then simplejwt's checks (expiry, jti, type)."""
+        token_claims_check(self.payload)
+        super().verify()
 
     @property
     def session_id(self) -> uuid.UUID:
@@ -108,21 +152,16 @@ class RefreshToken(KeySetMixin, SessionClaimsMixin, tokens.RefreshToken):
     def for_session(cls, session) -> "RefreshToken":
         """The session's current refresh token: same claims, so the same token, every time.
 
-        Made as simplejwt's constructor makes a new token (``token``, ``current_time``, ``payload``),
-        without the claims it would draw first (a jti, ``exp`` and ``iat`` of its own) only to be
-        replaced by the session's: every refresh issues one.
+        Made by simplejwt's constructor, whose claims of a new token (type, ``exp``, ``iat``, a jti,
+        in that order) are then set to the session's, through the token's public item assignment.
         """
         claims = jwt_settings()
-        token = cls.__new__(cls)
-        token.token, token.current_time = None, aware_utcnow()
-        token.payload = {
-            claims.TOKEN_TYPE_CLAIM: cls.token_type,
-            "exp": datetime_to_epoch(session.idle_expires_at),
-            "iat": datetime_to_epoch(session.refresh_issued_at),
-            claims.JTI_CLAIM: session.refresh_jti,
-            claims.USER_ID_CLAIM: str(session.user_id),
-            SESSION_ID_CLAIM: str(session.pk),
-        }
+        token = cls()
+        token["exp"] = datetime_to_epoch(session.idle_expires_at)
+        token["iat"] = datetime_to_epoch(session.refresh_issued_at)
+        token[claims.JTI_CLAIM] = session.refresh_jti
+        token[claims.USER_ID_CLAIM] = str(session.user_id)
+        token[SESSION_ID_CLAIM] = str(session.pk)
         return token
 
 
@@ -132,6 +171,12 @@ def _verify(token_class, raw):
     try:
         return token_class(raw)
     except ExpiredTokenError as e:
+        # PyJWT checked the signature before the expiry: these claims are signed, and an expired
+        # token whose claims have the wrong types is invalid, like a live one.
+        try:
+            token_claims_check(jwt.decode(raw, options={"verify_signature": False}))
+        except (TokenError, jwt.InvalidTokenError) as invalid:
+            raise TokenInvalid() from invalid
         raise TokenExpired() from e
     except TokenError as e:  # bad signature or algorithm, garbage, wrong type, missing claims
         raise TokenInvalid() from e

@@ -9,16 +9,18 @@ XSS would carry the whole session away. In the httpOnly cookie a script can at m
 while the page is open, never take it elsewhere. Clients that are not browsers have no ambient
 cookie for another site to ride on, so the body needs no CSRF check; and a browser always sends an
 ``Origin`` header on the cross-origin and fetch POSTs a script can make, which is how it is told
-apart and refused.
+apart and refused. The web views of hybrid apps (Capacitor, Ionic) send an ``Origin`` of their own,
+which no web page can send: NATIVE_APP_ORIGINS names those, and they are admitted as apps.
 """
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from rest_framework import serializers
 
 from . import cookies
 from .conf import app_settings
 from .csrf import csrf_enforce
 from .errors import BodyTransportForbidden
+from .origin import native_app_origin
 
 COOKIE = "cookie"
 BODY = "body"
@@ -46,7 +48,7 @@ class CookieTransport:
 
     def check(self, request) -> None:
         """Django's CSRF check, which reading an ambient cookie needs (CsrfFailed, 403)."""
-        csrf_enforce(_django_request(request))
+        csrf_enforce(request)
 
     def read(self, request, validated_data: dict) -> str | None:
         """The cookie's token, after the CSRF check."""
@@ -69,12 +71,14 @@ class BodyTransport:
     name = BODY
 
     def admit(self, request) -> None:
-        """Refuse browsers (any Origin header) and everyone when body transport is turned off."""
+        """Refuse browsers (an Origin header that is not one of NATIVE_APP_ORIGINS), and everyone
+        when body transport is turned off."""
         if not app_settings.REFRESH_BODY_TRANSPORT:
             raise BodyTransportForbidden(
                 "Body transport is turned off; the refresh token travels in its cookie."
             )
-        if "HTTP_ORIGIN" in request.META:
+        origin = request.META.get("HTTP_ORIGIN")
+        if origin is not None and not native_app_origin(origin):
             raise BodyTransportForbidden(
                 "Browsers get the refresh token in an httpOnly cookie, never in a body."
             )
@@ -94,8 +98,3 @@ class BodyTransport:
 def transport_for(name: str) -> CookieTransport | BodyTransport:
     """The transport called ``name``, after nothing: admission is the caller's next step."""
     return BodyTransport() if name == BODY else CookieTransport()
-
-
-def _django_request(request) -> HttpRequest:
-    """Django's request under DRF's."""
-    return getattr(request, "_request", request)

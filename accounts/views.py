@@ -188,7 +188,7 @@ class CsrfView(NoStoreMixin, PublicView):
 
     @extend_schema(responses={200: OpenApiResponse(description='{"csrf_token": "..."}')})
     def get(self, request):
-        return Response({"csrf_token": get_token(request._request)})
+        return Response({"csrf_token": get_token(request)})
 
 
 class RegisterView(PublicView):
@@ -242,7 +242,8 @@ class LoginView(TokenView, jwt_views.TokenObtainPairView):
                 RefreshSerializer,
                 RefreshBodySerializer,
                 "A refresh token from the cookie (CSRF-checked) is answered with a rotated cookie; one "
-                "from the body (no CSRF check, no Origin header) with the rotated token in the body.",
+                "from the body (no CSRF check; no Origin header, or a native app's) with the rotated "
+                "token in the body.",
             )
         }
     )
@@ -296,9 +297,7 @@ class LogoutAllView(ApiView):
 
     @extend_schema(request=None, responses={200: RevokedCountSerializer})
     def post(self, request):
-        revoked = services.sessions_revoke_for_users(
-            user_ids=[request.user.pk], reason=RevokeReason.LOGOUT_ALL, origin=request_origin(request)
-        )
+        revoked = services.sessions_logout_all(user=request.user, origin=request_origin(request))
         response = Response({"revoked": revoked})
         cookies.refresh_cookie_delete(response)
         return response

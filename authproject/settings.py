@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -18,11 +19,23 @@ DEVELOPMENT_SECRET_KEY = "django-insecure-development-key-do-not-use-in-producti
 DEFAULT_CORS_ORIGINS = ["http://localhost:5173", "http://localhost:3000"]
 
 env = environ.Env()
+# Development only: manage.py names the checkout's .env (which `make run` writes: DJANGO_DEBUG=1) in
+# DJANGO_ENV_FILE, so that its commands run as the README prints them. gunicorn (authproject.wsgi),
+# `make serve` and the tests name none, so no server reads a stray .env. A variable set in the
+# environment wins over the file (read_env only fills in what is unset).
+if os.environ.get("DJANGO_ENV_FILE"):
+    environ.Env.read_env(os.environ["DJANGO_ENV_FILE"])
 
 
 def _seconds(variable: str) -> timedelta:
     """An environment variable that counts seconds, as a timedelta."""
     return timedelta(seconds=env.int(variable))
+
+
+def _rate_or_off(variable: str) -> str | None:
+    """A throttle rate ("10/s"), or None for "off" (no limit)."""
+    value = env.str(variable).strip()
+    return None if value.lower() in ("off", "none", "") else value
 
 
 def _days(variable: str) -> timedelta:
@@ -33,9 +46,6 @@ def _days(variable: str) -> timedelta:
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default=DEVELOPMENT_SECRET_KEY)
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
-# Benchmarks only (benchmarks/hot_paths.py): mounts authproject.bench's floor view at
-# /api/bench/floor/. Never in production.
-BENCHMARK_ENDPOINTS = env.bool("BENCHMARK_ENDPOINTS", default=False)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -48,6 +58,10 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    # The task queue's table (django_tasks_db), migrated whichever backend TASKS_BACKEND names, so
+    # that switching backends needs no migration.
+    "django_tasks",
+    "django_tasks_db",
     "accounts",
 ]
 
@@ -160,8 +174,45 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
+# --- Mail (accounts/mail.py: every mail leaves through one task) --------------------------------
+# EMAIL_URL in django-environ's form: smtp://user:password@host:25, smtp+tls://...:587,
+# smtp+ssl://...:465, consolemail://. Unset, mail goes to the console with DEBUG on, and with DEBUG off
+# nothing sets EMAIL_BACKEND, which accounts.checks refuses (accounts.E018).
+# Seconds an SMTP server gets for each step (connecting, each answer) before the send fails and is
+# retried: a server that hangs must not hold a worker for ever.
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10)
+if "EMAIL_URL" in os.environ:
+    try:
+        _email = env.email_url("EMAIL_URL")
+    except ImproperlyConfigured as e:
+        raise ImproperlyConfigured(f"EMAIL_URL: {e}") from None
+    # Only Django's EMAIL_* settings (the parser also returns keys for other backends' options).
+    globals().update(
+        {name: value for name, value in _email.items() if name.startswith("EMAIL_") and value is not None}
+    )
+elif DEBUG:
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="webmaster@localhost")
+
+# Django's Tasks API (the django-tasks backport on Django 5.2). "immediate" runs a task when it is
+# enqueued, i.e. right after the request's transaction commits (development, tests); "database"
+# queues it for `make worker` (manage.py db_worker), any number of them on any machine.
+_task_backends = {
+    "immediate": "django_tasks.backends.immediate.ImmediateBackend",
+    "database": "django_tasks_db.DatabaseBackend",
+}
+TASKS_BACKEND = env.str("TASKS_BACKEND", default="immediate" if DEBUG else "database")
+if TASKS_BACKEND not in _task_backends:
+    raise ImproperlyConfigured(f"TASKS_BACKEND is {TASKS_BACKEND!r}: use immediate or database.")
+TASKS = {"default": {"BACKEND": _task_backends[TASKS_BACKEND]}}
+
 # --- Browser security -------------------------------------------------------------------------
-CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=DEFAULT_CORS_ORIGINS)
+# The browser pages' origins (the SPAs), and the origins of hybrid apps' web views (Capacitor, Ionic:
+# capacitor://localhost, ...), which may use body transport (ACCOUNTS_NATIVE_APP_ORIGINS, below). Both
+# get CORS answers; only the browsers' are trusted for CSRF (apps use body transport, which has no
+# CSRF check), and accounts.E016 refuses an origin in both.
+_browser_origins = env.list("CORS_ALLOWED_ORIGINS", default=DEFAULT_CORS_ORIGINS)
+CORS_ALLOWED_ORIGINS = [*_browser_origins, *env.list("NATIVE_APP_ORIGINS", default=[])]
 # Development convenience: any localhost port. Never in production (DEBUG off).
 CORS_ALLOWED_ORIGIN_REGEXES = [r"^http://(localhost|127\.0\.0\.1)(:\d+)?$"] if DEBUG else []
 CORS_ALLOW_CREDENTIALS = True
@@ -175,9 +226,9 @@ CORS_URLS_REGEX = r"^/api/.*$"
 CORS_EXPOSE_HEADERS: list[str] = []  # a page reads what it needs from the JSON body
 CORS_ALLOW_PRIVATE_NETWORK = False
 
-# The CSRF origin check trusts the origins CORS allows (accounts.csrf adds the DEBUG regex), and the
-# ones named here besides: e.g. the admin's own https origin behind a proxy that rewrites Host.
-CSRF_TRUSTED_ORIGINS = [*CORS_ALLOWED_ORIGINS, *env.list("CSRF_TRUSTED_ORIGINS", default=[])]
+# The CSRF origin check trusts the browser origins CORS allows (accounts.csrf adds the DEBUG regex),
+# and the ones named here besides: e.g. the admin's own https origin behind a proxy that rewrites Host.
+CSRF_TRUSTED_ORIGINS = [*_browser_origins, *env.list("CSRF_TRUSTED_ORIGINS", default=[])]
 # Browsers treat http://localhost as secure, so these stay on in development too.
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)
 CSRF_COOKIE_SAMESITE = "Lax"
@@ -204,19 +255,24 @@ _accounts_from_environment = {  # environment variable: (setting, cast)
     "REFRESH_COOKIE_SECURE": ("ACCOUNTS_REFRESH_COOKIE_SECURE", env.bool),
     "REFRESH_COOKIE_SAMESITE": ("ACCOUNTS_REFRESH_COOKIE_SAMESITE", env.str),
     "REFRESH_COOKIE_PARTITIONED": ("ACCOUNTS_REFRESH_COOKIE_PARTITIONED", env.bool),
+    "REFRESH_COOKIE_HOST_PREFIX": ("ACCOUNTS_REFRESH_COOKIE_HOST_PREFIX", env.bool),
     "SESSION_MAX_AGE": ("ACCOUNTS_SESSION_MAX_AGE", _seconds),
     "REFRESH_GRACE_SECONDS": ("ACCOUNTS_REFRESH_GRACE", _seconds),
     "REFRESH_BODY_TRANSPORT": ("ACCOUNTS_REFRESH_BODY_TRANSPORT", env.bool),
+    "NATIVE_APP_ORIGINS": ("ACCOUNTS_NATIVE_APP_ORIGINS", env.list),
     "SESSION_RETENTION_DAYS": ("ACCOUNTS_SESSION_RETENTION", _days),
     "AUDIT_RETENTION_DAYS": ("ACCOUNTS_AUDIT_RETENTION", _days),
     "LOGIN_THROTTLE_RATE": ("ACCOUNTS_LOGIN_THROTTLE_RATE", env.str),
     "LOGIN_USERNAME_THROTTLE_RATE": ("ACCOUNTS_LOGIN_USERNAME_THROTTLE_RATE", env.str),
     "LOGIN_IP_THROTTLE_RATE": ("ACCOUNTS_LOGIN_IP_THROTTLE_RATE", env.str),
+    "LOGIN_GLOBAL_THROTTLE_RATE": ("ACCOUNTS_LOGIN_GLOBAL_THROTTLE_RATE", _rate_or_off),
     "REGISTER_THROTTLE_RATE": ("ACCOUNTS_REGISTER_THROTTLE_RATE", env.str),
     "PASSWORD_CHANGE_THROTTLE_RATE": ("ACCOUNTS_PASSWORD_CHANGE_THROTTLE_RATE", env.str),
     "JWT_SIGNING_KEYS": ("ACCOUNTS_JWT_SIGNING_KEYS", env.list),
     "JWT_VERIFY_KEYS": ("ACCOUNTS_JWT_VERIFY_KEYS", env.list),
     "JWKS_MAX_AGE": ("ACCOUNTS_JWKS_MAX_AGE", _seconds),
+    "SITE_NAME": ("ACCOUNTS_SITE_NAME", env.str),
+    "MAIL_MAX_ATTEMPTS": ("ACCOUNTS_MAIL_MAX_ATTEMPTS", env.int),
 }
 for _variable, (_setting, _cast) in _accounts_from_environment.items():
     if _variable in os.environ:
@@ -242,7 +298,8 @@ SIMPLE_JWT = {
     "USER_ID_FIELD": "id",
     "USER_ID_CLAIM": "user_id",
     "AUTH_TOKEN_CLASSES": ("accounts.tokens.AccessToken",),
-    "UPDATE_LAST_LOGIN": False,  # accounts.services.session_login records it itself
+    # Django's update_last_login records it, on the user_logged_in that accounts.services sends.
+    "UPDATE_LAST_LOGIN": False,
 }
 # simplejwt's own settings, only when set; accounts/conf.py holds the defaults (15 min, 7 days, HS256,
 # no issuer or audience).

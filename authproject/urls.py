@@ -1,11 +1,9 @@
-from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts.error_views import api_not_found
 from accounts.views import JwksView
-from authproject.bench import FloorView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -18,9 +16,6 @@ urlpatterns = [
     # and a POST without the trailing slash gets that 404 rather than APPEND_SLASH's error.
     re_path(r"^api/", api_not_found),
 ]
-if settings.BENCHMARK_ENDPOINTS:
-    # The floor of benchmarks/hot_paths.py, before the /api/ catch-all; only when BENCHMARK_ENDPOINTS=1.
-    urlpatterns.insert(-1, path("api/bench/floor/", FloorView.as_view(), name="bench-floor"))
 
 # Django's own errors answer in the API's JSON shape too.
 handler400 = "accounts.error_views.bad_request"

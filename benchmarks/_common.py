@@ -1,23 +1,20 @@
 """What the HTTP benchmarks share: their databases, the app server's environment, app servers run as
 `make serve` runs them, wrk runs and their figures, and the machine they ran on.
 
-The scripts import it as ``_common`` (benchmarks/ is on their path when run as a script); HTTP set-up
-(sign in, CSRF) goes through tests/deploy/servers.py's Client.
+The scripts import it as ``_common`` (benchmarks/ is on their path when run as a script); app servers
+start, and HTTP set-up (sign in, CSRF) goes, through servers.py (shared with tests/deploy).
 """
 
 import os
 import platform
 import re
 import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from servers import Serve, free_ports
 
-from tests.deploy.servers import Serve, free_ports  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 WRK = os.environ.get("WRK", "/usr/bin/wrk")
 WRK_SCRIPTS = ROOT / "benchmarks" / "wrk"
@@ -81,6 +78,7 @@ def app_environment(*, database_url: str, cache_url: str, secret: str, **variabl
         CACHE_URL=cache_url,
         DJANGO_DEBUG="0",
         DJANGO_SECRET_KEY=secret,
+        EMAIL_URL="consolemail://",  # DEBUG off needs one (accounts.E018); no benchmark sends mail
         LOG_LEVEL="WARNING",
         **THROTTLES_RAISED,
     )

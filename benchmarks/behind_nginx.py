@@ -33,8 +33,7 @@ from pathlib import Path
 
 import _common
 from _common import PASSWORD
-
-from tests.deploy.servers import NGINX, Client, Nginx, Serve, free_ports, make_certificate
+from servers import NGINX, Client, Nginx, Serve, free_ports, make_certificate
 
 ENDPOINTS = ("login", "refresh", "me")
 DEFAULT_DATABASE = "postgres://postgres@127.0.0.1:5432/authproject_bench_nginx"

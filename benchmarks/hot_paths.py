@@ -4,7 +4,8 @@ does nothing costs, beside dj-rest-auth + simplejwt set up the same way, in one 
 Subjects, each served with gunicorn (2 sync workers by default), DEBUG off, PostgreSQL and Redis:
 
 - this project: `make serve` in this checkout (migrate, collectstatic, gunicorn with
-  authproject/gunicorn.conf.py), BENCHMARK_ENDPOINTS=1 so that the floor view is mounted;
+  authproject/gunicorn.conf.py), DJANGO_SETTINGS_MODULE=benchmarks.floor.settings so that the floor
+  view (benchmarks/floor/) is mounted;
 - dj-rest-auth: the project in benchmarks/peer/ (dj-rest-auth with USE_JWT and the refresh token in an
   httpOnly cookie, simplejwt with rotation and the token blacklist, Argon2 with Django's parameters,
   the same middleware less WhiteNoise), in benchmarks/.peer-venv, which this script installs from
@@ -51,8 +52,7 @@ from pathlib import Path
 
 import _common
 from _common import PAGE_ORIGIN, PASSWORD, ROOT
-
-from tests.deploy.servers import Client, Serve
+from servers import Client, Serve
 
 PEER_DIR = ROOT / "benchmarks" / "peer"
 PEER_VENV = ROOT / "benchmarks" / ".peer-venv"
@@ -159,7 +159,7 @@ def start_ours(options, secret: str, logs: Path, static: Path) -> Subject:
         services=(options.database_url, options.cache_url),
         secret=secret,
         logs=logs,
-        BENCHMARK_ENDPOINTS="1",
+        DJANGO_SETTINGS_MODULE="benchmarks.floor.settings",
         STATIC_ROOT=str(static / "ours"),
     )
     return Subject(

@@ -46,6 +46,7 @@ def environment(database_url: str) -> dict:
         "CACHE_URL": os.environ.get("BENCH_CACHE_URL", "redis://127.0.0.1:6379/7"),
         "DJANGO_DEBUG": "0",
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "EMAIL_URL": "consolemail://",  # DEBUG off needs one (accounts.E018); nothing here sends mail
         "LOGIN_THROTTLE_RATE": "100000/min",
         "LOGIN_IP_THROTTLE_RATE": "100000/min",
         "LOG_LEVEL": "WARNING",

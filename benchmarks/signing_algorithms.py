@@ -41,8 +41,7 @@ from urllib.parse import urlsplit
 
 import _common
 from _common import PAGE_ORIGIN, PASSWORD, ROOT
-
-from tests.deploy.servers import Client, free_ports
+from servers import Client, free_ports
 
 ALGORITHMS = ("HS256", "ES256", "RS256")
 

@@ -55,7 +55,7 @@ def count_sql(*, ordered: bool) -> str:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from accounts.admin import COUNT_CAP
+    from accounts.admin.scale import COUNT_CAP
     from accounts.models import Session
 
     listed = Session.objects.select_related("user").active().order_by("-created_at", "-id")
@@ -88,7 +88,7 @@ def sql_ms(sql: str) -> float:
 
 def switched(function, sql: str):
     """``function(sql)`` with the planner switched as the admin's sessions list switches it."""
-    from accounts.admin import planned_as_an_index_walk
+    from accounts.admin.scale import planned_as_an_index_walk
 
     with planned_as_an_index_walk("default"):
         return function(sql)

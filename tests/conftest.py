@@ -5,6 +5,8 @@ PostgreSQL and Redis in the second CI pass.
 """
 
 import itertools
+import os
+import subprocess
 from contextlib import contextmanager
 from datetime import timedelta
 
@@ -19,7 +21,11 @@ from accounts.keys import signing_key_generate
 from accounts.models import RevokeReason, Session
 from accounts.services import session_create, sessions_revoke
 
-from .helpers import FUZZ_COUNTS, PASSWORD, BrowserClient, data_queries
+from .helpers import BASE_DIR, FUZZ_COUNTS, PASSWORD, BrowserClient, SmtpServer, data_queries
+
+# The tests set their own settings: no manage.py they start reads the checkout's development .env
+# (manage.py reads the file DJANGO_ENV_FILE names; empty names none).
+os.environ["DJANGO_ENV_FILE"] = ""
 
 _usernames = itertools.count(1)
 
@@ -31,6 +37,26 @@ def _fast_hasher_and_empty_cache(settings):
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _tasks_run_at_once(settings):
+    """Tasks (mail) run when enqueued, as in development; a test that wants the queue says so."""
+    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+
+
+@pytest.fixture
+def smtp_server(settings):
+    """A real SMTP server on a free port, and Django's mail pointed at it (``.messages`` holds what
+    it received)."""
+    server = SmtpServer().start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", server.port
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
+    settings.EMAIL_TIMEOUT = 5
+    yield server
+    server.stop()
 
 
 @pytest.fixture
@@ -100,6 +126,31 @@ def query_budget():
         assert len(queries) <= limit, f"{len(queries)} queries (budget {limit}):\n" + "\n".join(queries)
 
     return budget
+
+
+@pytest.fixture
+def checkout_env_file():
+    """The checkout's development .env, as `make run` writes it: made for the test if missing (and
+    removed after), the developer's own left as it is if it has DJANGO_DEBUG=1 (skipped if not)."""
+    path = BASE_DIR / ".env"
+    if path.exists():
+        if "DJANGO_DEBUG=1" not in path.read_text().splitlines():
+            pytest.skip(f"{path} exists without DJANGO_DEBUG=1; the test leaves it alone")
+        yield path
+        return
+    try:
+        make_environment = {k: v for k, v in os.environ.items() if not k.startswith(("MAKE", "MFLAGS"))}
+        subprocess.run(
+            ["make", "--no-print-directory", ".env"],
+            cwd=BASE_DIR,
+            env=make_environment,
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,10 @@
 Fixtures live in conftest.py; these are plain functions and classes, imported where used.
 """
 
+import asyncio
 import collections
+import email
+import email.policy
 import json
 import os
 import secrets
@@ -18,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import jwt
+from aiosmtpd.controller import Controller
 from cryptography.hazmat.primitives import serialization
 from rest_framework.test import APIClient
 
@@ -168,8 +172,10 @@ def free_port() -> int:
 
 def manage_py(*args: str, unset=(), check: bool = False, **environment: str) -> subprocess.CompletedProcess:
     """``manage.py *args`` in a fresh process, so that settings.py reads the environment anew: this
-    process's environment without the ``unset`` variables, plus ``environment``."""
+    process's environment without the ``unset`` variables, plus ``environment``. Never the checkout's
+    development .env, even with every DJANGO_* variable unset."""
     env = {name: value for name, value in os.environ.items() if name not in unset}
+    env["DJANGO_ENV_FILE"] = ""
     env.update(environment)
     return subprocess.run(
         [sys.executable, "manage.py", *args],
@@ -195,7 +201,8 @@ def served_database_url() -> str:
 @contextmanager
 def gunicorn_serving(*, workers: int = 2, threads: int = 1, **environment: str) -> Iterator[str]:
     """gunicorn serving the test database (the test needs ``transaction=True``) on a free loopback
-    port, DEBUG off, with a fresh secret key and ``environment``; yields its base URL."""
+    port, DEBUG off, with a fresh secret key, mail printed (EMAIL_URL) and ``environment``; yields
+    its base URL."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
     env.update(
@@ -203,6 +210,7 @@ def gunicorn_serving(*, workers: int = 2, threads: int = 1, **environment: str) 
         DJANGO_SETTINGS_MODULE="authproject.settings",
         DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
         CACHE_URL=os.environ.get("CACHE_URL", "locmemcache://"),
+        EMAIL_URL="consolemail://",
     )
     env.update(environment)
     bind = ["--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads)]
@@ -278,3 +286,64 @@ def at_once(actions: list[Callable[[], object]]) -> list:
         thread.join(timeout=60)
     assert not any(thread.is_alive() for thread in threads), "a thread hung"
     return results
+
+
+class SmtpServer:
+    """A real SMTP server (aiosmtpd) on a free loopback port, in a thread of its own; every message
+    it receives is kept, parsed, in ``messages``. ``delay``: seconds it takes to accept each one."""
+
+    def __init__(self, *, delay: float = 0):
+        self.port = free_port()
+        self.delay = delay
+        self.messages: list[email.message.EmailMessage] = []
+        self.envelopes: list[tuple[str, list[str]]] = []  # (MAIL FROM, RCPT TO) of each message
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+        """aiosmtpd's hook: keep the message, then accept it."""
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        self.messages.append(email.message_from_bytes(envelope.original_content, policy=email.policy.default))
+        return "250 Message accepted for delivery"
+
+    def start(self) -> "SmtpServer":
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+    def wait_for(self, count: int, timeout: float = 30) -> list[email.message.EmailMessage]:
+        """The messages, once there are ``count`` of them (fails after ``timeout`` seconds)."""
+        deadline = time.monotonic() + timeout
+        while len(self.messages) < count:
+            assert time.monotonic() < deadline, f"{len(self.messages)} of {count} mails arrived"
+            time.sleep(0.05)
+        return list(self.messages)
+
+
+def mail_text(message: email.message.EmailMessage) -> str:
+    """The plain-text body of a received mail, with the line ends Python writes."""
+    return message.get_body(preferencelist=("plain",)).get_content().replace("\r\n", "\n")
+
+
+def mail_html(message: email.message.EmailMessage) -> str | None:
+    """The HTML body of a received mail, or None if it has none."""
+    part = message.get_body(preferencelist=("html",))
+    return part.get_content() if part is not None else None
+
+
+def links_in(text: str) -> list[str]:
+    """The links in a mail's text body, each on a line of its own."""
+    return [line.strip() for line in text.splitlines() if line.strip().startswith(("http://", "https://"))]
+
+
+@contextmanager
+def silent_smtp_server() -> Iterator[int]:
+    """A port where a server takes connections and never answers (a hung mail server): the kernel
+    completes each handshake into the listen backlog, and nothing ever reads or writes."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        yield listener.getsockname()[1]

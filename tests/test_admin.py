@@ -15,7 +15,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import capfirst
 
-from accounts.admin import CappedCountPaginator, planned_as_an_index_walk
+from accounts.admin.scale import CappedCountPaginator, planned_as_an_index_walk
+from accounts.audit import typed_name_hashed
 from accounts.models import AuditEvent, AuditEventType, RevokeReason, Session
 
 from .helpers import MAC_CHROME, data_queries
@@ -310,6 +311,16 @@ def test_the_audit_list_filters_by_type_and_date(admin_client, signed_in):
     recent = admin_client.get(AUDIT_URL, {"created_at__gte": str(timezone.now() - timedelta(days=7))})
     assert old not in recent.context["cl"].result_list
     assert len(recent.context["cl"].result_list) == 2
+
+
+def test_searching_the_audit_list_for_a_name_that_is_no_accounts_finds_its_hashed_events(
+    admin_client, browser, user
+):
+    for name in ("mallory", "Mallory ", "trudy"):
+        browser.sign_in(username=name, password="wrong")
+    found = admin_client.get(AUDIT_URL, {"q": "MALLORY"}).context["cl"].result_list
+    assert len(found) == 2 and {event.username for event in found} == {typed_name_hashed("mallory")}
+    assert "mallory" not in admin_client.get(AUDIT_URL).content.decode().casefold()
 
 
 def test_the_audit_trail_is_read_only_in_the_admin(admin_client, signed_in):

@@ -1,12 +1,14 @@
 """The audit trail: which events each action writes, what they hold, and that a failed write never
 breaks the request that caused it."""
 
+import hashlib
 import logging
 from datetime import timedelta
 
 import pytest
 from django.db import connection
 
+from accounts.audit import typed_name_record
 from accounts.models import AuditEvent, AuditEventType, RevokeReason, Session
 
 from .helpers import PASSWORD, BrowserClient
@@ -30,15 +32,28 @@ def test_a_successful_login_records_user_session_ip_and_user_agent(browser, user
     assert (event.ip, event.user_agent) == ("198.51.100.7", UA)
 
 
-def test_a_failed_login_records_the_attempted_username_and_never_the_password(browser, user):
+def test_a_failed_login_records_a_username_that_names_an_account_and_never_the_password(browser, user):
     browser.sign_in(username="mallory", password="hunter2-secret", REMOTE_ADDR="203.0.113.5")
     browser.sign_in(password="wrong-secret-guess")
     first, second = events()
     assert first.type == second.type == AuditEventType.LOGIN_FAILED
-    assert (first.username, first.user, first.ip) == ("mallory", None, "203.0.113.5")
+    assert (first.username, first.user, first.ip) == (typed_name_record("mallory"), None, "203.0.113.5")
     assert second.username == "alice"
     stored = " ".join(str(value) for value in AuditEvent.objects.values_list())
     assert "hunter2-secret" not in stored and "wrong-secret-guess" not in stored
+
+
+def test_a_typed_name_that_names_no_account_is_kept_as_a_keyed_hash_that_correlates(browser, user):
+    """No account "mallory": the trail keeps HMAC-SHA256 under the server's secret, the same for
+    the same name (case and surrounding space aside) and another for another name; a name that
+    is an account's is kept as typed."""
+    for name in ("mallory", " MALLORY ", "trudy", "alice"):
+        browser.sign_in(username=name, password="wrong")
+    mallory, mallory_again, trudy, alice = (event.username for event in events())
+    assert mallory == mallory_again != trudy
+    assert mallory.startswith("hmac:") and len(mallory) == len("hmac:") + 32
+    assert "mallory" not in mallory and hashlib.sha256(b"mallory").hexdigest()[:32] not in mallory
+    assert alice == "alice"
 
 
 def test_throttling_records_one_event_per_key_and_window_not_one_per_request(browser, user, settings):

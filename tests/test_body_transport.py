@@ -16,6 +16,8 @@ from .helpers import BrowserClient, NativeClient, assert_json_error, claims, jti
 pytestmark = pytest.mark.django_db
 
 BROWSER_ORIGIN = {"HTTP_ORIGIN": "http://localhost:5173"}
+APP_ORIGIN = "capacitor://localhost"
+FROM_THE_APP = {"HTTP_ORIGIN": APP_ORIGIN}
 
 
 @pytest.fixture(params=[True, False], ids=["https", "http"])
@@ -246,6 +248,79 @@ def test_a_browser_sending_a_body_token_to_logout_gets_400_and_the_session_stays
 
     assert_json_error(response, 400, "body_transport_forbidden")
     assert session_of(token).revoked_at is None
+
+
+# --- hybrid apps: a web view's Origin named in NATIVE_APP_ORIGINS -----------------------------------
+@pytest.fixture
+def app_origins(settings):
+    """The hybrid app's origin listed as an app's (and so among the CORS origins, as settings.py
+    does it); returns the settings to change further."""
+    settings.ACCOUNTS_NATIVE_APP_ORIGINS = [APP_ORIGIN, "ionic://localhost"]
+    settings.CORS_ALLOWED_ORIGINS = [*settings.CORS_ALLOWED_ORIGINS, APP_ORIGIN, "ionic://localhost"]
+    return settings
+
+
+@pytest.mark.parametrize("listed", [APP_ORIGIN, APP_ORIGIN + "/", "CAPACITOR://localhost"])
+def test_a_listed_app_origin_may_log_in_refresh_and_log_out_with_body_transport(
+    native, user, app_origins, listed
+):
+    app_origins.ACCOUNTS_NATIVE_APP_ORIGINS = [listed]  # compared as django-cors-headers compares
+
+    login = native.sign_in(**FROM_THE_APP)
+    assert login.status_code == 200, login.content
+    assert_no_refresh_cookie(login)
+    refreshed = native.refresh(login.json()["refresh"], **FROM_THE_APP)
+    assert refreshed.status_code == 200, refreshed.content
+    token = refreshed.json()["refresh"]
+    assert session_of(token).refresh_jti == jti(token)
+
+    logout = native.sign_out(token, **FROM_THE_APP)
+    assert logout.status_code == 200
+    assert session_of(token).revoke_reason == RevokeReason.LOGOUT
+
+
+def test_a_listed_app_origin_gets_cors_answers_with_its_tokens(native, user, app_origins):
+    response = native.sign_in(**FROM_THE_APP)
+    assert response.status_code == 200
+    assert response["access-control-allow-origin"] == APP_ORIGIN
+
+
+@pytest.mark.parametrize(
+    "origin", ["capacitor://localhost:8080", "capacitor://evil", "https://localhost", "null"]
+)
+def test_an_origin_not_listed_as_an_apps_is_refused_body_transport(native_signed_in, app_origins, origin):
+    token = native_signed_in.tokens["refresh"]
+    headers = {"HTTP_ORIGIN": origin}
+
+    assert_json_error(native_signed_in.sign_in(**headers), 400, "body_transport_forbidden")
+    assert_json_error(native_signed_in.refresh(token, **headers), 400, "body_transport_forbidden")
+    assert_json_error(native_signed_in.sign_out(token, **headers), 400, "body_transport_forbidden")
+    session = session_of(token)
+    assert session.refresh_jti == jti(token) and session.revoked_at is None
+    assert Session.objects.count() == 1
+
+
+def test_an_app_origin_is_refused_body_transport_unless_listed(native, user):
+    assert_json_error(native.sign_in(**FROM_THE_APP), 400, "body_transport_forbidden")
+    assert not Session.objects.exists()
+
+
+def test_body_transport_turned_off_refuses_the_apps_too(native, user, app_origins):
+    app_origins.ACCOUNTS_REFRESH_BODY_TRANSPORT = False
+    assert_json_error(native.sign_in(**FROM_THE_APP), 400, "body_transport_forbidden")
+
+
+def test_the_cookie_transport_from_an_app_origin_behaves_as_from_any_untrusted_origin(user, app_origins):
+    """Login by cookie works from anywhere, as before; reading the cookie back needs the CSRF
+    check, whose Origin check an app's origin never passes."""
+    browser = BrowserClient()
+    login = browser.sign_in(**FROM_THE_APP)
+    assert login.status_code == 200 and browser.refresh_cookie
+    assert "refresh" not in login.json()
+
+    assert_json_error(browser.refresh(**FROM_THE_APP), 403, "csrf_failed")
+    assert_json_error(browser.sign_out(**FROM_THE_APP), 403, "csrf_failed")
+    assert Session.objects.get().revoked_at is None
 
 
 # --- turned off -------------------------------------------------------------------------------

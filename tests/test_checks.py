@@ -21,11 +21,14 @@ LONG_SECRET = "a-long-random-production-secret-key-" + "x" * 40
 ACCOUNTS_CHECKS = [
     checks.check_cors_credentials,
     checks.check_refresh_cookie,
+    checks.check_refresh_cookie_host_prefix,
+    checks.check_native_app_origins,
     checks.check_secret_key,
     checks.check_signing_key,
     checks.check_unknown_settings,
     checks.check_renamed_settings,
     checks.check_jwt_keys,
+    checks.check_mail_configured,
 ]
 
 
@@ -41,9 +44,11 @@ def safe(settings):
     settings.SECRET_KEY = LONG_SECRET
     settings.SIMPLE_JWT = {**settings.SIMPLE_JWT, "SIGNING_KEY": LONG_SECRET, "ALGORITHM": "HS256"}
     settings.CORS_ALLOWED_ORIGINS = list(DEFAULT_CORS_ORIGINS)
+    settings.CSRF_TRUSTED_ORIGINS = list(DEFAULT_CORS_ORIGINS)
     settings.CORS_ALLOW_CREDENTIALS = True
     settings.ACCOUNTS_REFRESH_COOKIE_SAMESITE = "Lax"
     settings.ACCOUNTS_REFRESH_COOKIE_SECURE = True
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     return settings
 
 
@@ -113,6 +118,23 @@ def test_a_partitioned_cookie_without_samesite_none_is_e006(safe, samesite):
     assert error_ids() == ["accounts.E006"]
 
 
+def test_a_host_prefixed_cookie_that_is_secure_and_host_only_passes(safe):
+    safe.ACCOUNTS_REFRESH_COOKIE_HOST_PREFIX = True
+    assert error_ids() == []
+
+
+def test_a_host_prefixed_cookie_without_secure_is_e030(safe):
+    safe.ACCOUNTS_REFRESH_COOKIE_HOST_PREFIX = True
+    safe.ACCOUNTS_REFRESH_COOKIE_SECURE = False
+    assert error_ids() == ["accounts.E030"]
+
+
+def test_a_host_prefixed_cookie_with_a_domain_is_e031(safe):
+    safe.ACCOUNTS_REFRESH_COOKIE_HOST_PREFIX = True
+    safe.ACCOUNTS_REFRESH_COOKIE_DOMAIN = "example.com"
+    assert error_ids() == ["accounts.E031"]
+
+
 @pytest.mark.parametrize("samesite", ["Sometimes", "", "Lax; Secure"])
 def test_an_unknown_samesite_value_is_e002(safe, samesite):
     safe.ACCOUNTS_REFRESH_COOKIE_SAMESITE = samesite
@@ -137,6 +159,35 @@ def test_the_development_key_with_debug_on_passes(safe):
     assert checks.check_secret_key(app_configs=None) == []
 
 
+# --- E016, E017: native app origins ------------------------------------------------------------
+@pytest.mark.parametrize(
+    "origins",
+    [
+        ["capacitor://localhost", "ionic://localhost", "https://localhost", "http://localhost"],
+        ["http://localhost:8100", "capacitor://localhost/"],
+    ],
+)
+def test_hybrid_app_origins_pass(safe, origins):
+    safe.ACCOUNTS_NATIVE_APP_ORIGINS = origins
+    assert error_ids() == []
+
+
+@pytest.mark.parametrize("trusted", ["http://localhost:5173", "http://localhost:5173/"])
+def test_an_origin_both_a_browsers_and_an_apps_is_e016(safe, trusted):
+    safe.CSRF_TRUSTED_ORIGINS = [*DEFAULT_CORS_ORIGINS, trusted]
+    safe.ACCOUNTS_NATIVE_APP_ORIGINS = ["capacitor://localhost", "http://localhost:5173"]
+    [error] = checks.check_native_app_origins(app_configs=None)
+    assert error.id == "accounts.E016" and "'http://localhost:5173'" in error.msg
+
+
+@pytest.mark.parametrize(
+    "origin", ["https://app.example.com", "http://127.0.0.1", "https://localhost.example.com", "null", "*"]
+)
+def test_a_web_origin_or_no_origin_among_the_native_ones_is_e017(safe, origin):
+    safe.ACCOUNTS_NATIVE_APP_ORIGINS = ["capacitor://localhost", origin]
+    assert error_ids() == ["accounts.E017"]
+
+
 # --- E005: a short HMAC signing key ---------------------------------------------------------
 def test_a_signing_key_shorter_than_32_bytes_is_e005(safe):
     safe.SIMPLE_JWT = {**safe.SIMPLE_JWT, "SIGNING_KEY": "short"}
@@ -146,6 +197,28 @@ def test_a_signing_key_shorter_than_32_bytes_is_e005(safe):
 def test_a_signing_key_of_32_bytes_passes(safe):
     safe.SIMPLE_JWT = {**safe.SIMPLE_JWT, "SIGNING_KEY": "k" * 32}
     assert error_ids() == []
+
+
+# --- E018: DEBUG off without a mail server -----------------------------------------------------
+def test_manage_check_refuses_debug_off_without_email_url():
+    result = manage_py(
+        "check", unset=("DJANGO_DEBUG", "EMAIL_URL"), DJANGO_DEBUG="0", DJANGO_SECRET_KEY=LONG_SECRET
+    )
+    assert result.returncode != 0
+    assert "accounts.E018" in result.stderr and "EMAIL_URL" in result.stderr
+
+
+def test_manage_check_needs_no_email_url_with_debug_on():
+    """Mail goes to the console then."""
+    result = manage_py("check", unset=("DJANGO_DEBUG", "EMAIL_URL"), DJANGO_DEBUG="1")
+    assert result.returncode == 0, result.stderr
+    assert "accounts.E018" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("url", ["smtp://mail.example.com:25", "consolemail://"])
+def test_manage_check_passes_debug_off_with_email_url(url):
+    result = manage_check(DJANGO_DEBUG="0", DJANGO_SECRET_KEY=LONG_SECRET, EMAIL_URL=url)
+    assert result.returncode == 0, result.stderr
 
 
 # --- E007, E008: unknown and renamed settings ------------------------------------------------
@@ -158,12 +231,17 @@ def test_the_known_settings_are_the_app_settings_without_simple_jwts_own():
         "JWKS_MAX_AGE",
         "JWT_SIGNING_KEYS",
         "JWT_VERIFY_KEYS",
+        "LOGIN_GLOBAL_THROTTLE_RATE",
         "LOGIN_IP_THROTTLE_RATE",
         "LOGIN_THROTTLE_RATE",
         "LOGIN_USERNAME_THROTTLE_RATE",
+        "MAIL_MAX_ATTEMPTS",
+        "MAIL_RETRY_BACKOFF",
+        "NATIVE_APP_ORIGINS",
         "PASSWORD_CHANGE_THROTTLE_RATE",
         "REFRESH_BODY_TRANSPORT",
         "REFRESH_COOKIE_DOMAIN",
+        "REFRESH_COOKIE_HOST_PREFIX",
         "REFRESH_COOKIE_NAME",
         "REFRESH_COOKIE_PARTITIONED",
         "REFRESH_COOKIE_PATH",
@@ -173,6 +251,7 @@ def test_the_known_settings_are_the_app_settings_without_simple_jwts_own():
         "REGISTER_THROTTLE_RATE",
         "SESSION_MAX_AGE",
         "SESSION_RETENTION",
+        "SITE_NAME",
     ]
 
 
@@ -394,8 +473,10 @@ def test_manage_check_passes_with_a_generated_key(key_file):
         {"ACCOUNTS_REFRESH_GRAVE": timedelta(0)},
         {"AUTH_REFRESH_GRACE": timedelta(0)},
         {"SIMPLE_JWT": {"ALGORITHM": "ES256"}},
+        {"ACCOUNTS_NATIVE_APP_ORIGINS": list(DEFAULT_CORS_ORIGINS[:1])},
+        {"ACCOUNTS_NATIVE_APP_ORIGINS": ["https://app.example.com"]},
     ],
-    ids=["E001", "E003", "E002", "E004", "E007", "E008", "E010"],
+    ids=["E001", "E003", "E002", "E004", "E007", "E008", "E010", "E016", "E017"],
 )
 def test_refuse_unsafe_configuration_raises_improperly_configured(safe, unsafe, request):
     for key, value in unsafe.items():
@@ -406,7 +487,9 @@ def test_refuse_unsafe_configuration_raises_improperly_configured(safe, unsafe, 
 
 # --- manage.py check, in a fresh process reading the environment -----------------------------
 def manage_check(**environment) -> subprocess.CompletedProcess:
-    return manage_py("check", unset=("DJANGO_SECRET_KEY", "DJANGO_DEBUG"), **environment)
+    """``manage.py check`` with this environment, and a mail server unless it names one."""
+    environment.setdefault("EMAIL_URL", "smtp://mail.example.com:25")
+    return manage_py("check", unset=("DJANGO_SECRET_KEY", "DJANGO_DEBUG", "EMAIL_URL"), **environment)
 
 
 def test_manage_check_fails_with_debug_off_and_no_secret_key():
@@ -419,3 +502,66 @@ def test_manage_check_passes_with_debug_off_and_a_long_secret_key():
     result = manage_check(DJANGO_DEBUG="0", DJANGO_SECRET_KEY=LONG_SECRET)
     assert result.returncode == 0, result.stderr
     assert "accounts." not in result.stdout + result.stderr
+
+
+def test_manage_check_refuses_a_web_sites_origin_as_a_native_apps():
+    result = manage_check(
+        DJANGO_DEBUG="0", DJANGO_SECRET_KEY=LONG_SECRET, NATIVE_APP_ORIGINS="https://app.example.com"
+    )
+    assert result.returncode != 0
+    assert "accounts.E017" in result.stderr
+
+
+def test_manage_check_refuses_an_origin_in_both_environment_lists():
+    result = manage_check(
+        DJANGO_DEBUG="0",
+        DJANGO_SECRET_KEY=LONG_SECRET,
+        CORS_ALLOWED_ORIGINS="https://localhost",
+        NATIVE_APP_ORIGINS="capacitor://localhost,https://localhost",
+    )
+    assert result.returncode != 0
+    assert "accounts.E016" in result.stderr and "accounts.E017" not in result.stderr
+
+
+def test_manage_check_passes_with_hybrid_app_origins():
+    result = manage_check(
+        DJANGO_DEBUG="0",
+        DJANGO_SECRET_KEY=LONG_SECRET,
+        NATIVE_APP_ORIGINS="capacitor://localhost,ionic://localhost,https://localhost",
+    )
+    assert result.returncode == 0, result.stderr
+
+
+# --- proxy headers trusted while gunicorn binds a public address (accounts.W030) ------------
+def warning_ids() -> list[str]:
+    return [m.id for m in checks.check_proxy_headers_with_a_public_bind(app_configs=None)]
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "[::]", "8.8.8.8", "2001:4860:4860::8888"])
+@pytest.mark.parametrize("trust", ["NUM_PROXIES", "TRUST_X_FORWARDED_PROTO"])
+def test_trusted_proxy_headers_with_a_public_bind_warn_w030(settings, monkeypatch, host, trust):
+    monkeypatch.setenv("HOST", host)
+    if trust == "NUM_PROXIES":
+        settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    else:
+        settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    assert warning_ids() == ["accounts.W030"]
+    [warning] = checks.check_proxy_headers_with_a_public_bind(app_configs=None)
+    assert trust in warning.msg and host in warning.msg
+
+
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1", "::1", "10.0.0.11", "192.168.1.5", "fd00::11", "localhost", ""]
+)
+def test_trusted_proxy_headers_with_a_private_or_unknown_bind_pass(settings, monkeypatch, host):
+    monkeypatch.setenv("HOST", host)
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    assert warning_ids() == []
+
+
+def test_a_public_bind_without_trusted_proxy_headers_passes(settings, monkeypatch):
+    monkeypatch.setenv("HOST", "0.0.0.0")
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 0}
+    settings.SECURE_PROXY_SSL_HEADER = None
+    assert warning_ids() == []

@@ -2,7 +2,10 @@
 
 import io
 import json
+import os
 import stat
+import subprocess
+import sys
 import uuid
 from datetime import timedelta
 
@@ -17,7 +20,7 @@ from accounts import keys
 from accounts.management.commands.list_sessions import COLUMNS
 from accounts.models import AuditEvent, AuditEventType, RevokeReason, Session
 
-from .helpers import MAC_CHROME, manage_py
+from .helpers import BASE_DIR, MAC_CHROME, manage_py, served_database_url
 
 pytestmark = pytest.mark.django_db
 
@@ -377,24 +380,91 @@ def test_flush_analyzes_a_table_it_shrank_by_a_large_part_and_leaves_the_others(
     assert out.strip() == "Deleted 1 session and 0 audit events."
 
 
-def test_each_commands_help_documents_its_exit_statuses():
-    from django.core.management import load_command_class
+APP_COMMANDS = (
+    "list_sessions",
+    "revoke_sessions",
+    "flush_expired_sessions",
+    "generate_signing_key",
+    "send_test_mail",
+)
 
-    for name in ("list_sessions", "revoke_sessions", "flush_expired_sessions"):
-        command = load_command_class("accounts", name)
-        text = " ".join(command.create_parser("manage.py", name).format_help().split())
-        assert "Exit status: 0 when done (also when nothing matched); 1 on an error" in text, name
-        assert "2 on bad usage" in text, name
+
+def test_the_app_commands_are_all_listed_here():
+    from django.core.management import find_commands
+
+    assert sorted(find_commands(str(BASE_DIR / "accounts" / "management"))) == sorted(APP_COMMANDS)
+
+
+@pytest.mark.parametrize("name", APP_COMMANDS)
+def test_each_commands_help_documents_its_exit_statuses(name):
+    result = manage_py(name, "--help", check=True)
+    text = " ".join(result.stdout.split())
+    assert "Exit status: 0 when done (also when nothing matched); 1 on an error, said on stderr" in text
+    assert "2 on bad usage" in text
+    assert "141 when the reader of the output stopped early" in text
 
 
 def test_the_exit_statuses_are_the_documented_ones(tmp_path):
-    database = {"DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", "DJANGO_SECRET_KEY": "k" * 50}
+    database = {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "DJANGO_SECRET_KEY": "k" * 50,
+        "EMAIL_URL": "consolemail://",  # DEBUG off needs a mail server (accounts.E018)
+    }
     manage_py("migrate", "--noinput", check=True, **database)
     assert manage_py("revoke_sessions", "--all-users", "--noinput", **database).returncode == 0
     assert manage_py("revoke_sessions", "--user", "nobody", **database).returncode == 1
     done = manage_py("revoke_sessions", "--all-users", "--batch-size", "none", **database)
     assert done.returncode == 2, done.stderr
     assert manage_py("list_sessions", "--status", "asleep", **database).returncode == 2
+
+
+@pytest.fixture
+def many_sessions(user_factory, make_session):
+    """More sessions than fit in the buffers between list_sessions and its reader (its stdout's 8 KiB
+    and a pipe's 64 KiB), on the test database that a manage.py process can read."""
+    owner = user_factory(username="many")
+    for _ in range(1000):
+        make_session(user=owner)
+    return {
+        "DATABASE_URL": served_database_url(),
+        "DJANGO_SECRET_KEY": "k" * 50,
+        "EMAIL_URL": "consolemail://",  # DEBUG off needs a mail server (accounts.E018)
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("options", [(), ("--json",)], ids=["table", "json"])
+def test_list_sessions_ends_quietly_with_141_when_its_reader_has_gone(many_sessions, options):
+    # The read end is closed before the command writes anything: every write fails with EPIPE.
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "list_sessions", *options],
+        cwd=BASE_DIR,
+        env={**os.environ, **many_sessions},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    process.stdout.close()
+    stderr = process.stderr.read()
+    assert process.wait(timeout=60) == 141
+    assert stderr == ""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_list_sessions_into_head_prints_the_first_line_and_nothing_on_stderr(many_sessions):
+    command = f"set -o pipefail; {sys.executable} manage.py list_sessions | head -n 1"
+    result = subprocess.run(
+        ["bash", "-c", command],
+        cwd=BASE_DIR,
+        env={**os.environ, **many_sessions},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.stdout.split() == "SESSION USER STATUS CREATED LAST USED ENDS IP DEVICE".split()  # the header
+    assert result.stderr == ""
+    assert result.returncode == 141  # list_sessions' status, as pipefail reports it
 
 
 # --- generate_signing_key ------------------------------------------------------------------------

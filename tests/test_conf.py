@@ -27,6 +27,7 @@ DEFAULTS = {  # the values the README's configuration table documents
     "JWT_SIGNING_KEYS": [],
     "JWT_VERIFY_KEYS": [],
     "JWKS_MAX_AGE": timedelta(hours=1),
+    "NATIVE_APP_ORIGINS": [],
 }
 LIFETIMES = ("ACCESS_TOKEN_LIFETIME", "REFRESH_TOKEN_LIFETIME")
 

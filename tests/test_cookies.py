@@ -177,3 +177,81 @@ def test_failed_refresh_of_a_revoked_session_deletes_the_cookie(browser, user, s
     assert response.status_code == 401
     assert response.json()["code"] == "token_revoked"
     assert_deletes_cookie(response, **expected)
+
+
+# --- two refresh cookies: a sibling subdomain's and ours -------------------------------------
+def post_with_cookie_header(browser, path: str, cookies: str):
+    """A POST whose Cookie header is exactly ``cookies`` (with the CSRF cookie): a test client's
+    jar holds one cookie per name, a browser sends one per (name, domain, path) it holds."""
+    csrf = browser.csrf_token or browser.fetch_csrf()
+    header = f"csrftoken={csrf}; {cookies}"
+    return browser.post(path, {}, format="json", HTTP_X_CSRFTOKEN=csrf, HTTP_COOKIE=header)
+
+
+@pytest.fixture
+def victim_and_attacker(browser, user, user_factory):
+    """The victim's browser signed in; the attacker's refresh token, for their own account, which a
+    sibling subdomain has set for the parent domain in the victim's browser."""
+    from .helpers import BrowserClient
+
+    user_factory(username="mallory")
+    victim = browser.sign_in().cookies["refresh_token"].value
+    attacker = BrowserClient().sign_in(username="mallory").cookies["refresh_token"].value
+    return victim, attacker
+
+
+def sessions_as_they_are():
+    return sorted(Session.objects.values_list("pk", "refresh_jti", "revoked_at"))
+
+
+@pytest.mark.parametrize("path", ["/api/auth/refresh/", "/api/auth/logout/"])
+@pytest.mark.parametrize("attacker_first", [True, False], ids=["attacker-first", "attacker-last"])
+def test_two_refresh_cookies_are_refused_with_400_and_neither_is_used(
+    browser, victim_and_attacker, path, attacker_first
+):
+    victim, attacker = victim_and_attacker
+    before = sessions_as_they_are()
+    pair = [attacker, victim] if attacker_first else [victim, attacker]
+    response = post_with_cookie_header(browser, path, "; ".join(f"refresh_token={t}" for t in pair))
+    assert response.status_code == 400, response.content
+    assert response.json() == {
+        "detail": "The request carries more than one refresh token cookie; neither is used.",
+        "code": "duplicate_refresh_cookie",
+    }
+    assert "refresh_token" not in response.cookies  # neither set nor deleted: ours is kept
+    assert sessions_as_they_are() == before  # neither rotated nor revoked
+
+
+def test_one_refresh_cookie_in_a_written_cookie_header_still_rotates(browser, victim_and_attacker):
+    victim, _ = victim_and_attacker
+    response = post_with_cookie_header(browser, "/api/auth/refresh/", f"refresh_token={victim}")
+    assert response.status_code == 200, response.content
+    assert response.cookies["refresh_token"].value not in ("", victim)
+
+
+HOST_PREFIXED = "__Host-refresh_token"
+
+
+def test_the_host_prefix_names_the_cookie_with_path_slash_secure_and_no_domain(browser, user, settings):
+    settings.ACCOUNTS_REFRESH_COOKIE_HOST_PREFIX = True
+    for response in (browser.sign_in(), browser.refresh(), browser.sign_out()):
+        assert response.status_code == 200, response.content
+        assert "refresh_token" not in response.cookies
+        attributes = set_cookie_attributes(response, HOST_PREFIXED)
+        assert attributes["path"] == "/" and "domain" not in attributes
+        assert attributes.get("secure") is True and attributes.get("httponly") is True
+    assert attributes["max-age"] == "0"  # logout deleted it under the same name and path
+
+
+def test_with_the_host_prefix_a_siblings_unprefixed_cookie_is_ignored(
+    browser, victim_and_attacker, settings
+):
+    """The sibling can set ``refresh_token`` for the parent domain, never ``__Host-refresh_token``:
+    the victim's own cookie is the one used, and the victim stays in their own account."""
+    settings.ACCOUNTS_REFRESH_COOKIE_HOST_PREFIX = True
+    victim, attacker = victim_and_attacker
+    cookies = f"refresh_token={attacker}; {HOST_PREFIXED}={victim}"
+    response = post_with_cookie_header(browser, "/api/auth/refresh/", cookies)
+    assert response.status_code == 200, response.content
+    rotated = response.cookies[HOST_PREFIXED].value
+    assert RefreshToken(rotated).session_id == RefreshToken(victim).session_id

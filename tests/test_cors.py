@@ -81,3 +81,14 @@ def test_actual_request_from_a_disallowed_origin_gets_no_cors_headers(browser):
 def test_allow_origin_is_never_a_wildcard(browser, origin):
     for response in (preflight(browser, origin), browser.get("/api/auth/csrf/", HTTP_ORIGIN=origin)):
         assert response.get("access-control-allow-origin") != "*"
+
+
+def test_preflight_from_a_native_app_origin_echoes_it(browser, settings):
+    """settings.py adds NATIVE_APP_ORIGINS to the CORS origins: a hybrid app's web view checks CORS
+    like a browser."""
+    settings.ACCOUNTS_NATIVE_APP_ORIGINS = ["capacitor://localhost"]
+    settings.CORS_ALLOWED_ORIGINS = [*settings.CORS_ALLOWED_ORIGINS, "capacitor://localhost"]
+    response = preflight(browser, "capacitor://localhost", path="/api/auth/login/")
+    assert response.status_code == 200
+    assert response["access-control-allow-origin"] == "capacitor://localhost"
+    assert preflight(browser, "ionic://localhost").get("access-control-allow-origin") is None

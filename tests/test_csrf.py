@@ -113,6 +113,25 @@ def test_the_check_follows_a_change_of_the_trusted_origins(signed_in, user, sett
     assert signed_in.refresh(HTTP_ORIGIN="https://app.example.com").status_code == 200
 
 
+@pytest.mark.parametrize(
+    "trusted_by",
+    ["CSRF_TRUSTED_ORIGINS", "a CORS origin regex", "the request's own host"],
+)
+def test_a_native_app_origin_never_passes_the_csrf_origin_check(signed_in, user, settings, trusted_by):
+    """An app's origin is no browser page's, whatever would otherwise trust it (E016 refuses the
+    first at startup; the regexes are DEBUG's; an app served from the API's own host is odd)."""
+    origin = "http://testserver" if trusted_by == "the request's own host" else "http://localhost"
+    if trusted_by == "CSRF_TRUSTED_ORIGINS":
+        settings.CSRF_TRUSTED_ORIGINS = [*settings.CSRF_TRUSTED_ORIGINS, origin]
+    if trusted_by == "a CORS origin regex":
+        settings.CORS_ALLOWED_ORIGIN_REGEXES = [r"^http://localhost(:\d+)?$"]
+    assert signed_in.refresh(HTTP_ORIGIN=origin).status_code == 200  # trusted as a browser's
+
+    settings.ACCOUNTS_NATIVE_APP_ORIGINS = [origin]
+
+    assert_json_error(signed_in.refresh(HTTP_ORIGIN=origin), 403, "csrf_failed")
+
+
 def test_logout_from_an_allowed_origin_with_the_token_revokes(signed_in, user):
     response = signed_in.sign_out(HTTP_ORIGIN=ALLOWED_ORIGIN)
     assert response.status_code == 200, response.content

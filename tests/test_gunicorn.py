@@ -28,7 +28,12 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def _env(**extra) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
-    env.update(DATABASE_URL=served_database_url(), DJANGO_SETTINGS_MODULE="authproject.settings", **extra)
+    env.update(
+        DATABASE_URL=served_database_url(),
+        DJANGO_SETTINGS_MODULE="authproject.settings",
+        EMAIL_URL="consolemail://",  # DEBUG off needs a mail server (accounts.E018); mail is not tested here
+        **extra,
+    )
     return env
 
 

@@ -316,11 +316,22 @@ def test_a_token_expired_under_an_asymmetric_key_is_token_expired(es256, key_fil
     assert_json_error(me(es256, expired), 401, "token_expired")
 
 
-# --- PyJWT's HMAC key check, once per key ------------------------------------------------------------
+# --- PyJWT is left as it is: the app changes nothing outside itself --------------------------------
 @pytest.mark.parametrize("algorithm", keys.HMAC_ALGORITHMS)
-def test_pyjwt_checks_each_hmac_key_once_not_on_every_token(algorithm, monkeypatch):
-    registered = jwt.get_algorithm_by_name(algorithm)
-    assert isinstance(registered, keys.HMACKeyCheckedOnce)
+def test_pyjwts_own_hmac_algorithms_are_registered_after_django_setup(algorithm):
+    # Django is set up (conftest), so AccountsConfig.ready() has run: PyJWT's process-wide registry
+    # still holds PyJWT's own class, which the host project's other code signs and verifies with.
+    assert type(jwt.get_algorithm_by_name(algorithm)) is jwt.algorithms.HMACAlgorithm
+    secret = f"a secret for this test only, {algorithm}, {os.urandom(32).hex()}"
+    token = jwt.encode({"sub": "1"}, secret, algorithm=algorithm)
+    assert jwt.decode(token, secret, algorithms=[algorithm]) == {"sub": "1"}
+    with pytest.raises(jwt.InvalidSignatureError):
+        jwt.decode(token, secret + "x", algorithms=[algorithm])
+
+
+@pytest.mark.parametrize("algorithm", keys.HMAC_ALGORITHMS)
+def test_the_apps_tokens_check_each_hmac_key_once_not_on_every_token(algorithm, monkeypatch):
+    assert isinstance(keys.APP_JWT._jws.get_algorithm_by_name(algorithm), keys.HMACKeyCheckedOnce)
     checks = []  # each key PyJWT's own check runs on (it still runs, counted)
     check = jwt.algorithms.HMACAlgorithm.prepare_key
 
@@ -331,9 +342,18 @@ def test_pyjwt_checks_each_hmac_key_once_not_on_every_token(algorithm, monkeypat
     monkeypatch.setattr(jwt.algorithms.HMACAlgorithm, "prepare_key", counted_check)
     secret = f"a secret for this test only, {algorithm}, {os.urandom(32).hex()}"
     for _ in range(3):
-        token = jwt.encode({"sub": "1"}, secret, algorithm=algorithm)
-        assert jwt.decode(token, secret, algorithms=[algorithm]) == {"sub": "1"}
+        token = keys.APP_JWT.encode({"sub": "1"}, secret, algorithm=algorithm)
+        assert keys.APP_JWT.decode(token, secret, algorithms=[algorithm]) == {"sub": "1"}
     assert checks == [secret]
+    jwt.encode({"sub": "1"}, secret, algorithm=algorithm)  # the process's own PyJWT: checked as always
+    assert checks == [secret, secret]
+
+
+def test_an_asymmetric_key_as_an_hmac_secret_is_refused_by_the_apps_pyjwt_every_time(key_file):
+    public_pem = Path(public_half(key_file("ES256"))).read_bytes()
+    for _ in range(2):
+        with pytest.raises(jwt.InvalidKeyError):
+            keys.APP_JWT.encode({"sub": "1"}, public_pem, algorithm="HS256")
 
 
 def test_an_asymmetric_key_as_an_hmac_secret_is_still_refused_every_time(key_file):

@@ -2,6 +2,7 @@
 environment, the ASGI refusal, the admin's HTML errors, and `make superuser`. The deployment itself,
 behind nginx, is proved in tests/deploy."""
 
+import ipaddress
 import os
 import re
 import secrets
@@ -58,6 +59,37 @@ def test_check_deploy_warns_without_the_proxy_variables():
     assert "security.W004" in result.stderr and "security.W008" in result.stderr
 
 
+def test_the_readmes_app_server_binds_a_private_address():
+    assert ipaddress.ip_address(readme_production_environment()["HOST"]).is_private
+
+
+def test_check_warns_when_the_readmes_environment_binds_every_interface():
+    """The README's environment with HOST=0.0.0.0: proxy headers trusted on a public bind (W030),
+    from manage.py check and from the app server's own import of the WSGI application."""
+    environment = {**readme_production_environment(), "HOST": "0.0.0.0"}
+    inherited = [name for name in os.environ if name in environment or name.startswith("DJANGO_")]
+    result = manage_py("check", "--deploy", "--fail-level", "WARNING", unset=inherited, **environment)
+    assert result.returncode != 0
+    assert "accounts.W030" in result.stderr
+    served = subprocess.run(
+        [sys.executable, "-c", "import authproject.wsgi"],
+        cwd=BASE_DIR,
+        env={
+            **{k: v for k, v in os.environ.items() if k not in inherited},
+            **environment,
+            "DATABASE_URL": "sqlite:///:memory:",
+            "CACHE_URL": "locmemcache://",
+            "EMAIL_URL": "consolemail://",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert served.returncode == 0, served.stderr  # a warning: the server still starts
+    assert "accounts.W030" in served.stderr
+
+
 @pytest.mark.parametrize("entry_point", ["authproject.asgi", "authproject.wsgi"])
 def test_app_server_entry_points_refuse_unsafe_settings(entry_point):
     environment = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
@@ -75,13 +107,34 @@ def test_app_server_entry_points_refuse_unsafe_settings(entry_point):
     served = subprocess.run(
         [sys.executable, "-c", f"import {entry_point}"],
         cwd=BASE_DIR,
-        env={**environment, "DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": secrets.token_urlsafe(50)},
+        env={
+            **environment,
+            "DJANGO_DEBUG": "0",
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+            "EMAIL_URL": "consolemail://",
+        },
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
     assert served.returncode == 0, served.stderr
+
+
+@pytest.mark.parametrize("entry_point", ["authproject.asgi", "authproject.wsgi"])
+def test_app_server_entry_points_refuse_debug_off_without_a_mail_server(entry_point):
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "EMAIL_"))}
+    refused = subprocess.run(
+        [sys.executable, "-c", f"import {entry_point}"],
+        cwd=BASE_DIR,
+        env={**environment, "DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": secrets.token_urlsafe(50)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert "accounts.E018" in refused.stderr
 
 
 def test_csrf_trusted_origins_adds_to_the_cors_allowlist(monkeypatch):
@@ -154,7 +207,8 @@ def test_the_admins_404_is_an_html_page_and_the_apis_stays_json(admin_client):
     assert_json_error(admin_client.get("/nowhere/"), 404, "not_found")
 
 
-def test_make_superuser_makes_the_first_admin_without_questions(tmp_path):
+def test_make_superuser_makes_the_first_admin_without_questions(checkout_env_file, tmp_path):
+    # checkout_env_file: the .env that make superuser writes when missing, removed afterwards.
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "MAKE", "MFLAGS"))}
     database = f"sqlite:///{tmp_path / 'db.sqlite3'}"
     result = subprocess.run(

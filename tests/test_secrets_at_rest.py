@@ -2,13 +2,16 @@
 
 Each flow runs with every log record captured (all loggers, DEBUG and up, tracebacks included);
 then every row of every table is read back raw. Neither may contain the text of any token the
-flows handed out (whole, or its signature) nor any password that was typed.
+flows handed out (whole, or its signature) nor any password that was typed. A password typed into
+the username field is looked for in the shared cache too, with its bare SHA-256.
 """
 
+import hashlib
 import logging
 from datetime import timedelta
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
@@ -149,3 +152,50 @@ def test_no_token_or_password_is_stored_or_logged_after_every_flow(user, setting
     for secret in tokens.fragments() | set(TYPED_PASSWORDS):
         assert secret not in stored, f"stored: {secret[:12]}..."
         assert secret not in logged, f"logged: {secret[:12]}..."
+
+
+# --- a password typed into the username field -----------------------------------------------
+PASSWORD_AS_NAME = "Tr0ub4dor&3 typed as a name"
+
+
+def all_cache_text() -> str:
+    """Every key and value in the cache, raw: the local-memory cache's dict, or every Redis key of
+    the test's database with its value."""
+    backend = cache._cache
+    if hasattr(backend, "get_client"):  # django.core.cache.backends.redis
+        client = backend.get_client(write=False)
+        keys = client.keys("*")
+        entries = [(key, client.dump(key)) for key in keys]
+    else:  # LocMemCache
+        entries = list(backend.items())
+    return "\n".join(f"{key!r} {value!r} {bytes(value).decode('latin-1') if isinstance(value, bytes) else ''}"
+                     for key, value in entries)
+
+
+def plain_forms(text: str) -> set[str]:
+    """The text, the forms a throttle or a record might fold it to, and the bare SHA-256 of each
+    (which a guess at the text could be checked against)."""
+    forms = {text, text.strip(), text.casefold(), text.strip().casefold(), text.lower()}
+    return forms | {hashlib.sha256(form.encode()).hexdigest() for form in forms}
+
+
+def test_a_password_typed_as_the_username_is_not_stored_cached_or_logged(user, settings, caplog):
+    """The API's login and the admin's form, failed, then throttled (which writes its own event and
+    counts in the cache): the typed text names no account, so neither it nor its bare SHA-256 is
+    in any row, any cache key or value, or any log line."""
+    caplog.set_level(logging.DEBUG)
+    settings.ACCOUNTS_LOGIN_THROTTLE_RATE = "2/min"
+    answers = [BrowserClient().sign_in(username=PASSWORD_AS_NAME, password="x").status_code for _ in range(4)]
+    assert answers == [401, 401, 429, 429]
+    user.is_staff = True
+    user.save()
+    for ip in ("198.51.100.1", "198.51.100.2"):
+        Client().post(reverse("admin:login"), {"username": PASSWORD_AS_NAME, "password": "x"}, REMOTE_ADDR=ip)
+
+    stored, cached, logged = all_rows_as_text(), all_cache_text(), all_log_text(caplog.records)
+    assert "login_failed" in stored and "throttled" in stored  # the trail was written
+    assert "login_username" in cached  # and the throttles counted
+    for form in plain_forms(PASSWORD_AS_NAME):
+        assert form not in stored, f"stored: {form[:12]}..."
+        assert form not in cached, f"cached: {form[:12]}..."
+        assert form not in logged, f"logged: {form[:12]}..."

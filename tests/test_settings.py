@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 
 from .helpers import manage_py
 
@@ -25,6 +26,7 @@ ONE_VARIABLE_ONE_SETTING = [
     ("LOGIN_THROTTLE_RATE", "9/hour", "ACCOUNTS_LOGIN_THROTTLE_RATE", "9/hour"),
     ("LOGIN_USERNAME_THROTTLE_RATE", "40/hour", "ACCOUNTS_LOGIN_USERNAME_THROTTLE_RATE", "40/hour"),
     ("LOGIN_IP_THROTTLE_RATE", "99/hour", "ACCOUNTS_LOGIN_IP_THROTTLE_RATE", "99/hour"),
+    ("LOGIN_GLOBAL_THROTTLE_RATE", "50/s", "ACCOUNTS_LOGIN_GLOBAL_THROTTLE_RATE", "50/s"),
     ("REGISTER_THROTTLE_RATE", "3/day", "ACCOUNTS_REGISTER_THROTTLE_RATE", "3/day"),
     ("PASSWORD_CHANGE_THROTTLE_RATE", "2/min", "ACCOUNTS_PASSWORD_CHANGE_THROTTLE_RATE", "2/min"),
     ("ACCESS_TOKEN_LIFETIME", "60", "SIMPLE_JWT['ACCESS_TOKEN_LIFETIME']", timedelta(minutes=1)),
@@ -48,14 +50,21 @@ ONE_VARIABLE_ONE_SETTING = [
     ("SECURE_HSTS_INCLUDE_SUBDOMAINS", "1", "SECURE_HSTS_INCLUDE_SUBDOMAINS", True),
     ("SECURE_HSTS_PRELOAD", "1", "SECURE_HSTS_PRELOAD", True),
     ("STATIC_ROOT", "/srv/static", "STATIC_ROOT", Path("/srv/static")),
+    ("SITE_NAME", "Example", "ACCOUNTS_SITE_NAME", "Example"),
+    ("MAIL_MAX_ATTEMPTS", "2", "ACCOUNTS_MAIL_MAX_ATTEMPTS", 2),
+    ("DEFAULT_FROM_EMAIL", "Ex <no-reply@example.com>", "DEFAULT_FROM_EMAIL", "Ex <no-reply@example.com>"),
+    ("EMAIL_TIMEOUT", "3", "EMAIL_TIMEOUT", 3),
 ]
+# Read by the tests below, and cleared like the ones above.
+ALSO_READ = ["EMAIL_URL", "DJANGO_DEBUG", "TASKS_BACKEND"]
+IMMEDIATE = "django_tasks.backends.immediate.ImmediateBackend"
 VARIABLES = [variable for variable, *_ in ONE_VARIABLE_ONE_SETTING]
 
 
 def load_settings(monkeypatch, **environment) -> dict:
     """Run settings.py afresh (a new module, not the one Django uses) with exactly these of the
     variables above set; return its settings, SIMPLE_JWT's entries flattened to SIMPLE_JWT['KEY']."""
-    for variable in VARIABLES:
+    for variable in VARIABLES + ALSO_READ:
         monkeypatch.delenv(variable, raising=False)
     for variable, value in environment.items():
         monkeypatch.setenv(variable, value)
@@ -99,6 +108,21 @@ def test_csrf_cookie_secure_off_leaves_the_refresh_cookie_alone(monkeypatch):
     assert found["CSRF_COOKIE_SECURE"] is False
     assert found["SESSION_COOKIE_SECURE"] is True
     assert "ACCOUNTS_REFRESH_COOKIE_SECURE" not in found  # so conf.py's default (on) applies
+
+
+def test_native_app_origins_get_cors_answers_and_no_csrf_trust(monkeypatch):
+    """NATIVE_APP_ORIGINS is the app's setting, and settings.py adds it to django-cors-headers'
+    origins; the CSRF check trusts the browsers' origins only."""
+    monkeypatch.delenv("CSRF_TRUSTED_ORIGINS", raising=False)
+    browsers, apps = ["https://app.example.com"], ["capacitor://localhost", "https://localhost"]
+    found = load_settings(
+        monkeypatch, CORS_ALLOWED_ORIGINS=",".join(browsers), NATIVE_APP_ORIGINS=",".join(apps)
+    )
+    assert found["ACCOUNTS_NATIVE_APP_ORIGINS"] == apps
+    assert found["CORS_ALLOWED_ORIGINS"] == browsers + apps
+    assert found["CSRF_TRUSTED_ORIGINS"] == browsers
+    monkeypatch.delenv("NATIVE_APP_ORIGINS")
+    assert "ACCOUNTS_NATIVE_APP_ORIGINS" not in load_settings(monkeypatch)  # conf.py's default: none
 
 
 # --- through Django, in a fresh process reading the environment ------------------------------
@@ -163,3 +187,63 @@ def test_the_accounts_app_imports_nothing_from_the_project():
             if any(name == "authproject" or name.startswith("authproject.") for name in names):
                 offenders.append(f"{path.relative_to(BASE_DIR)}:{node.lineno}")
     assert offenders == []
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (
+            "smtp+tls://mailer%40example.com:p%2Fss@mail.example.com:587",
+            {
+                "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+                "EMAIL_HOST": "mail.example.com",
+                "EMAIL_PORT": 587,
+                "EMAIL_HOST_USER": "mailer@example.com",
+                "EMAIL_HOST_PASSWORD": "p/ss",
+                "EMAIL_USE_TLS": True,
+            },
+        ),
+        ("smtp+ssl://mail.example.com:465", {"EMAIL_PORT": 465, "EMAIL_USE_SSL": True}),
+        ("consolemail://", {"EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend"}),
+    ],
+    ids=["smtp+tls", "smtp+ssl", "consolemail"],
+)
+def test_email_url_sets_djangos_email_settings(monkeypatch, url, expected):
+    found = load_settings(monkeypatch, EMAIL_URL=url)
+    assert {name: found[name] for name in expected} == expected
+    assert found["EMAIL_TIMEOUT"] == 10  # a hung server is given up, never waited on for ever
+
+
+def test_without_email_url_mail_goes_to_the_console_with_debug_on_and_nowhere_chosen_with_it_off(monkeypatch):
+    assert load_settings(monkeypatch, DJANGO_DEBUG="1")["EMAIL_BACKEND"].endswith("console.EmailBackend")
+    assert "EMAIL_BACKEND" not in load_settings(monkeypatch, DJANGO_DEBUG="0")  # accounts.E018 refuses it
+
+
+def test_a_bad_email_url_stops_startup_naming_the_variable(monkeypatch):
+    with pytest.raises(ImproperlyConfigured, match="EMAIL_URL"):
+        load_settings(monkeypatch, EMAIL_URL="mailto://nobody")
+
+
+@pytest.mark.parametrize(
+    ("environment", "backend"),
+    [
+        ({"DJANGO_DEBUG": "1"}, IMMEDIATE),
+        ({"DJANGO_DEBUG": "0"}, "django_tasks_db.DatabaseBackend"),
+        ({"DJANGO_DEBUG": "0", "TASKS_BACKEND": "immediate"}, IMMEDIATE),
+        ({"DJANGO_DEBUG": "1", "TASKS_BACKEND": "database"}, "django_tasks_db.DatabaseBackend"),
+    ],
+    ids=["debug-on", "debug-off", "immediate", "database"],
+)
+def test_tasks_backend_follows_debug_unless_named(monkeypatch, environment, backend):
+    assert load_settings(monkeypatch, **environment)["TASKS"] == {"default": {"BACKEND": backend}}
+
+
+def test_an_unknown_tasks_backend_stops_startup_naming_the_variable(monkeypatch):
+    with pytest.raises(ImproperlyConfigured, match="TASKS_BACKEND"):
+        load_settings(monkeypatch, TASKS_BACKEND="celery")
+
+
+def test_the_global_login_budget_is_turned_off_by_off(monkeypatch):
+    found = load_settings(monkeypatch, LOGIN_GLOBAL_THROTTLE_RATE="off")
+    assert "ACCOUNTS_LOGIN_GLOBAL_THROTTLE_RATE" in found
+    assert found["ACCOUNTS_LOGIN_GLOBAL_THROTTLE_RATE"] is None

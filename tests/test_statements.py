@@ -1,13 +1,20 @@
 """The hot paths' statements (accounts/statements.py): compiled once, run with each call's values,
-and prepared on the PostgreSQL server."""
+prepared on the PostgreSQL server, and compiled to the SQL pinned here on each database."""
+
+import importlib
+import pkgutil
+import re
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+import accounts
 from accounts import selectors
-from accounts.models import RevokeReason
+from accounts.models import RevokeReason, Session
 from accounts.services import session_create, sessions_revoke
+from accounts.statements import Statement
 
 pytestmark = pytest.mark.django_db
 
@@ -45,3 +52,115 @@ def test_the_session_check_is_prepared_on_the_server(user):
     assert any("accounts_session" in sql and "auth_user" in sql and "EXISTS" in sql for sql in prepared), (
         prepared
     )
+
+
+# --- the SQL each statement compiles to, pinned per database -------------------------------------
+# A Django upgrade that changes what a statement compiles to (the UpdateQuery that
+# statements.update_returning_sql compiles, the columns a SELECT returns, the order of the
+# placeholders) fails here as a diff of clauses, rather than as a wrong answer in production.
+# Regenerate by printing ``statement.sql()`` and ``statement.parameters()`` on each database, and
+# read the diff before accepting it.
+_USER_COLUMNS = ", ".join(
+    f'"auth_user"."{column}"'
+    for column in (
+        "id", "password", "last_login", "is_superuser", "username", "first_name", "last_name", "email",
+        "is_staff", "is_active", "date_joined",
+    )
+)
+_USER_FOR_ACCESS_TOKEN_SQL = (
+    f'SELECT {_USER_COLUMNS} FROM "auth_user" '
+    'WHERE ("auth_user"."is_active" AND "auth_user"."id" = (%s) '
+    'AND EXISTS(SELECT %s AS "a" FROM "accounts_session" U0 '
+    'WHERE (U0."revoked_at" IS NULL AND U0."absolute_expires_at" > (%s) AND U0."idle_expires_at" > (%s) '
+    'AND U0."id" = (%s) AND U0."user_id" = ("auth_user"."id")) LIMIT 1))'
+)
+_SESSION_ROTATE_SQL = (
+    'UPDATE "accounts_session" SET "previous_jti" = "accounts_session"."refresh_jti", "refresh_jti" = %s, '
+    '"rotated_at" = %s, "last_used_at" = %s, '
+    '"idle_expires_at" = {least}(%s, "accounts_session"."absolute_expires_at") '
+    'WHERE ("accounts_session"."revoked_at" IS NULL AND "accounts_session"."absolute_expires_at" > (%s) '
+    'AND "accounts_session"."idle_expires_at" > (%s) AND "accounts_session"."id" = (%s) '
+    'AND "accounts_session"."refresh_jti" = (%s) AND "accounts_session"."user_id" = (%s) '
+    'AND EXISTS(SELECT %s AS "a" FROM "auth_user" U0 '
+    'WHERE (U0."is_active" AND U0."id" = ("accounts_session"."user_id")) LIMIT 1)) '
+    'RETURNING "id", "user_id", "refresh_jti", "idle_expires_at"'
+)
+PINNED = {
+    "accounts.selectors._USER_FOR_ACCESS_TOKEN": {
+        "sqlite": _USER_FOR_ACCESS_TOKEN_SQL,
+        "postgresql": _USER_FOR_ACCESS_TOKEN_SQL,
+        "parameters": ["user_id", 1, "now", "now", "session_id"],
+    },
+    "accounts.services._SESSION_ROTATE": {
+        "sqlite": _SESSION_ROTATE_SQL.format(least="MIN"),
+        "postgresql": _SESSION_ROTATE_SQL.format(least="LEAST"),
+        "parameters": [
+            "new_jti", "now", "now", "idle_until", "now", "now", "session_id", "jti", "user_id", 1,
+        ],
+    },
+}
+
+
+def module_level_statements() -> dict[str, Statement]:
+    """Every Statement a module of the app keeps, by its dotted name."""
+    found = {}
+    for module_info in pkgutil.iter_modules(accounts.__path__):
+        module = importlib.import_module(f"accounts.{module_info.name}")
+        for name, value in vars(module).items():
+            if isinstance(value, Statement):
+                found[f"{module.__name__}.{name}"] = value
+    return found
+
+
+def clauses(sql: str) -> list[str]:
+    """The SQL cut before each keyword that starts a clause or a condition: a readable diff."""
+    return re.split(r" (?=FROM |WHERE |AND |SET |RETURNING |LIMIT )", sql)
+
+
+def test_every_statement_of_the_app_has_its_sql_pinned():
+    assert sorted(module_level_statements()) == sorted(PINNED)
+
+
+@pytest.mark.parametrize("name", PINNED)
+def test_each_statement_compiles_to_the_pinned_sql(name):
+    statement = module_level_statements()[name]
+    vendor = connection.vendor
+    assert vendor in PINNED[name], f"no SQL pinned for {vendor}"
+    assert clauses(statement.sql()) == clauses(PINNED[name][vendor]), (
+        f"Django compiles {name} differently now: read the diff, then update PINNED in this file "
+        "(and revisit accounts/statements.py if the change is more than text)"
+    )
+    assert statement.parameters() == PINNED[name]["parameters"]
+
+
+def test_revoking_compiles_through_the_same_builder(user_factory):
+    alice = user_factory()
+    session = session_create(user=alice, ip=None, user_agent="")
+    with CaptureQueriesContext(connection) as captured:
+        ended = Session.objects.filter(pk=session.pk).revoke(reason=RevokeReason.LOGOUT)
+    assert ended == [(session.pk, alice.pk)]
+    [sql] = [query["sql"] for query in captured.captured_queries]
+    assert sql.startswith('UPDATE "accounts_session" SET "revoked_at" = ')
+    assert sql.endswith(' RETURNING "id", "user_id"')
+
+
+# --- compiled once per process and database -----------------------------------------------------
+def counted(build, calls: list):
+    def counting_build():
+        calls.append(1)
+        return build()
+
+    return counting_build
+
+
+def test_each_statement_is_compiled_once_however_often_it_runs(signed_in, monkeypatch):
+    calls = {name: [] for name in PINNED}
+    for name, statement in module_level_statements().items():
+        monkeypatch.setattr(statement, "_compiled", {})  # as in a new process (put back after the test)
+        monkeypatch.setattr(statement, "build", counted(statement.build, calls[name]))
+    signed_in.fetch_csrf()
+    for _ in range(3):
+        assert signed_in.refresh().status_code == 200
+        access = signed_in.refresh().json()["access"]
+        assert signed_in.get("/api/users/me/", HTTP_AUTHORIZATION=f"Bearer {access}").status_code == 200
+    assert {name: len(made) for name, made in calls.items()} == {name: 1 for name in PINNED}

@@ -4,6 +4,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from accounts.models import Session
+from accounts.tokens import RefreshToken
 from accounts.throttles import ip_bucket, name_digest
 
 from .helpers import PASSWORD, BrowserClient
@@ -49,6 +50,57 @@ def test_a_strangers_wrong_guesses_do_not_lock_the_real_user_out(browser, user, 
         stranger.sign_in(password=WRONG, REMOTE_ADDR="203.0.113.66")
     assert_throttled(stranger.sign_in(password=PASSWORD, REMOTE_ADDR="203.0.113.66"))
     assert browser.sign_in(password=PASSWORD, REMOTE_ADDR="198.51.100.20").status_code == 200
+
+
+def test_200_wrong_attempts_from_one_address_do_not_lock_the_real_user_out(browser, user, client):
+    """The default limits: the attempts the narrow limits refuse (all but five) never reach the
+    per-username ceiling, so the real user, elsewhere, signs in through the API and the admin."""
+    stranger = BrowserClient()
+    answers = [stranger.sign_in(password=WRONG, REMOTE_ADDR="203.0.113.66").status_code for _ in range(200)]
+    assert 5 <= answers.count(401) <= 10  # five a minute: ten if a window ended meanwhile
+    assert browser.sign_in(password=PASSWORD, REMOTE_ADDR="198.51.100.20").status_code == 200
+    user.is_staff = True
+    user.save(update_fields=["is_staff"])
+    response = client.post(
+        "/admin/login/", {"username": "alice", "password": PASSWORD}, REMOTE_ADDR="198.51.100.21"
+    )
+    assert response.status_code == 302 and response.wsgi_request.user.is_authenticated
+
+
+def test_155_requests_from_one_address_lock_out_none_of_five_users(browser, user_factory, settings):
+    """The issue's rerun: 31 wrong logins for each of five names from one address (155 requests)
+    once locked all five out everywhere; now each signs in from another address."""
+    settings.ACCOUNTS_LOGIN_GLOBAL_THROTTLE_RATE = None  # the flood budget is another test's matter
+    names = [f"victim{i}" for i in range(5)]
+    for name in names:
+        user_factory(username=name)
+    stranger = BrowserClient()
+    for name in names:
+        for _ in range(31):
+            stranger.sign_in(username=name, password=WRONG, REMOTE_ADDR="203.0.113.66")
+    for i, name in enumerate(names):
+        response = browser.sign_in(username=name, password=PASSWORD, REMOTE_ADDR=f"198.51.100.{i + 1}")
+        assert response.status_code == 200, (name, response.content)
+
+
+def test_attempts_refused_by_the_per_ip_limit_do_not_count_toward_the_ceiling(browser, user, settings):
+    settings.ACCOUNTS_LOGIN_THROTTLE_RATE = "100/min"  # only the per-IP limit refuses here
+    settings.ACCOUNTS_LOGIN_IP_THROTTLE_RATE = "2/min"
+    settings.ACCOUNTS_LOGIN_USERNAME_THROTTLE_RATE = "3/min"
+    stranger = BrowserClient()
+    for _ in range(20):
+        stranger.sign_in(password=WRONG, REMOTE_ADDR="203.0.113.66")
+    assert browser.sign_in(password=PASSWORD, REMOTE_ADDR="198.51.100.20").status_code == 200
+
+
+def test_attempts_the_narrow_limits_let_through_still_fill_the_ceiling(browser, user, settings):
+    """Five addresses at their full narrow budget: the sixth address meets the ceiling."""
+    settings.ACCOUNTS_LOGIN_THROTTLE_RATE = "2/min"
+    settings.ACCOUNTS_LOGIN_USERNAME_THROTTLE_RATE = "10/min"
+    for i in range(5):
+        for _ in range(4):  # two let through, two refused by the per-username+IP limit
+            browser.sign_in(password=WRONG, REMOTE_ADDR=f"203.0.113.{i + 1}")
+    assert_throttled(browser.sign_in(password=PASSWORD, REMOTE_ADDR="198.51.100.20"))
 
 
 def test_guesses_at_one_username_from_many_ips_meet_the_per_username_ceiling(browser, user, settings):
@@ -262,3 +314,67 @@ def test_a_username_with_a_lone_surrogate_still_makes_a_throttle_key():
     first, with 400)."""
     assert name_digest("\ud800") != name_digest("\ud801")
     assert name_digest(" Alice ") == name_digest("alice")
+
+
+# --- load shedding: a global budget of password checks ----------------------------------------
+@pytest.fixture
+def password_checks():
+    """How many times Django's authenticate() refused a password (each one an Argon2 hash)."""
+    from django.contrib.auth.signals import user_login_failed
+
+    tries = []
+
+    def count(sender, credentials, **kwargs):
+        tries.append(1)
+
+    user_login_failed.connect(count)
+    yield tries
+    user_login_failed.disconnect(count)
+
+
+def test_a_flood_from_many_addresses_is_shed_past_the_global_budget_without_hashing(
+    browser, user, settings, password_checks
+):
+    settings.ACCOUNTS_LOGIN_GLOBAL_THROTTLE_RATE = "5/hour"
+    answers = [
+        browser.sign_in(username=f"name{i}", password=WRONG, REMOTE_ADDR=f"2001:db8:{i}::1")
+        for i in range(12)
+    ]
+    assert [a.status_code for a in answers] == [401] * 5 + [429] * 7
+    for refused in answers[5:]:
+        assert_throttled(refused, up_to=3600)
+    assert len(password_checks) == 5  # the shed attempts were never hashed
+    # Bearer calls and refreshes are not part of the budget.
+    signed_in = BrowserClient()
+    assert signed_in.sign_in(REMOTE_ADDR="198.51.100.9").status_code == 429
+    access = str(RefreshToken.for_session(make_live_session(user)).access_token)
+    assert BrowserClient().bearer(access).get("/api/users/me/").status_code == 200
+
+
+def make_live_session(user):
+    from accounts.services import session_create
+
+    return session_create(user=user, ip=None, user_agent="test")
+
+
+def test_attempts_refused_by_the_other_limits_spend_none_of_the_global_budget(browser, user, settings):
+    settings.ACCOUNTS_LOGIN_GLOBAL_THROTTLE_RATE = "6/hour"
+    for _ in range(30):  # one address: five let through, the rest refused per username and IP
+        browser.sign_in(password=WRONG, REMOTE_ADDR="203.0.113.66")
+    assert browser.sign_in(password=PASSWORD, REMOTE_ADDR="198.51.100.20").status_code == 200
+    assert_throttled(browser.sign_in(password=PASSWORD, REMOTE_ADDR="198.51.100.21"), up_to=3600)
+
+
+def test_the_global_budget_sheds_the_admin_form_too(client, user, settings, password_checks):
+    settings.ACCOUNTS_LOGIN_GLOBAL_THROTTLE_RATE = "2/hour"
+    for i in range(4):
+        client.post("/admin/login/", {"username": f"n{i}", "password": WRONG}, REMOTE_ADDR=f"203.0.113.{i}")
+    assert len(password_checks) == 2
+
+
+def test_the_global_budget_can_be_turned_off(browser, settings, password_checks):
+    settings.ACCOUNTS_LOGIN_GLOBAL_THROTTLE_RATE = None
+    for i in range(15):
+        response = browser.sign_in(username=f"n{i}", password=WRONG, REMOTE_ADDR=f"2001:db8:{i}::1")
+        assert response.status_code == 401
+    assert len(password_checks) == 15

@@ -177,3 +177,86 @@ def test_bearer_tokens_of_any_shape_get_a_401_never_a_500(victim, data, path):
     scheme = data.draw(st.sampled_from(["Bearer ", "Bearer  ", "bearer ", "", "Bearer x "]))
     response = BrowserClient().get(path, HTTP_AUTHORIZATION=scheme + raw)
     assert_answered_safely(response)
+
+
+# --- one claim of the wrong type, in a token our own key signed: 401 token_not_valid ----------
+LAST_SECOND = 253402300799  # 9999-12-31T23:59:59Z: a date claim past it is no date
+NOT_AN_INT = JSON_VALUES.filter(lambda v: type(v) is not int)
+ANY_JSON = JSON_VALUES | st.integers(min_value=2**31, max_value=2**70) | st.integers(max_value=-1)
+NOT_A_DATE = st.one_of(
+    NOT_AN_INT,  # strings, floats, null, booleans, lists, objects
+    st.integers(min_value=0, max_value=2**40).map(float),  # a whole number, as a float
+    st.integers(min_value=0, max_value=2**40).map(str),  # a number, as a string
+    st.integers(max_value=-1),  # before 1970
+    st.integers(min_value=LAST_SECOND + 1),  # past any date
+)
+HEX32 = "0123456789abcdef"
+ILL_TYPED = {
+    "exp": NOT_A_DATE,
+    "iat": NOT_A_DATE,
+    "nbf": NOT_A_DATE,
+    "auth_time": NOT_A_DATE,
+    "sid": st.one_of(ANY_JSON.filter(lambda v: not isinstance(v, str)), st.text(max_size=40)),
+    "jti": st.one_of(
+        ANY_JSON.filter(lambda v: not (isinstance(v, str) and len(v) == 32 and set(v) <= set(HEX32))),
+        st.uuids().map(str),  # with dashes: not the form this app makes
+    ),
+    "user_id": st.one_of(  # a number naming nobody is another matter (token_revoked)
+        JSON_VALUES.filter(lambda v: not isinstance(v, (int, str)) or isinstance(v, bool)),
+        st.integers(min_value=2**64, max_value=2**80),  # past any id column
+        st.integers(max_value=-(2**64)),
+        st.text(max_size=40).map(lambda text: f"x{text}"),  # not a number
+        st.text(min_size=256, max_size=300),
+    ),
+    "token_type": ANY_JSON.filter(lambda v: v not in ("access", "refresh")),
+}
+PLACES = ("me", "body refresh", "cookie refresh")
+
+
+def signed_with(session, place: str, claim: str | None = None, value=None) -> str:
+    """The session's token for ``place`` (an access token for me, else its refresh token), signed
+    again with the app's own key, with one claim set to ``value`` (a ``sid`` that is a string but no
+    session's id is drawn as any text, and a ``sid`` of text that is a UUID could name the session:
+    those are made unique below)."""
+    refresh = RefreshToken.for_session(session)
+    payload = claims(str(refresh.access_token if place == "me" else refresh))
+    if claim is not None:
+        payload[claim] = value
+    return sign(payload)
+
+
+def answer(place: str, raw: str):
+    if place == "me":
+        return BrowserClient().get("/api/users/me/", HTTP_AUTHORIZATION=f"Bearer {raw}")
+    if place == "body refresh":
+        return NativeClient().refresh(raw)
+    browser = BrowserClient()
+    browser.set_refresh_cookie(raw)
+    return browser.refresh()
+
+
+def test_the_tokens_these_properties_change_are_accepted_unchanged(make_session):
+    """The control: re-signed with nothing changed, each place's token is taken (so the 401s
+    below come from the claim, not from the re-signing)."""
+    for place in PLACES:
+        response = answer(place, signed_with(make_session(), place))
+        assert response.status_code == 200, (place, response.content)
+
+
+@given(data=st.data(), claim=st.sampled_from(sorted(ILL_TYPED)), place=st.sampled_from(PLACES))
+@FUZZ
+def test_a_signed_token_with_any_claim_of_the_wrong_type_is_401_token_not_valid(
+    make_session, data, claim, place
+):
+    session = make_session()
+    value = data.draw(ILL_TYPED[claim], label=claim)
+    if claim == "sid" and isinstance(value, str):
+        value = f"{value}/{session.pk}"  # text, never the session's id nor any UUID
+    before = (session.refresh_jti, session.revoked_at, session.idle_expires_at)
+    response = answer(place, signed_with(session, place, claim, value))
+    FUZZ_COUNTS["hypothesis ill-typed claim examples"] += 1
+    assert response.status_code == 401, (claim, value, response.content)
+    assert response.json()["code"] == "token_not_valid", (claim, value, response.content)
+    assert "refresh_token" not in response.cookies or not response.cookies["refresh_token"].value
+    session.refresh_from_db()
+    assert (session.refresh_jti, session.revoked_at, session.idle_expires_at) == before

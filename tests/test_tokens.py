@@ -119,7 +119,11 @@ def test_for_session_takes_every_claim_from_the_row_not_from_the_clock(user):
     assert rebuilt["iat"] == int(an_hour_ago.timestamp())
     assert rebuilt["exp"] == int(session.idle_expires_at.timestamp())
     assert rebuilt.jti == session.refresh_jti and rebuilt.session_id == session.pk
+    assert rebuilt.user_id == str(user.pk)
     assert RefreshToken(str(rebuilt)).session_id == session.pk  # and it verifies
+    # The claims in the order they are signed: a token issued before this order changed would no
+    # longer be rebuilt byte for byte (the grace window answers with the rebuilt one).
+    assert list(rebuilt.payload) == ["token_type", "exp", "iat", "jti", "user_id", "sid"]
 
 
 def test_the_sid_claim_is_carried_into_access_tokens(browser, user):

@@ -54,6 +54,17 @@ def test_schema_is_openapi_3_and_lists_every_endpoint(browser):
         assert path in schema["paths"]
 
 
+def test_schema_declares_duplicate_refresh_cookie_where_the_cookie_is_read(browser, settings):
+    settings.ACCOUNTS_REFRESH_COOKIE_HOST_PREFIX = True
+    paths = browser.get("/api/schema/", HTTP_ACCEPT="application/json").json()["paths"]
+    for path in ("/api/auth/refresh/", "/api/auth/logout/"):
+        operation = paths[path]["post"]
+        assert "`duplicate_refresh_cookie`" in operation["responses"]["400"]["description"], path
+        cookies = [p["name"] for p in operation.get("parameters", []) if p["in"] == "cookie"]
+        assert cookies == ["__Host-refresh_token"], path
+    assert "duplicate_refresh_cookie" not in str(paths["/api/auth/login/"])
+
+
 def test_schema_generates_without_warnings_and_documents_the_bearer_scheme(tmp_path):
     target = tmp_path / "schema.json"
     call_command("spectacular", "--validate", "--fail-on-warn", "--format", "openapi-json", "--file", target)

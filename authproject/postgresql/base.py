@@ -28,6 +28,8 @@ class DeadlineConnection(psycopg.Connection):
 
     def wait(self, gen, *args, timeout=None, **kwargs):
         """psycopg's wait, bounded by the deadline unless the caller gave a timeout of its own."""
+        # psycopg's undocumented Connection.wait(timeout=...) and errors._WaitTimeout: the only way
+        # to bound every round trip. Canaries: tests/test_canaries.py::test_psycopg_*.
         try:
             return super().wait(gen, *args, timeout=timeout or self.deadline, **kwargs)
         except psycopg.errors._WaitTimeout as error:  # psycopg's own signal that the wait ran out
@@ -48,7 +50,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def get_new_connection(self, conn_params):
         """A connection as Django makes it (connect_timeout bounds the connecting), then deadlined."""
         connection = super().get_new_connection(conn_params)
-        # psycopg.connect() builds a plain Connection; the subclass adds one method and no state.
+        # psycopg.connect() builds a plain Connection; the subclass adds one method and no state
+        # (canary: tests/test_canaries.py::test_psycopg_wait_timeout_ends_a_silent_wait_with_wait_timeout).
         connection.__class__ = DeadlineConnection
         connection.deadline = self.settings_dict["OPTIONS"].get("deadline")
         return connection
@@ -63,6 +66,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
         that follows. A server that stops answering without a word is found by that query's
         deadline instead, and answered 503 as before.
         """
+        # Django's undocumented hook and flags (canary: tests/test_canaries.py::
+        # test_django_asks_close_if_health_check_failed_before_each_cursor).
         if self.connection is None or not self.health_check_enabled or self.health_check_done:
             return
         self.health_check_done = True

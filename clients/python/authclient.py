@@ -11,6 +11,11 @@ refresh token is kept between runs is the caller's choice, through a two-method 
     client.logout()
 
 Only httpx is needed. The access token stays in memory; the store sees only the refresh token.
+
+A hybrid app's web view sends an ``Origin`` of its own; ``origin=`` sends it on every request, as
+the web view would (the server admits it to body transport when it is one of NATIVE_APP_ORIGINS)::
+
+    client = AuthClient("https://auth.example.com", origin="capacitor://localhost")
 """
 
 from __future__ import annotations
@@ -86,12 +91,15 @@ class AuthClient:
         *,
         store: TokenStore | None = None,
         on_logout: Callable[[str], None] | None = None,
+        origin: str | None = None,
         **httpx_options,
     ):
         self.store = store if store is not None else MemoryStore()
         self.on_logout = on_logout
         self._access: str | None = None
         self._lock = threading.Lock()
+        if origin is not None:  # a hybrid app's (capacitor://localhost): one of NATIVE_APP_ORIGINS
+            httpx_options["headers"] = {**httpx_options.get("headers", {}), "Origin": origin}
         self.http = httpx.Client(base_url=base_url, **httpx_options)
         self._auth = _SessionAuth(self)
 

@@ -19,14 +19,16 @@ from ..helpers import PASSWORD, gunicorn_serving, jti
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ACCESS_LIFETIME = 2  # seconds
+APP_ORIGIN = "capacitor://localhost"  # a hybrid app's web view, listed in NATIVE_APP_ORIGINS
 
 
 @pytest.fixture(scope="module")
 def server(django_db_setup, django_db_blocker):
-    """The service in gunicorn on the test database, with short-lived access tokens and throttles
-    raised (these tests sign alice in many times a minute)."""
+    """The service in gunicorn on the test database, with short-lived access tokens, throttles
+    raised (these tests sign alice in many times a minute) and one hybrid app's origin listed."""
     environment = {
         "ACCESS_TOKEN_LIFETIME": str(ACCESS_LIFETIME),
+        "NATIVE_APP_ORIGINS": APP_ORIGIN,
         "LOGIN_THROTTLE_RATE": "1000/min",
         "REGISTER_THROTTLE_RATE": "1000/hour",
     }
@@ -169,3 +171,35 @@ def test_a_session_revoked_elsewhere_signs_the_client_out(client, account):
     assert signed_out.value.code == "token_revoked"
     assert client.logouts == ["token_revoked"]
     assert client.store.load() is None
+
+
+def test_a_hybrid_app_sends_its_listed_origin_and_uses_body_transport(server, account):
+    sent: list[str | None] = []
+    answered: list[str | None] = []
+    hooks = {
+        "request": [lambda request: sent.append(request.headers.get("Origin"))],
+        "response": [lambda response: answered.append(response.headers.get("access-control-allow-origin"))],
+    }
+    store = MemoryStore()
+    with AuthClient(server, store=store, origin=APP_ORIGIN, event_hooks=hooks) as app:
+        app.login(account, PASSWORD)
+    first = store.load()
+    with AuthClient(server, store=store, origin=APP_ORIGIN, event_hooks=hooks) as app:
+        assert app.restore() is True  # a refresh, in the body
+        assert the_session().previous_jti == jti(first)
+        assert app.get("/api/users/me/").status_code == 200
+        app.logout()
+
+    assert the_session().revoke_reason == RevokeReason.LOGOUT
+    assert sent == [APP_ORIGIN] * 4  # login, refresh, me, logout
+    assert answered == [APP_ORIGIN] * 4  # CORS answers for the web view
+
+
+def test_an_origin_not_listed_is_refused_body_transport(server, account):
+    with AuthClient(server, origin="ionic://localhost") as app:
+        with pytest.raises(httpx.HTTPStatusError) as error:
+            app.login(account, PASSWORD)
+        assert app.store.load() is None
+    assert error.value.response.status_code == 400
+    assert error.value.response.json()["code"] == "body_transport_forbidden"
+    assert not Session.objects.exists()

@@ -24,9 +24,10 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 
+from benchmarks.servers import BASE_DIR, Client, Nginx, Serve, free_ports, make_certificate, wait_for_port
+
 from ..e2e.conftest import chromium  # noqa: F401 - the e2e tests' Chromium fixture
 from ..helpers import PASSWORD
-from .servers import BASE_DIR, Client, Nginx, Serve, free_ports, make_certificate, wait_for_port
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 CACHE_URL = os.environ.get("CACHE_URL", "")
@@ -55,13 +56,21 @@ def _fast_hasher_and_empty_cache():
 
 
 def server_environment(**values: str) -> dict[str, str]:
-    """This process's environment without Django's, pytest's or make's own variables, plus ``values``."""
+    """This process's environment without Django's, pytest's or make's own variables, plus ``values``
+    (mail printed: EMAIL_URL is consolemail:// unless given)."""
     inherited = {
         name: value
         for name, value in os.environ.items()
         if not name.startswith(("DJANGO_", "PYTEST_", "MAKE", "MFLAGS"))
     }
-    return {**inherited, "DJANGO_SECRET_KEY": secrets.token_urlsafe(50), "LOG_LEVEL": "WARNING", **values}
+    return {
+        **inherited,
+        "DJANGO_ENV_FILE": "",  # never the checkout's development .env
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "LOG_LEVEL": "WARNING",
+        "EMAIL_URL": "consolemail://",
+        **values,
+    }
 
 
 @pytest.fixture(scope="package")

@@ -15,9 +15,11 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 
+from benchmarks.servers import Client, Serve
+
 from ..helpers import PASSWORD, free_port
 from .conftest import needs_postgres, server_environment
-from .servers import Client, FreezableProxy, Serve
+from .proxy import FreezableProxy
 
 TIMEOUT = 2  # seconds: DATABASE_TIMEOUT for these instances (libpq's connect_timeout is 2 at least)
 SLACK = 1.5  # seconds on top, for a busy 2-core machine

@@ -20,7 +20,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 from contextlib import closing
 from pathlib import Path
@@ -73,7 +72,7 @@ def _wait_until_serving(url: str, process: subprocess.Popen, log: Path) -> None:
         try:
             with urllib.request.urlopen(url, timeout=2):
                 return
-        except (urllib.error.URLError, ConnectionError):
+        except OSError:  # refused, reset (URLError), or too slow to answer yet (TimeoutError)
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
                 pytest.fail(f"{url} did not come up; its log ({log}):\n{log.read_text()[-3000:]}")
@@ -159,7 +158,9 @@ def server_env(page_origin, server_database) -> dict[str, str]:
     env.update(
         DJANGO_SETTINGS_MODULE="authproject.settings",
         DJANGO_DEBUG="0",  # with DEBUG on, every localhost port would be allowed
+        DJANGO_ENV_FILE="",  # never the checkout's development .env
         DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+        EMAIL_URL="consolemail://",
         DATABASE_URL=server_database.url,
         CACHE_URL=os.environ.get("CACHE_URL", "locmemcache://"),
         CORS_ALLOWED_ORIGINS=page_origin,

@@ -139,10 +139,11 @@ def test_two_tabs_refreshing_at_the_same_moment_both_stay_signed_in(
     before = refresh_cookie(context)["value"]
     seen = traffic(context)
 
-    # "The same moment", made certain: the browser holds each tab's refresh until both tabs have
-    # sent one, then lets both go. The cookie is read from the jar as they go, before either answer.
-    # (While a route is set Playwright answers CORS preflights itself; the POSTs themselves reach
-    # the API, and the browser checks its CORS headers on their answers as usual.)
+    # Both tabs' refreshes are held until both have asked, then let go together. Chromium reads the
+    # cookie jar when a held request goes on, so on a busy machine the second may already carry the
+    # first one's answer (Playwright's request headers still show the cookie as it was when held):
+    # either way the server sees a race it must survive, which is what this test is about. The race
+    # with the very same token is made certain in the next test.
     held = []
 
     def release_together(route):
@@ -159,17 +160,47 @@ def test_two_tabs_refreshing_at_the_same_moment_both_stay_signed_in(
 
     refreshes = [r for r in seen.requests if r.method == "POST" and r.url.endswith("/auth/refresh/")]
     assert len(refreshes) == 2
-    sent = [_cookie_in(r.all_headers().get("cookie")) for r in refreshes]
-    assert sent == [before, before], "both tabs must have raced with the same refresh token"
-    received = [_cookie_in(r.response().all_headers().get("set-cookie")) for r in refreshes]
-    assert jti(received[0]) == jti(received[1]) != jti(before)  # one rotation; both got its result
+    answered = {_cookie_in(r.response().all_headers().get("set-cookie")) for r in refreshes}
+    received = {jti(token) for token in answered}
     [session] = server_database.sessions(account)
-    assert session["revoked_at"] is None  # no reuse detected: the slower tab hit the grace window
-    assert (session["previous_jti"], session["refresh_jti"]) == (jti(before), jti(received[0]))
+    assert session["revoked_at"] is None  # no reuse detected
+    assert session["refresh_jti"] in received and jti(before) not in received
+    # One rotation whose answer both got (the grace window), or two in a row: nothing else.
+    assert len(received) == 1 or session["previous_jti"] in received
+    assert refresh_cookie(context)["value"] in answered
     for tab in (first, second):
         tab.click("Reload")
         tab.expect_signed_in(account)
         assert tab.run("() => demo.client.refresh()") is True
+
+
+def test_a_tab_that_refreshes_with_the_token_just_rotated_gets_the_same_answer_and_stays_signed_in(
+    context, open_demo, account, server_database
+):
+    """The grace window in a browser: the second of two racing tabs sends the token that the first
+    has just rotated (as when both read the jar before either answer arrived, or an answer was
+    lost); it gets the session's new token, the same the first got, and nobody is signed out."""
+    first = open_demo(context)
+    first.sign_in(account)
+    second = open_demo(context)
+    second.expect_signed_in(account)
+    jar = refresh_cookie(context)
+    before = jar["value"]
+
+    assert first.run("() => demo.client.refresh()") is True
+    rotated = refresh_cookie(context)["value"]
+    assert jti(rotated) != jti(before)
+    # The second tab's request goes out with the cookie as it was before the first one's answer.
+    context.add_cookies([{**jar, "value": before}])
+    assert second.run("() => demo.client.refresh()") is True
+
+    assert jti(refresh_cookie(context)["value"]) == jti(rotated)  # the same token: no second rotation
+    [session] = server_database.sessions(account)
+    assert session["revoked_at"] is None
+    assert (session["previous_jti"], session["refresh_jti"]) == (jti(before), jti(rotated))
+    for tab in (first, second):
+        tab.click("Reload")
+        tab.expect_signed_in(account)
 
 
 def test_logout_then_reload_shows_signed_out_and_the_old_refresh_cookie_is_gone(

@@ -55,6 +55,10 @@ TEMPLATES = [
 
 AUTH_USER_MODEL = "members.Member"
 
+# Any project's mail settings: with DEBUG off the app refuses to run without them (accounts.E018).
+# No TASKS: the Tasks API's default backend (immediate) sends the app's mail after each commit.
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+
 # SQLite in a temporary file (the flow deletes it). When DATABASE_URL names a server (CI's second
 # pass), that server, but a database of its own: the main suite's test database is open meanwhile.
 if "DATABASE_URL" in os.environ:

@@ -2,16 +2,15 @@
 
 from datetime import timedelta
 
-from django.core.management.base import BaseCommand
 from django.template.defaultfilters import pluralize
 
 from accounts import services
 from accounts.conf import app_settings
 
-from ._common import EXIT_STATUSES, non_negative_int, positive_int
+from ._common import AccountsCommand, non_negative_int, positive_int
 
 
-class Command(BaseCommand):
+class Command(AccountsCommand):
     help = (
         "Delete sessions that expired or were revoked more than --older-than days ago, and audit "
         "events older than ACCOUNTS_AUDIT_RETENTION. Active sessions are never touched. Rows go in "
@@ -22,7 +21,6 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.epilog = EXIT_STATUSES
         parser.add_argument(
             "--older-than",
             type=non_negative_int,

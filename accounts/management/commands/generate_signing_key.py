@@ -2,12 +2,14 @@
 
 import os
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from accounts import keys
 
+from ._common import AccountsCommand
 
-class Command(BaseCommand):
+
+class Command(AccountsCommand):
     help = (
         "Write a new PEM private key (unencrypted PKCS#8) for ACCOUNTS_JWT_SIGNING_KEYS "
         "(JWT_SIGNING_KEYS): ES256 makes an EC P-256 key, RS256 a 3072-bit RSA key. The file gets "

@@ -1,8 +1,9 @@
 """manage.py list_sessions: a table (or JSON) of sign-in sessions, streamed in constant memory."""
 
 import json
+from contextlib import closing
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.template.defaultfilters import pluralize
 from django.utils import timezone
 from django.utils.text import Truncator
@@ -10,7 +11,7 @@ from django.utils.text import Truncator
 from accounts import selectors
 from accounts.models import SESSION_STATUSES
 
-from ._common import EXIT_STATUSES, positive_int
+from ._common import AccountsCommand, positive_int
 
 COLUMNS = (  # header, width (0: the rest of the line); about 145 characters in all
     ("SESSION", 8),
@@ -53,7 +54,7 @@ def moment(value) -> str:
     return f"{timezone.localtime(value):%Y-%m-%d %H:%M}"
 
 
-class Command(BaseCommand):
+class Command(AccountsCommand):
     help = (
         "List sign-in sessions, newest first: active ones unless --status says otherwise. The table "
         "shows each session's id by its first 8 characters (enough for revoke_sessions --session), "
@@ -63,7 +64,6 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.epilog = EXIT_STATUSES
         parser.add_argument("--user", metavar="USERNAME", help="Only this user's sessions.")
         parser.add_argument(
             "--status",
@@ -92,8 +92,10 @@ class Command(BaseCommand):
         sessions = selectors.sessions_list(user=owner, status=status)
         if limit is not None:
             sessions = sessions[:limit]
-        rows = sessions.iterator(chunk_size=2000)
-        count = self.write_json(rows) if as_json else self.write_table(rows)
+        # Closed however the writing ends (a reader that stopped early, as in `| head`), so that the
+        # cursor is closed while its connection is still open.
+        with closing(sessions.iterator(chunk_size=2000)) as rows:
+            count = self.write_json(rows) if as_json else self.write_table(rows)
         if self.verbosity >= 1:
             described = "" if status == "all" else f"{status} "
             more = f" (--limit {limit}: there may be more)" if limit is not None and count == limit else ""

@@ -1,19 +1,19 @@
 """manage.py revoke_sessions: end sessions from the command line, through the same services as the API."""
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.template.defaultfilters import pluralize
 
 from accounts import selectors, services
 from accounts.models import RevokeReason, Session
 
-from ._common import EXIT_STATUSES, positive_int, session_by_id_prefix
+from ._common import AccountsCommand, positive_int, session_by_id_prefix
 
 
 def counted(count: int, whose: str) -> str:
     return f"{count} session{pluralize(count)} of {whose}"
 
 
-class Command(BaseCommand):
+class Command(AccountsCommand):
     help = (
         "Revoke sign-in sessions: one (--session, by its id or the id's first 8 or more characters), "
         "all of one user's (--user), or every user's (--all-users, which asks first unless --noinput). "
@@ -23,7 +23,6 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.epilog = EXIT_STATUSES
         which = parser.add_mutually_exclusive_group(required=True)
         which.add_argument("--user", metavar="USERNAME", help="Revoke every session of this user.")
         which.add_argument(

@@ -1,5 +1,6 @@
-"""Endpoints for benchmarks only. authproject.urls mounts them when BENCHMARK_ENDPOINTS is on (never in
-production; see README, Configuration): benchmarks/hot_paths.py measures against them."""
+"""The floor view: what a request costs when the view does nothing. benchmarks/hot_paths.py measures
+the hot paths as a fraction of it, in this project (benchmarks.floor.urls) and in the peer
+(benchmarks/peer/urls.py)."""
 
 from rest_framework.response import Response
 from rest_framework.views import APIView

@@ -1,6 +1,9 @@
 """The pieces of a production deployment, run for real on loopback: `make serve` instances, nginx
-terminating TLS in front of them, a certificate, an https client, and a TCP proxy that can stop
-answering like a paused database server.
+terminating TLS in front of them, a certificate, and an https client.
+
+Shared by the benchmarks (which import it as ``servers``: benchmarks/ is on their path when run as
+scripts) and by the deployment tests in tests/deploy (as ``benchmarks.servers``). It imports nothing
+from the project or the tests.
 """
 
 import http.client
@@ -10,12 +13,11 @@ import signal
 import socket
 import ssl
 import subprocess
-import threading
 import time
 from http.cookies import SimpleCookie
 from pathlib import Path
 
-BASE_DIR = Path(__file__).resolve().parents[2]
+BASE_DIR = Path(__file__).resolve().parents[1]
 NGINX = os.environ.get("NGINX", "/usr/sbin/nginx")
 STARTUP_TIMEOUT = 120  # `make serve` migrates and collects static files first; CI's machine is busy
 
@@ -143,7 +145,7 @@ http {{
     proxy_set_header Host $http_host;
     proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
     proxy_set_header X-Forwarded-Proto $scheme;
-    # Tests only: which instance answered.
+    # Which instance answered (the tests check it).
     add_header X-Upstream $upstream_addr always;
 
     server {{  # the API and the admin
@@ -267,60 +269,3 @@ class Client:
 
     def me(self, access: str) -> Answer:
         return self.request("GET", "/api/users/me/", headers={"Authorization": f"Bearer {access}"})
-
-
-class FreezableProxy:
-    """A TCP proxy to a server that can freeze: it keeps every connection open, and accepts new ones,
-    but passes nothing on until it thaws, as a paused server or a network black hole does."""
-
-    def __init__(self, upstream: tuple[str, int]):
-        self.upstream = upstream
-        self.thawed = threading.Event()
-        self.thawed.set()
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.closing = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def freeze(self) -> None:
-        self.thawed.clear()
-
-    def thaw(self) -> None:
-        self.thawed.set()
-
-    def close(self) -> None:
-        self.closing = True
-        self.thawed.set()
-        self.listener.close()
-
-    def _accept(self) -> None:
-        while not self.closing:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._connect, args=(client,), daemon=True).start()
-
-    def _connect(self, client: socket.socket) -> None:
-        self.thawed.wait()
-        try:
-            server = socket.create_connection(self.upstream)
-        except OSError:
-            client.close()
-            return
-        for source, target in ((client, server), (server, client)):
-            threading.Thread(target=self._pump, args=(source, target), daemon=True).start()
-
-    def _pump(self, source: socket.socket, target: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                self.thawed.wait()
-                target.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (source, target):
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
