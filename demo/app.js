@@ -25,6 +25,9 @@ const MESSAGES = {
   },
   csrf_failed: "This page's security check failed. Reload the page and try again.",
   service_unavailable: "The service is unavailable right now. Please try again in a moment.",
+  duplicate_refresh_cookie:
+    "Your browser holds two sign-in cookies for this site, and another site may have set one of them. " +
+    "Clear this site's cookies, then sign in again.",
   body_transport_forbidden: "This page sent a request meant for apps, not browsers. Reload the page and try again.",
   wrong_password: "Your current password is not correct.",
   username_taken: "That username is taken. Please choose another one.",
