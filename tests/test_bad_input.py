@@ -7,16 +7,21 @@ from datetime import timedelta
 from functools import partial
 
 import pytest
-from django.contrib.auth import get_user_model
+from django.contrib.auth import base_user, get_user_model
+from django.db import connection
 from django.http import HttpResponse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
+from django.test.utils import CaptureQueriesContext
 from django.utils.http import parse_http_date
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from accounts import keys, services
 from accounts.errors import UsernameTaken
 from accounts.models import Session
 from accounts.tokens import RefreshToken
+from accounts.views import NoStoreMixin
 
 from .helpers import PASSWORD, BrowserClient, NativeClient, assert_json_error, at_once, claims
 
@@ -65,12 +70,23 @@ def register(client, username: str):
     return client.post(REGISTER, body, format="json")
 
 
-def test_a_username_equal_to_a_taken_one_after_nfkc_normalization_is_a_400(browser, user_factory):
+def test_a_username_equal_to_a_taken_one_after_nfkc_normalization_is_a_400(
+    browser, user_factory, monkeypatch
+):
+    """Refused by the check, which normalizes as create_user will: no password hashed, no INSERT
+    tried (the unique index would refuse it too, after the costly hash)."""
     user_factory(username="Kelvin123")
-    response = register(browser, "\u212aelvin123")  # KELVIN SIGN: NFKC makes it "K"
+    hashed, make_password = [], base_user.make_password
+    monkeypatch.setattr(base_user, "make_password", lambda *a, **k: hashed.append(a) or make_password(*a, **k))
+
+    with CaptureQueriesContext(connection) as queries:
+        response = register(browser, "\u212aelvin123")  # KELVIN SIGN: NFKC makes it "K"
+
     body = assert_json_error(response, 400, "invalid")
     assert body["errors"] == {"username": ["That username is taken."]}
     assert get_user_model().objects.filter(username="Kelvin123").count() == 1
+    assert not hashed
+    assert not [q["sql"] for q in queries.captured_queries if q["sql"].lstrip().upper().startswith("INSERT")]
 
 
 def test_a_registered_username_is_stored_normalized(browser):
@@ -174,6 +190,20 @@ def test_the_no_store_headers_are_the_ones_django_writes(browser, user):
     refreshed = browser.refresh()
     assert refreshed["Cache-Control"] == expected["Cache-Control"]
     assert abs(parse_http_date(refreshed["Expires"]) - parse_http_date(expected["Expires"])) <= 2
+
+
+def test_caching_headers_a_view_already_set_are_kept_beside_no_store(rf):
+    """A project's view (or a middleware before it) that set its own Cache-Control keeps it:
+    Django's add_never_cache_headers merges no-store into it rather than writing over it."""
+    class PrivateAnswer(NoStoreMixin, APIView):
+        authentication_classes = permission_classes = ()
+
+        def get(self, request):
+            return Response({}, headers={"Cache-Control": "private, no-transform"})
+
+    response = PrivateAnswer.as_view()(rf.get("/"))
+    directives = {part.strip() for part in response["Cache-Control"].split(",")}
+    assert {"private", "no-transform", "no-store", "no-cache", "must-revalidate"} <= directives, directives
 
 
 def test_a_refused_login_is_no_store_too(browser, user):

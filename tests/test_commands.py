@@ -327,6 +327,16 @@ def test_flush_works_in_batches_and_reports_progress_on_stderr(make_session):
     assert not Session.objects.exists()
 
 
+def test_flush_in_batches_never_deletes_an_active_session_past_the_first_batch(make_session):
+    """Every batch is cut from the dead sessions, not from the whole table: with live sessions
+    spread over several windows of two keys, the flush takes only the expired ones."""
+    dead = {make_session(state="expired").pk for _ in range(3)}
+    alive = {make_session().pk for _ in range(6)}  # at most two can fall into the first window
+    out, _ = run("flush_expired_sessions", "--batch-size", "2")
+    assert set(Session.objects.values_list("pk", flat=True)) == alive
+    assert out.strip() == f"Deleted {len(dead)} sessions and 0 audit events."
+
+
 def test_flush_audit_retention_setting_applies(make_session, settings):
     settings.ACCOUNTS_AUDIT_RETENTION = timedelta(days=1)
     AuditEvent.objects.create(type=AuditEventType.LOGOUT, created_at=timezone.now() - timedelta(days=2))

@@ -5,11 +5,15 @@ Tabs of one browser refresh the same token at the same moment. The session row l
 one of them rotate; the grace window answers the others with the winner's token.
 """
 
+import threading
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 
 import pytest
+from django.db import connection, transaction
+from django.utils import timezone
 
 from accounts.models import RevokeReason, Session
 from accounts.services import session_create
@@ -166,3 +170,37 @@ def test_sixteen_concurrent_wrong_logins_admit_at_most_the_limit(user, settings)
     statuses = [getattr(result, "status_code", result) for result in results]
 
     assert sorted(statuses) == [401] * 5 + [429] * (THREADS - 5), statuses
+
+
+def test_a_replay_that_waited_on_the_row_lock_past_the_grace_window_is_reuse(signed_in, settings):
+    """The grace rule reads the clock after the row lock, never before: a replay of the previous
+    token that was inside the window when it arrived, but waited on the lock (another refresh of
+    the session holding it) until the window had closed, is reuse. PostgreSQL only: there the
+    one-statement rotation passes a row it does not match without waiting, so the replay waits
+    in the locked path; SQLite's lock is the whole database's, taken before either."""
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks that a non-matching UPDATE does not wait on are PostgreSQL's")
+    settings.ACCOUNTS_REFRESH_GRACE = timedelta(seconds=1.5)
+    csrf_token = signed_in.fetch_csrf()
+    replayed = signed_in.refresh_cookie
+    assert signed_in.refresh().status_code == 200
+    session_id = claims(replayed)["sid"]
+    Session.objects.filter(pk=session_id).update(rotated_at=timezone.now() - timedelta(seconds=0.5))
+    locked = threading.Event()
+
+    def hold_the_row() -> None:
+        with transaction.atomic():
+            Session.objects.select_for_update().get(pk=session_id)
+            locked.set()
+            time.sleep(2)  # the window (0.5 s used of 1.5 s) closes while the replay waits
+
+    def replay():
+        assert locked.wait(timeout=10)
+        return browser_with({**cookies_of(signed_in), "refresh_token": replayed}, csrf_token).refresh()
+
+    held, response = at_once([hold_the_row, replay])
+
+    assert held is None and not isinstance(response, Exception), (held, response)
+    assert response.status_code == 401, response.content
+    session = Session.objects.get(pk=session_id)
+    assert session.revoke_reason == RevokeReason.REUSE_DETECTED

@@ -159,6 +159,29 @@ def test_the_grace_window_follows_the_setting(signed_in, settings, grace, elapse
     assert present(signed_in, replayed).status_code == status
 
 
+@pytest.mark.parametrize(
+    "past_the_window, status",
+    [(timedelta(0), 200), (timedelta(microseconds=1), 401)],
+    ids=["exactly at the window's end", "one microsecond after it"],
+)
+def test_the_grace_window_includes_its_last_instant(
+    signed_in, settings, monkeypatch, past_the_window, status
+):
+    """``now - rotated_at <= REFRESH_GRACE``: the boundary belongs to the window. The clock the
+    rule reads is held still, so that "exactly" means exactly."""
+    settings.ACCOUNTS_REFRESH_GRACE = grace = timedelta(seconds=10)
+    replayed = signed_in.refresh_cookie
+    signed_in.refresh()
+    session = session_of(signed_in)
+    now = timezone.now()
+    Session.objects.filter(pk=session.pk).update(rotated_at=now - grace - past_the_window)
+    monkeypatch.setattr(timezone, "now", lambda: now)
+
+    assert present(signed_in, replayed).status_code == status
+    session.refresh_from_db()
+    assert (session.revoke_reason == RevokeReason.REUSE_DETECTED) == (status == 401)
+
+
 # --- idle and absolute expiry -----------------------------------------------------------------
 def test_rotation_extends_the_idle_expiry(signed_in):
     session = session_of(signed_in)
@@ -211,6 +234,19 @@ def test_a_session_past_its_absolute_expiry_refuses_refresh(signed_in):
     assert set_cookie_attributes(response)["max-age"] == "0"
     assert Session.objects.get(pk=session.pk).refresh_jti == session.refresh_jti
     assert me(signed_in.access).status_code == 401
+
+
+def test_a_session_past_its_idle_expiry_refuses_refresh_while_its_token_has_not_expired(signed_in):
+    """The row's idle expiry decides, not only the token's exp: the one-statement rotation checks it
+    too (e.g. after REFRESH_TOKEN_LIFETIME was shortened, the rows are what changed)."""
+    session = session_of(signed_in)
+    Session.objects.filter(pk=session.pk).update(idle_expires_at=timezone.now() - timedelta(seconds=1))
+    assert claims(signed_in.refresh_cookie)["exp"] > timezone.now().timestamp()
+
+    response = signed_in.refresh()
+
+    assert_json_error(response, 401, "token_expired")
+    assert Session.objects.get(pk=session.pk).refresh_jti == session.refresh_jti
 
 
 # --- deactivated users ------------------------------------------------------------------------

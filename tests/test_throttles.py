@@ -1,11 +1,16 @@
 """Login throttling per username and per client IP, and answers that do not reveal accounts."""
 
+import os
+import threading
+import uuid
+
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.cache.backends.redis import RedisCache
 
 from accounts.models import Session
 from accounts.tokens import RefreshToken
-from accounts.throttles import ip_bucket, name_digest
+from accounts.throttles import CountingThrottle, ip_bucket, name_digest
 
 from .helpers import PASSWORD, BrowserClient
 
@@ -378,3 +383,53 @@ def test_the_global_budget_can_be_turned_off(browser, settings, password_checks)
         response = browser.sign_in(username=f"n{i}", password=WRONG, REMOTE_ADDR=f"2001:db8:{i}::1")
         assert response.status_code == 401
     assert len(password_checks) == 15
+
+
+# --- counting ----------------------------------------------------------------------------------
+def shared_redis_cache(prefix: str) -> RedisCache:
+    """The Redis the tests' CACHE_URL names (or this machine's), under a key prefix of the test's own."""
+    url = os.environ.get("CACHE_URL", "")
+    location = url if url.startswith("redis://") else "redis://127.0.0.1:6379/0"
+    cache = RedisCache(location, {"KEY_PREFIX": prefix})
+    try:
+        cache.get("ping")
+    except Exception as error:  # noqa: BLE001 - any failure to reach it
+        pytest.skip(f"needs a Redis server at {location}: {error}")
+    return cache
+
+
+def test_concurrent_attempts_are_each_counted_once_by_a_shared_cache():
+    """CountingThrottle counts with the cache's atomic add and incr: 16 threads, each attempt
+    against one real Redis (threads on the local-memory cache hardly ever interleave a get and a
+    set, so a get-then-set count would pass there), number 1 to N, each number given once."""
+    cache = shared_redis_cache(prefix=f"test-throttle-{uuid.uuid4().hex}")
+
+    class Counted(CountingThrottle):
+        scope = "test_counting"
+
+        def get_rate(self):
+            return "100000/hour"
+
+    threads, per_thread = 16, 40
+    counted: list[tuple[float, int]] = []  # (the window's end, the attempt's number in it)
+    barrier = threading.Barrier(threads)
+
+    def attempts() -> None:
+        barrier.wait(timeout=30)
+        for _ in range(per_thread):
+            throttle = Counted()  # DRF makes one per request
+            throttle.cache, throttle.key = cache, "one-address"
+            counted.append((throttle.count_attempt(), throttle.window_ends)[::-1])
+
+    workers = [threading.Thread(target=attempts) for _ in range(threads)]
+    try:
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=60)
+        assert len(counted) == threads * per_thread
+        for end in {end for end, _ in counted}:  # two, if the run crossed the hour
+            numbers = sorted(number for window_end, number in counted if window_end == end)
+            assert numbers == list(range(1, len(numbers) + 1)), "an attempt was counted twice or not at all"
+    finally:
+        cache.delete_many([f"one-address:{int(end // 3600) - 1}" for end in {end for end, _ in counted}])
