@@ -125,8 +125,8 @@ def wrk(
     timeout: str = "30s",
 ) -> dict:
     """One wrk run, bounded in time, with one thread per connection: requests per second, latency
-    percentiles (ms), requests, answers other than 2xx/3xx (``non_2xx``) and socket errors (connect,
-    read, write, timeout: requests that got no answer)."""
+    percentiles (ms), requests, answers other than 2xx/3xx (``non_2xx``), socket errors (connect,
+    read, write, timeout: requests that got no answer), and what wrk printed (``output``)."""
     command = [WRK, "-t", str(connections), "-c", str(connections), "-d", f"{duration:g}s", "--latency"]
     command += ["--timeout", timeout]  # a login waits for Argon2 behind the others: slow is not lost
     command += [part for header in headers for part in ("-H", header)]
@@ -143,6 +143,7 @@ def wrk(
         "requests": int(re.search(r"(\d+) requests in", output).group(1)),
         "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
         "socket_errors": sum(int(n) for n in errors.groups()) if errors else 0,
+        "output": output,
     }
 
 
