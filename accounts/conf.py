@@ -217,6 +217,12 @@ class AppSettings:
         return self._setting("SITE_NAME", "authproject")
 
     @property
+    def SECURITY_NOTICES(self) -> bool:
+        """Mail an account's owner when something happens to it that they should know of
+        (``accounts.notices``)."""
+        return self._setting("SECURITY_NOTICES", True)
+
+    @property
     def MAIL_MAX_ATTEMPTS(self) -> int:
         """How many times a mail is tried before it is given up (logged and audited as failed)."""
         return self._setting("MAIL_MAX_ATTEMPTS", 4)

@@ -59,3 +59,12 @@ def device_name(user_agent: str) -> str:
     elif system is not None and system.family != "Other":
         platform = SYSTEMS.get(system.family, system.family)
     return (f"{name} on {platform}" if platform else name)[:MAX_LENGTH]
+
+
+_VERSION = re.compile(r"(?: \d[\w.]*|/\S*)")
+
+
+def device_family(name: str) -> str:
+    """A device name without its versions ("Chrome 131 on macOS": "Chrome on macOS"): the same
+    device after an update, for telling a new device from a known one (``accounts.notices``)."""
+    return _VERSION.sub("", name)

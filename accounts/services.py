@@ -25,6 +25,7 @@ from django.db.models.functions import Least
 from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
+from . import notices
 from .audit import audit_event_build, audit_event_record, audit_events_record
 from .conf import app_settings
 from .devices import device_name
@@ -92,6 +93,10 @@ def session_open(*, user, origin: Origin) -> IssuedTokens:
     (``RefreshToken.for_user``) has no request for the receivers, which expect one: nothing is sent
     and ``last_login`` stays as it was.
     """
+    if origin.request is not None:
+        # Before this sign-in is recorded, and before user_logged_in, whose receiver sets
+        # last_login (None: the account never signed in before).
+        notices.notice_new_device_maybe(user=user, origin=origin, first_sign_in=user.last_login is None)
     session = session_create(user=user, ip=origin.ip, user_agent=origin.user_agent)
     audit_event_record(
         type=AuditEventType.LOGIN_SUCCEEDED, user_id=user.pk, session_id=session.pk, origin=origin
@@ -165,6 +170,7 @@ def _session_refresh_locked(*, token: RefreshToken, origin: Origin) -> IssuedTok
         sessions_revoke(
             sessions=Session.objects.filter(pk=session.pk), reason=RevokeReason.REUSE_DETECTED, origin=origin
         )
+        notices.notice_send(user=session.user, notice=notices.Notice.REUSE_DETECTED, origin=origin)
     # Raised outside the transaction, so that the revocation commits.
     raise TokenRevoked("Refresh token reuse detected; the session has been revoked.")
 
@@ -369,12 +375,14 @@ def user_change_password(
         raise WrongPassword()
     user.set_password(new_password)
     user.save(update_fields=["password"])
-    return sessions_revoke_for_users(
+    revoked = sessions_revoke_for_users(
         user_ids=[user.pk],
         reason=RevokeReason.PASSWORD_CHANGED,
         keep_session_id=keep_session_id,
         origin=origin,
     )
+    notices.notice_send(user=user, notice=notices.Notice.PASSWORD_CHANGED, origin=origin)
+    return revoked
 
 
 @dataclass(frozen=True)

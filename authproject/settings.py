@@ -273,6 +273,7 @@ _accounts_from_environment = {  # environment variable: (setting, cast)
     "JWKS_MAX_AGE": ("ACCOUNTS_JWKS_MAX_AGE", _seconds),
     "SITE_NAME": ("ACCOUNTS_SITE_NAME", env.str),
     "MAIL_MAX_ATTEMPTS": ("ACCOUNTS_MAIL_MAX_ATTEMPTS", env.int),
+    "SECURITY_NOTICES": ("ACCOUNTS_SECURITY_NOTICES", env.bool),
 }
 for _variable, (_setting, _cast) in _accounts_from_environment.items():
     if _variable in os.environ:

@@ -249,6 +249,7 @@ def test_the_known_settings_are_the_app_settings_without_simple_jwts_own():
         "REFRESH_COOKIE_SECURE",
         "REFRESH_GRACE",
         "REGISTER_THROTTLE_RATE",
+        "SECURITY_NOTICES",
         "SESSION_MAX_AGE",
         "SESSION_RETENTION",
         "SITE_NAME",

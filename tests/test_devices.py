@@ -7,7 +7,7 @@ import pytest
 from django.apps import apps
 from django.db import connection
 
-from accounts.devices import device_name
+from accounts.devices import device_family, device_name
 from accounts.models import Session
 
 from .helpers import IPHONE_SAFARI, MAC_CHROME
@@ -82,3 +82,17 @@ def test_the_migration_names_the_devices_of_sessions_made_before_it(make_session
         "Chrome 131 on macOS",
         "",
     ]
+
+
+@pytest.mark.parametrize(
+    "name, family",
+    [
+        ("Chrome 131 on macOS", "Chrome on macOS"),
+        ("Safari 18 on iPhone", "Safari on iPhone"),
+        ("curl 8.1", "curl"),
+        ("MyApp/1.2", "MyApp"),
+        ("Unknown browser", "Unknown browser"),
+    ],
+)
+def test_a_device_family_is_its_name_without_versions(name, family):
+    assert device_family(name) == family

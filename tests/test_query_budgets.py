@@ -1,7 +1,8 @@
 """SQL queries per endpoint (BEGIN/COMMIT and savepoints not counted): deterministic, so tested.
 
 Login, logout, logout-all and revoking a session each include one INSERT into the audit trail;
-an ordinary refresh writes no audit event.
+an ordinary refresh writes no audit event. A returning user's login also reads whether the device
+is a known one (security notices).
 
 For scale: dj-rest-auth with simplejwt's blacklist takes 6 (login), 9 (refresh), 1 (me) and 9
 (logout) on this machine, and loads the user three times per refresh.
@@ -22,6 +23,17 @@ def test_login_takes_at_most_4_queries(browser, user, query_budget):
     with query_budget(4):
         response = browser.sign_in()
     assert response.status_code == 200
+
+
+def test_a_returning_users_login_reads_the_known_devices_once_more(browser, user, query_budget, settings):
+    """Every sign-in after the first reads the audit trail's sign-ins once (accounts.notices: is it
+    a new device?); with SECURITY_NOTICES off it reads nothing more."""
+    assert browser.sign_in().status_code == 200
+    with query_budget(5):
+        assert BrowserClient().sign_in().status_code == 200
+    settings.ACCOUNTS_SECURITY_NOTICES = False
+    with query_budget(4):
+        assert BrowserClient().sign_in().status_code == 200
 
 
 def test_a_refresh_is_one_statement_and_no_transaction(signed_in, query_budget):
