@@ -1,7 +1,8 @@
 -- A login flood: POST the login endpoint with a wrong password for one of many usernames, each
 -- request from the next of `addresses` client addresses (198.18.0.0/15, the benchmarking range) in
 -- X-Forwarded-For, as nginx would send it to an app server behind NUM_PROXIES=1.
--- Arguments: how many addresses (default 1000). At the end it prints "status N: count" lines.
+-- Arguments: how many addresses (default 1000); the milliseconds each connection waits before each
+-- of its requests (default 0: as fast as answered). At the end it prints "status N: count" lines.
 local threads = {}
 
 function setup(thread)
@@ -11,6 +12,7 @@ end
 
 function init(args)
   addresses = tonumber(args[1] or "1000")
+  pause = tonumber(args[2] or "0")
   sent = index * 7919 -- threads start apart
   statuses = {}
 end
@@ -24,6 +26,10 @@ function request()
     ["Content-Type"] = "application/json",
     ["X-Forwarded-For"] = address,
   }, body)
+end
+
+function delay()
+  return pause
 end
 
 function response(status, headers, body)
