@@ -17,6 +17,8 @@ import os
 import secrets
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -79,18 +81,28 @@ def static_root(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("static")
 
 
+@contextmanager
+def fresh_postgres_database(suffix: str) -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL database ``<DATABASE_URL's name>_<suffix>`` on DATABASE_URL's
+    server, dropped afterwards: never the one pytest-django tests in, nor another project's."""
+    name = f"{urlsplit(DATABASE_URL).path.lstrip('/')}_{suffix}"
+    maintenance = urlsplit(DATABASE_URL)._replace(path="/postgres").geturl()
+    with psycopg.connect(maintenance, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield urlsplit(DATABASE_URL)._replace(path=f"/{name}").geturl()
+    finally:
+        with psycopg.connect(maintenance, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(scope="package")
 def database_url(tmp_path_factory):
     """A fresh database for the deployment: never the one pytest-django tests in."""
     if POSTGRES:
-        name = f"{urlsplit(DATABASE_URL).path.lstrip('/')}_deploy_{os.getpid()}"
-        maintenance = urlsplit(DATABASE_URL)._replace(path="/postgres").geturl()
-        with psycopg.connect(maintenance, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-            admin.execute(f'CREATE DATABASE "{name}"')
-        yield urlsplit(DATABASE_URL)._replace(path=f"/{name}").geturl()
-        with psycopg.connect(maintenance, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        with fresh_postgres_database(f"deploy_{os.getpid()}") as url:
+            yield url
     else:
         yield f"sqlite:///{tmp_path_factory.mktemp('deploy') / 'db.sqlite3'}"
 
