@@ -17,19 +17,15 @@ import os
 import secrets
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
-import psycopg
 import pytest
 
 from benchmarks.servers import BASE_DIR, Client, Nginx, Serve, free_ports, make_certificate, wait_for_port
 
 from ..e2e.conftest import chromium  # noqa: F401 - the e2e tests' Chromium fixture
-from ..helpers import PASSWORD
+from ..helpers import PASSWORD, fresh_postgres_database
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 CACHE_URL = os.environ.get("CACHE_URL", "")
@@ -79,22 +75,6 @@ def server_environment(**values: str) -> dict[str, str]:
 def static_root(tmp_path_factory) -> Path:
     """One STATIC_ROOT for every instance here: collectstatic copies the files once."""
     return tmp_path_factory.mktemp("static")
-
-
-@contextmanager
-def fresh_postgres_database(suffix: str) -> Iterator[str]:
-    """The URL of a new, empty PostgreSQL database ``<DATABASE_URL's name>_<suffix>`` on DATABASE_URL's
-    server, dropped afterwards: never the one pytest-django tests in, nor another project's."""
-    name = f"{urlsplit(DATABASE_URL).path.lstrip('/')}_{suffix}"
-    maintenance = urlsplit(DATABASE_URL)._replace(path="/postgres").geturl()
-    with psycopg.connect(maintenance, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield urlsplit(DATABASE_URL)._replace(path=f"/{name}").geturl()
-    finally:
-        with psycopg.connect(maintenance, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="package")

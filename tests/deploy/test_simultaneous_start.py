@@ -13,7 +13,8 @@ import psycopg
 
 from benchmarks.servers import Client, Serve, free_ports
 
-from .conftest import fresh_postgres_database, needs_postgres, server_environment
+from ..helpers import fresh_postgres_database
+from .conftest import needs_postgres, server_environment
 
 INSTANCES = 3
 
