@@ -2,8 +2,8 @@
 new deployment: each `make serve` migrates under one advisory lock (manage.py migrate_once), so the
 migrations run once and the other instances wait, then every instance serves.
 
-Without the lock, two migrates raced on the same tables, and one died with an IntegrityError on
-django_content_type (both inserted the same content types after the first migration).
+Without the lock, the migrates raced, and all but one died with an IntegrityError: a table both
+created (PostgreSQL's pg_type), or the content types both inserted (django_content_type).
 """
 
 import os
