@@ -77,14 +77,18 @@ demo: install .env
 	trap 'kill $$page 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
+# Production's migrations alone, for deploys that migrate first and then roll the app servers: the
+# environment of `make serve` (no .env), and the same lock (manage.py migrate_once: on PostgreSQL an
+# advisory lock, so that it may run beside starting app servers too).
 migrate: install
-	$(BIN)/python manage.py migrate --noinput
+	DJANGO_ENV_FILE= $(BIN)/python manage.py migrate_once --noinput
 
 # Production: DEBUG off unless DJANGO_DEBUG says otherwise, so DJANGO_SECRET_KEY must be set (see
 # README, Deployment). Migrates, collects the static files that WhiteNoise serves, then runs gunicorn
-# on HOST:PORT. No .env: an empty DJANGO_ENV_FILE keeps manage.py from reading one.
+# on HOST:PORT. No .env: an empty DJANGO_ENV_FILE keeps manage.py from reading one. Any number may
+# start at once on one database: migrate_once migrates under a lock, so one migrates, the others wait.
 serve: install
-	DJANGO_ENV_FILE= $(BIN)/python manage.py migrate --noinput
+	DJANGO_ENV_FILE= $(BIN)/python manage.py migrate_once --noinput
 	DJANGO_ENV_FILE= $(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	HOST=$(HOST) PORT=$(PORT) exec $(GUNICORN)
 

@@ -144,7 +144,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache (throttling; shared by every app server in production) ---------------------------
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
-CACHES["default"].setdefault("KEY_PREFIX", "authproject")
+# Every key starts with it: deployments (and test runs) that share one Redis database keep apart.
+CACHES["default"]["KEY_PREFIX"] = env.str("CACHE_KEY_PREFIX", default="authproject")
 
 # --- Passwords --------------------------------------------------------------------------------
 PASSWORD_HASHERS = [

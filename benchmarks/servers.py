@@ -95,6 +95,10 @@ class Serve:
 
     def start(self) -> "Serve":
         """Run the command in a process group of its own, and wait until gunicorn listens."""
+        return self.launch().wait()
+
+    def launch(self) -> "Serve":
+        """Run the command in a process group of its own, without waiting (several start at once)."""
         with self.log.open("a") as output:
             self.process = subprocess.Popen(
                 self.command,
@@ -104,6 +108,10 @@ class Serve:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # so that stop() reaches gunicorn and its workers, not only make
             )
+        return self
+
+    def wait(self) -> "Serve":
+        """Return once gunicorn listens; fail with the log if the command ended first."""
         wait_for_port(self.port, self.process, self.log)
         return self
 

@@ -12,8 +12,9 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
+from django.conf import settings as django_settings
 from django.db import connection
+from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -21,22 +22,42 @@ from accounts.keys import signing_key_generate
 from accounts.models import RevokeReason, Session
 from accounts.services import session_create, sessions_revoke
 
-from .helpers import BASE_DIR, FUZZ_COUNTS, PASSWORD, BrowserClient, SmtpServer, data_queries
+from .helpers import (
+    BASE_DIR,
+    FUZZ_COUNTS,
+    PASSWORD,
+    TEST_CACHE_KEY_PREFIX,
+    BrowserClient,
+    SmtpServer,
+    cache_clear_own_keys,
+    data_queries,
+)
 
 # The tests set their own settings: no manage.py they start reads the checkout's development .env
 # (manage.py reads the file DJANGO_ENV_FILE names; empty names none).
 os.environ["DJANGO_ENV_FILE"] = ""
+# Every server or command the tests start puts its cache keys under the run's own prefix too.
+os.environ["CACHE_KEY_PREFIX"] = TEST_CACHE_KEY_PREFIX
 
 _usernames = itertools.count(1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cache_keys_of_our_own():
+    """The run's cache keys under TEST_CACHE_KEY_PREFIX (the servers it starts get it from
+    CACHE_KEY_PREFIX), so that emptying the tests' cache deletes nobody else's keys."""
+    default = {**django_settings.CACHES["default"], "KEY_PREFIX": TEST_CACHE_KEY_PREFIX}
+    with override_settings(CACHES={**django_settings.CACHES, "default": default}):
+        yield
 
 
 @pytest.fixture(autouse=True)
 def _fast_hasher_and_empty_cache(settings):
     """A fast hasher (production uses Argon2) and throttle counters that start at zero."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    cache.clear()
+    cache_clear_own_keys()
     yield
-    cache.clear()
+    cache_clear_own_keys()
 
 
 @pytest.fixture(autouse=True)

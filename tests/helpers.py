@@ -9,6 +9,7 @@ import email
 import email.policy
 import json
 import os
+import re
 import secrets
 import socket
 import subprocess
@@ -19,13 +20,20 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import jwt
+import psycopg
+import redis
 from aiosmtpd.controller import Controller
 from cryptography.hazmat.primitives import serialization
 from rest_framework.test import APIClient
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# Every cache key of a test run starts with this prefix, of the run's own: conftest.py sets it for
+# Django here and, through CACHE_KEY_PREFIX, for every server or command the tests start. Clearing
+# the tests' keys (cache_clear_own_keys) then leaves the rest of a Redis database alone.
+TEST_CACHE_KEY_PREFIX = f"authproject-test-{os.getpid()}"
 PASSWORD = "correct horse battery staple"
 # Real user agents, for the device names made of them.
 MAC_CHROME = (
@@ -186,6 +194,78 @@ def manage_py(*args: str, unset=(), check: bool = False, **environment: str) -> 
         text=True,
         timeout=60,
     )
+
+
+def _own_redis_keys() -> Iterator[tuple[redis.Redis, list[bytes]]]:
+    """For each Redis server of the default cache (Django's RedisCache), a client and the keys there
+    under the cache's KEY_PREFIX; nothing if the cache is not Redis."""
+    from django.conf import settings
+    from django.core.cache import caches
+    from django.core.cache.backends.redis import RedisCache
+
+    if not isinstance(caches["default"], RedisCache):
+        return
+    config = settings.CACHES["default"]
+    prefix = config.get("KEY_PREFIX")
+    assert prefix, "the cache has no KEY_PREFIX: the tests cannot tell their keys from others'"
+    location = config["LOCATION"]
+    # Django's RedisCache takes one URL, a list, or URLs separated by ',' or ';' (the first writes).
+    for url in re.split("[;,]", location) if isinstance(location, str) else location:
+        with redis.Redis.from_url(url) as client:
+            # Django's keys are "<KEY_PREFIX>:<version>:<key>": the colon keeps "p1" from matching "p12".
+            yield client, list(client.scan_iter(match=f"{prefix}:*", count=1000))
+
+
+def cache_clear_own_keys() -> None:
+    """Empty the tests' part of the default cache, as every test does before and after it runs: on
+    Redis, only the keys under the tests' prefix (never FLUSHDB: the database may hold others' keys);
+    a local-memory cache is this process's own, so all of it."""
+    from django.core.cache import caches
+    from django.core.cache.backends.dummy import DummyCache
+    from django.core.cache.backends.locmem import LocMemCache
+    from django.core.cache.backends.redis import RedisCache
+
+    backend = caches["default"]
+    if isinstance(backend, RedisCache):
+        for client, keys in _own_redis_keys():
+            if keys:
+                client.delete(*keys)
+    elif isinstance(backend, LocMemCache | DummyCache):
+        backend.clear()
+    else:
+        raise NotImplementedError(
+            f"The tests know how to clear only their own keys in Redis or local memory, not in {backend!r}."
+        )
+
+
+def cache_own_entries() -> list[tuple[object, object]]:
+    """The tests' keys in the default cache with their values, raw: the local-memory cache's dict, or
+    each Redis key under the tests' prefix with its value as Redis stores it."""
+    from django.core.cache import caches
+    from django.core.cache.backends.redis import RedisCache
+
+    if isinstance(caches["default"], RedisCache):
+        return [(key, client.dump(key)) for client, keys in _own_redis_keys() for key in keys]
+    return list(caches["default"]._cache.items())  # LocMemCache's own dict
+
+
+@contextmanager
+def fresh_postgres_database(suffix: str) -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL database ``<DATABASE_URL's name>_<suffix>`` on DATABASE_URL's
+    server, dropped afterwards. Every database the tests make is named so: never a fixed name that
+    another project on the server could be using."""
+    configured = urlsplit(os.environ["DATABASE_URL"])
+    name = f"{configured.path.lstrip('/')}_{suffix}"
+    # The maintenance database: the configured one need not exist (pytest-django makes test_<name>).
+    maintenance = configured._replace(path="/postgres").geturl()
+    with psycopg.connect(maintenance, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield configured._replace(path=f"/{name}").geturl()
+    finally:
+        with psycopg.connect(maintenance, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def served_database_url() -> str:

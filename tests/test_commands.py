@@ -6,9 +6,12 @@ import os
 import stat
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from datetime import timedelta
 
+import psycopg
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -18,6 +21,7 @@ from django.utils import timezone
 
 from accounts import keys
 from accounts.management.commands.list_sessions import COLUMNS
+from accounts.management.commands.migrate_once import MIGRATION_LOCK_KEY
 from accounts.models import AuditEvent, AuditEventType, RevokeReason, Session
 
 from .helpers import BASE_DIR, MAC_CHROME, manage_py, served_database_url
@@ -396,6 +400,7 @@ APP_COMMANDS = (
     "flush_expired_sessions",
     "generate_signing_key",
     "send_test_mail",
+    "migrate_once",
 )
 
 
@@ -514,3 +519,29 @@ def test_generate_signing_key_with_force_overwrites_and_makes_the_file_private(t
 def test_generate_signing_key_refuses_hs256(tmp_path):
     with pytest.raises(CommandError, match="invalid choice"):
         run("generate_signing_key", "--algorithm", "HS256", "--out", str(tmp_path / "k.pem"))
+
+
+def test_migrate_once_runs_djangos_migrate(db):
+    out, _ = run("migrate_once", "--noinput")
+    assert "No migrations to apply." in out
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="advisory locks are PostgreSQL's")
+def test_migrate_once_waits_while_another_instance_holds_the_migration_lock_and_releases_it(db):
+    held_for = 1.5  # seconds
+    with psycopg.connect(served_database_url(), autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", [MIGRATION_LOCK_KEY])
+        unlock = ["SELECT pg_advisory_unlock(%s)", [MIGRATION_LOCK_KEY]]
+        release = threading.Timer(held_for, other.execute, unlock)
+        started = time.monotonic()
+        release.start()
+        try:
+            out, _ = run("migrate_once", "--noinput")
+        finally:
+            release.join()
+        waited = time.monotonic() - started
+        assert waited >= held_for
+        assert "Another instance is migrating this database: waiting for it." in out
+        assert "No migrations to apply." in out
+        # Done, it let go: the next instance gets the lock at once.
+        assert other.execute("SELECT pg_try_advisory_lock(%s)", [MIGRATION_LOCK_KEY]).fetchone()[0]

@@ -12,7 +12,6 @@ at the end of the run.
 import pytest
 import schemathesis
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
 from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
@@ -23,7 +22,7 @@ from accounts.models import AuditEvent, Session
 from accounts.services import session_create
 from accounts.tokens import RefreshToken
 
-from .helpers import FUZZ_COUNTS, PASSWORD
+from .helpers import FUZZ_COUNTS, PASSWORD, cache_clear_own_keys
 
 FUZZ_EXAMPLES = 25
 UNLIMITED = "1000000/min"
@@ -117,7 +116,7 @@ class Workflow(schema.as_state_machine()):
         get_user_model().objects.exclude(pk=user.pk).delete()
         user.set_password(PASSWORD)
         user.save()
-        cache.clear()
+        cache_clear_own_keys()
 
 
 def test_sequences_of_calls_keep_the_promises_too():

@@ -11,14 +11,13 @@ import logging
 from datetime import timedelta
 
 import pytest
-from django.core.cache import cache
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
 from accounts.tokens import RefreshToken
 
-from .helpers import PASSWORD, BrowserClient, NativeClient
+from .helpers import PASSWORD, BrowserClient, NativeClient, cache_own_entries
 
 pytestmark = pytest.mark.django_db
 
@@ -159,15 +158,8 @@ PASSWORD_AS_NAME = "Tr0ub4dor&3 typed as a name"
 
 
 def all_cache_text() -> str:
-    """Every key and value in the cache, raw: the local-memory cache's dict, or every Redis key of
-    the test's database with its value."""
-    backend = cache._cache
-    if hasattr(backend, "get_client"):  # django.core.cache.backends.redis
-        client = backend.get_client(write=False)
-        keys = client.keys("*")
-        entries = [(key, client.dump(key)) for key in keys]
-    else:  # LocMemCache
-        entries = list(backend.items())
+    """Every key and value the tests have in the cache, raw (cache_own_entries)."""
+    entries = cache_own_entries()
     return "\n".join(f"{key!r} {value!r} {bytes(value).decode('latin-1') if isinstance(value, bytes) else ''}"
                      for key, value in entries)
 

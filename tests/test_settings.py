@@ -56,7 +56,7 @@ ONE_VARIABLE_ONE_SETTING = [
     ("EMAIL_TIMEOUT", "3", "EMAIL_TIMEOUT", 3),
 ]
 # Read by the tests below, and cleared like the ones above.
-ALSO_READ = ["EMAIL_URL", "DJANGO_DEBUG", "TASKS_BACKEND"]
+ALSO_READ = ["EMAIL_URL", "DJANGO_DEBUG", "TASKS_BACKEND", "CACHE_KEY_PREFIX"]
 IMMEDIATE = "django_tasks.backends.immediate.ImmediateBackend"
 VARIABLES = [variable for variable, *_ in ONE_VARIABLE_ONE_SETTING]
 
@@ -247,3 +247,9 @@ def test_the_global_login_budget_is_turned_off_by_off(monkeypatch):
     found = load_settings(monkeypatch, LOGIN_GLOBAL_THROTTLE_RATE="off")
     assert "ACCOUNTS_LOGIN_GLOBAL_THROTTLE_RATE" in found
     assert found["ACCOUNTS_LOGIN_GLOBAL_THROTTLE_RATE"] is None
+
+
+def test_cache_key_prefix_starts_every_cache_key(monkeypatch):
+    assert load_settings(monkeypatch)["CACHES"]["default"]["KEY_PREFIX"] == "authproject"
+    found = load_settings(monkeypatch, CACHE_URL="redis://127.0.0.1:6379/3", CACHE_KEY_PREFIX="shop")
+    assert found["CACHES"]["default"]["KEY_PREFIX"] == "shop"

@@ -19,15 +19,13 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
-import psycopg
 import pytest
 
 from benchmarks.servers import BASE_DIR, Client, Nginx, Serve, free_ports, make_certificate, wait_for_port
 
 from ..e2e.conftest import chromium  # noqa: F401 - the e2e tests' Chromium fixture
-from ..helpers import PASSWORD
+from ..helpers import PASSWORD, fresh_postgres_database
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 CACHE_URL = os.environ.get("CACHE_URL", "")
@@ -83,14 +81,8 @@ def static_root(tmp_path_factory) -> Path:
 def database_url(tmp_path_factory):
     """A fresh database for the deployment: never the one pytest-django tests in."""
     if POSTGRES:
-        name = f"{urlsplit(DATABASE_URL).path.lstrip('/')}_deploy_{os.getpid()}"
-        maintenance = urlsplit(DATABASE_URL)._replace(path="/postgres").geturl()
-        with psycopg.connect(maintenance, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-            admin.execute(f'CREATE DATABASE "{name}"')
-        yield urlsplit(DATABASE_URL)._replace(path=f"/{name}").geturl()
-        with psycopg.connect(maintenance, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        with fresh_postgres_database(f"deploy_{os.getpid()}") as url:
+            yield url
     else:
         yield f"sqlite:///{tmp_path_factory.mktemp('deploy') / 'db.sqlite3'}"
 

@@ -2,7 +2,7 @@
 
 Three processes serve the tests, once for the whole package:
 - the API: gunicorn, DEBUG off, on a database of its own (a temporary SQLite file, or a database
-  ``e2e_<pid>`` beside the one DATABASE_URL names, so the PostgreSQL pass covers it too), with a
+  ``<name>_e2e_<pid>`` beside the one DATABASE_URL names, so the PostgreSQL pass covers it too), with a
   2-second access-token lifetime so that tests can watch tokens expire;
 - the demo page (``demo/serve.py``) on another port of localhost: another origin on the same site,
   the only origin in the API's CORS_ALLOWED_ORIGINS;
@@ -29,7 +29,7 @@ import psycopg
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from ..helpers import PASSWORD, free_port
+from ..helpers import PASSWORD, free_port, fresh_postgres_database
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -119,15 +119,8 @@ def server_database(tmp_path_factory):
     """A fresh database for the API server: never the one pytest-django tests in."""
     configured = os.environ.get("DATABASE_URL", "")
     if configured.startswith(("postgres://", "postgresql://")):
-        name = f"e2e_{os.getpid()}"
-        # The maintenance database: the configured one need not exist (pytest-django makes test_<name>).
-        maintenance = urlsplit(configured)._replace(path="/postgres").geturl()
-        with psycopg.connect(maintenance, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-            admin.execute(f'CREATE DATABASE "{name}"')
-        yield ServerDatabase(urlsplit(configured)._replace(path=f"/{name}").geturl())
-        with psycopg.connect(maintenance, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        with fresh_postgres_database(f"e2e_{os.getpid()}") as url:
+            yield ServerDatabase(url)
     elif not configured or configured.startswith("sqlite"):
         yield ServerDatabase(f"sqlite:///{tmp_path_factory.mktemp('e2e') / 'api.sqlite3'}")
     else:

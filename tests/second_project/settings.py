@@ -61,9 +61,11 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 
 # SQLite in a temporary file (the flow deletes it). When DATABASE_URL names a server (CI's second
 # pass), that server, but a database of its own: the main suite's test database is open meanwhile.
+# Named from DATABASE_URL's (the test database test_<name>_second_project), never a fixed name
+# that another project on the server could be using.
 if "DATABASE_URL" in os.environ:
     _server = environ.Env.db_url_config(os.environ["DATABASE_URL"])
-    DATABASES = {"default": {**_server, "NAME": "second_project"}}
+    DATABASES = {"default": {**_server, "NAME": f"{_server['NAME']}_second_project"}}
 else:
     _sqlite = Path(tempfile.gettempdir()) / f"second_project_{os.getpid()}.sqlite3"
     DATABASES = {
