@@ -29,6 +29,7 @@ from .authentication import SessionJWTAuthentication
 from .conf import app_settings, jwt_settings
 from .errors import AuthError, SessionNotFound
 from .http_errors import api_exception_handler, error_body
+from .logs import log_context_bind
 from .models import RevokeReason
 from .negotiation import JSONNegotiation
 from .origin import request_origin, request_origin_lazy
@@ -128,6 +129,8 @@ class TokenView(NoStoreMixin, AppViewMixin, jwt_views.TokenViewBase):
         self.transport = self.get_transport(serializer.validated_data)
         self.transport.admit(request)
         result = self.perform(serializer)
+        if isinstance(result, services.IssuedTokens):  # the request's later log lines name them
+            log_context_bind(user_id=result.session.user_id, session_id=result.session.pk)
         response = Response(serializer.to_representation(result))
         self.hand_out(response, result)
         return response

@@ -20,9 +20,12 @@ keepalive = 5  # seconds an idle proxy connection stays open
 # whatever address the proxy has: gunicorn trusts X-Forwarded-Proto from loopback by default.
 secure_scheme_headers = {}
 
-# Access log on stdout: the client, method, path without the query string, status, size, duration,
-# user agent. Never the query string, the Referer, cookies or the Authorization header, any of which
-# could carry a token.
+# Access log on stdout: the time, the client, method, path without the query string, status, size,
+# duration, user agent, and the request's id (the answer's X-Request-ID, which the app's own log
+# lines of that request carry too). Never the query string, the Referer, cookies or the
+# Authorization header, any of which could carry a token.
 accesslog = "-"
-access_log_format = '%({x-forwarded-for}i)s %(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms "%(a)s"'
+access_log_format = (
+    '%(t)s %({x-forwarded-for}i)s %(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms "%(a)s" %({x-request-id}o)s'
+)
 errorlog = "-"

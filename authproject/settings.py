@@ -66,6 +66,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so that every answer carries X-Request-ID and every log line of a request its id.
+    "accounts.logs.RequestIdMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files (admin, Swagger UI) from the app servers themselves, with DEBUG off too; after
@@ -324,9 +326,25 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
 
+# LOG_FORMAT: "json" (one JSON object a line, for a log collector; the default with DEBUG off) or
+# "text" (for people; the default with DEBUG on). Either way every line of a request carries its id
+# (accounts.logs), and everything goes to stderr through one handler.
+LOG_FORMAT = env.str("LOG_FORMAT", default="text" if DEBUG else "json")
+if LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured(f"LOG_FORMAT is {LOG_FORMAT!r}: use json or text.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"request_context": {"()": "accounts.logs.RequestContextFilter"}},
+    "formatters": {
+        "json": {"()": "accounts.logs.JsonFormatter"},
+        "text": {"()": "accounts.logs.TextFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_context"]}
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # Django's own lines reach the root's handler only (its default "django" handlers would print
+    # them a second time with DEBUG on, unformatted); runserver's keep their own.
+    "loggers": {"django": {"handlers": [], "level": "INFO", "propagate": True}},
 }
