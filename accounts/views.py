@@ -24,7 +24,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt import views as jwt_views
 
-from . import cookies, health, keys, selectors, services, transports
+from . import cookies, health, keys, metrics, selectors, services, transports
 from .authentication import SessionJWTAuthentication
 from .conf import app_settings, jwt_settings
 from .errors import AuthError, SessionNotFound
@@ -263,7 +263,11 @@ class RefreshView(TokenView, jwt_views.TokenRefreshView):
     }
 
     def perform(self, serializer):
-        token = refresh_token_verify(self.refresh_token(serializer))
+        try:
+            token = refresh_token_verify(self.refresh_token(serializer))
+        except AuthError:  # no token, or one that does not verify: the session rules never see it
+            metrics.refresh_counted(result="refused")
+            raise
         return services.session_refresh(token=token, origin=request_origin_lazy(self.request))
 
     def handle_exception(self, exc):

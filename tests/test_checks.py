@@ -237,6 +237,7 @@ def test_the_known_settings_are_the_app_settings_without_simple_jwts_own():
         "LOGIN_USERNAME_THROTTLE_RATE",
         "MAIL_MAX_ATTEMPTS",
         "MAIL_RETRY_BACKOFF",
+        "METRICS_TOKEN",
         "NATIVE_APP_ORIGINS",
         "PASSWORD_CHANGE_THROTTLE_RATE",
         "REFRESH_BODY_TRANSPORT",
