@@ -140,3 +140,10 @@ def test_metrics_answers_the_prometheus_text_format_with_the_token(client, setti
 def test_metrics_answers_get_only(client, settings):
     settings.ACCOUNTS_METRICS_TOKEN = METRICS_TOKEN
     assert client.post("/metrics", HTTP_AUTHORIZATION=f"Bearer {METRICS_TOKEN}").status_code == 405
+
+
+def test_metrics_is_not_redirected_to_https_for_a_scraper_on_the_private_network(client, settings):
+    settings.SECURE_SSL_REDIRECT = True
+    settings.ACCOUNTS_METRICS_TOKEN = METRICS_TOKEN
+    assert client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {METRICS_TOKEN}").status_code == 200
+    assert client.get("/api/health/").status_code == 301  # everything else still is
