@@ -29,6 +29,7 @@ ACCOUNTS_CHECKS = [
     checks.check_renamed_settings,
     checks.check_jwt_keys,
     checks.check_mail_configured,
+    checks.check_metrics_token,
 ]
 
 
@@ -186,6 +187,18 @@ def test_an_origin_both_a_browsers_and_an_apps_is_e016(safe, trusted):
 def test_a_web_origin_or_no_origin_among_the_native_ones_is_e017(safe, origin):
     safe.ACCOUNTS_NATIVE_APP_ORIGINS = ["capacitor://localhost", origin]
     assert error_ids() == ["accounts.E017"]
+
+
+# --- E040: a short METRICS_TOKEN --------------------------------------------------------------
+def test_a_metrics_token_shorter_than_32_characters_is_e040(safe):
+    safe.ACCOUNTS_METRICS_TOKEN = "k" * 31
+    assert error_ids() == ["accounts.E040"]
+
+
+@pytest.mark.parametrize("token", [None, "", "k" * 32])
+def test_no_metrics_token_or_a_long_one_passes(safe, token):
+    safe.ACCOUNTS_METRICS_TOKEN = token
+    assert error_ids() == []
 
 
 # --- E005: a short HMAC signing key ---------------------------------------------------------
