@@ -68,11 +68,6 @@ def request_id_for(request) -> str:
     return request_id_new()
 
 
-def request_context() -> RequestContext | None:
-    """The current request's log context (None outside a request)."""
-    return _context.get()
-
-
 def log_context_bind(*, user_id=None, session_id=None) -> None:
     """Name the user and the session of the current request for its later log lines (a login or a
     refresh, before which the request named no one); outside a request, nothing."""
