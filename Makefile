@@ -11,6 +11,8 @@ CHROMIUM ?= /usr/bin/chromium
 # The TLS proxy of the deployment tests (tests/deploy) and the load generator of benchmarks/.
 NGINX  ?= /usr/sbin/nginx
 WRK    ?= /usr/bin/wrk
+# The metrics scraper of the deployment tests (tests/deploy/test_prometheus.py).
+PROMETHEUS ?= /usr/bin/prometheus
 # The production app server, as `make serve` runs it (gunicorn.conf.py reads HOST, PORT and
 # WEB_CONCURRENCY from the environment); benchmarks start it the same way.
 GUNICORN = $(BIN)/python -m gunicorn -c authproject/gunicorn.conf.py authproject.wsgi
@@ -35,17 +37,25 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core
 
-# nginx-light's scripts would start the system's nginx on port 80: a policy-rc.d that refuses (only
-# while installing, and only if the machine has none) keeps it stopped; the tests run their own.
-$(NGINX):
+# A Debian package whose scripts would start the system's own service (nginx on port 80, prometheus
+# on 9090): a policy-rc.d that refuses (only while installing, and only if the machine has none)
+# keeps it stopped; the tests run their own.
+define apt_install_stopped
 	$(SUDO) apt-get update -qq
 	if [ -e /usr/sbin/policy-rc.d ]; then \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends nginx-light; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(1); \
 	else \
 	  printf '#!/bin/sh\nexit 101\n' | $(SUDO) tee /usr/sbin/policy-rc.d >/dev/null && $(SUDO) chmod +x /usr/sbin/policy-rc.d; \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends nginx-light; status=$$?; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(1); status=$$?; \
 	  $(SUDO) rm -f /usr/sbin/policy-rc.d; exit $$status; \
 	fi
+endef
+
+$(NGINX):
+	$(call apt_install_stopped,nginx-light)
+
+$(PROMETHEUS):
+	$(call apt_install_stopped,prometheus)
 
 $(WRK):
 	$(SUDO) apt-get update -qq
@@ -107,8 +117,9 @@ superuser: install .env
 
 # The whole suite, on whatever DATABASE_URL and CACHE_URL name (SQLite and local memory by default),
 # with the end-to-end tests in Chromium.
-test: install-test $(CHROMIUM) $(NGINX) $(WRK)
-	CHROMIUM=$(CHROMIUM) PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
+test: install-test $(CHROMIUM) $(NGINX) $(WRK) $(PROMETHEUS)
+	CHROMIUM=$(CHROMIUM) PROMETHEUS=$(PROMETHEUS) PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 \
+	  $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The hot paths against a bare floor view, beside dj-rest-auth (benchmarks/hot_paths.py; ~5 minutes):
 # serves this checkout as `make serve` does, on PostgreSQL and Redis, and writes its section of

@@ -19,6 +19,9 @@ from .origin import origin_normalized
 logger = logging.getLogger(__name__)
 
 MIN_HMAC_KEY_BYTES = 32  # RFC 7518 section 3.2: an HS256 key must be at least as long as the hash
+# /metrics tries a bearer token with no limit on attempts (a scraper is no user to throttle), so the
+# token itself must be beyond guessing: 32 characters of token_urlsafe are 192 random bits.
+MIN_METRICS_TOKEN_LENGTH = 32
 
 
 @checks.register(checks.Tags.security)
@@ -203,6 +206,22 @@ def check_signing_key(app_configs=None, **kwargs):
                 f"The JWT signing key is shorter than {MIN_HMAC_KEY_BYTES} bytes.",
                 hint="Set SECRET_KEY (or SIMPLE_JWT['SIGNING_KEY']) to a longer random value.",
                 id="accounts.E005",
+            )
+        ]
+    return []
+
+
+@checks.register(checks.Tags.security)
+def check_metrics_token(app_configs=None, **kwargs):
+    """A short METRICS_TOKEN could be guessed at /metrics, which does not count attempts."""
+    token = app_settings.METRICS_TOKEN
+    if token and len(token) < MIN_METRICS_TOKEN_LENGTH:
+        return [
+            checks.Error(
+                f"METRICS_TOKEN is shorter than {MIN_METRICS_TOKEN_LENGTH} characters.",
+                hint="Set it to a long random value, e.g. "
+                "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'",
+                id="accounts.E040",
             )
         ]
     return []

@@ -235,6 +235,11 @@ class AppSettings:
             "MAIL_RETRY_BACKOFF", [timedelta(seconds=30), timedelta(minutes=2), timedelta(minutes=10)]
         )
 
+    @property
+    def METRICS_TOKEN(self) -> str | None:
+        """The bearer token ``GET /metrics`` requires; None: the endpoint answers 404."""
+        return self._setting("METRICS_TOKEN", None)
+
 
 app_settings = AppSettings()
 

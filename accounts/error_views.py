@@ -14,6 +14,7 @@ from django.views import csrf, defaults
 from django.views.decorators.csrf import csrf_exempt
 
 from .http_errors import INFRASTRUCTURE_ERRORS, ServiceUnavailable, error_body
+from .metrics import backing_service_error_counted
 
 
 def is_admin_request(request) -> bool:
@@ -88,7 +89,8 @@ def internal_error(request):
 def server_error(request):
     """handler500. A database or cache that does not answer is 503, not 500: outside the app's
     views (the admin, its session and user look-ups) nothing else maps it."""
-    if isinstance(sys.exc_info()[1], INFRASTRUCTURE_ERRORS):
+    if isinstance(error := sys.exc_info()[1], INFRASTRUCTURE_ERRORS):
+        backing_service_error_counted(error)
         return service_unavailable(request)
     return internal_error(request)
 

@@ -6,6 +6,8 @@ import uuid
 from django.core.cache import cache
 from django.db import connection
 
+from .metrics import backing_service_error_counted
+
 logger = logging.getLogger(__name__)
 
 
@@ -17,6 +19,7 @@ def database_ok() -> bool:
             return cursor.fetchone() == (1,)
     except Exception:
         logger.exception("health: database check failed")
+        backing_service_error_counted(part="database")
         return False
 
 
@@ -30,6 +33,7 @@ def cache_ok() -> bool:
         return ok
     except Exception:
         logger.exception("health: cache check failed")
+        backing_service_error_counted(part="cache")
         return False
 
 

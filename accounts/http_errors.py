@@ -25,6 +25,7 @@ from .errors import (
     UsernameTaken,
     WrongPassword,
 )
+from .metrics import backing_service_error_counted
 
 
 def error_body(detail: str, code: str, **extra) -> dict:
@@ -127,6 +128,7 @@ def api_exception_handler(exc, context):
     if isinstance(exc, AuthError):
         exc = to_http_error(exc)
     elif isinstance(exc, INFRASTRUCTURE_ERRORS):
+        backing_service_error_counted(exc)
         exc = ServiceUnavailable()
     elif isinstance(exc, RequestDataTooBig):  # Django's DATA_UPLOAD_MAX_MEMORY_SIZE
         exc = RequestTooLarge()

@@ -31,6 +31,7 @@ from django.template.loader import get_template
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from . import metrics
 from .audit import audit_event_record
 from .conf import app_settings
 from .models import AuditEventType
@@ -147,6 +148,7 @@ def mail_deliver(
         message.send()
     except SEND_ERRORS as e:
         return _mail_retry(arguments, error=e)
+    metrics.mail_counted(result="sent")
     audit_event_record(type=AuditEventType.MAIL_SENT, user_id=user_id, detail=_describe(arguments))
     return "sent"
 
@@ -171,6 +173,7 @@ def _mail_retry(arguments: dict, *, error: BaseException) -> str:
 
 def _mail_given_up(arguments: dict, *, reason: str) -> None:
     description = _describe(arguments)
+    metrics.mail_counted(result="failed")
     logger.error("Mail %s given up: %s", description, reason)
     audit_event_record(
         type=AuditEventType.MAIL_FAILED, user_id=arguments["user_id"], detail=f"{description}: {reason}"

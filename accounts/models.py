@@ -15,6 +15,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from . import metrics
 from .statements import update_returning
 
 
@@ -85,6 +86,7 @@ class SessionQuerySet(models.QuerySet):
         revoked = update_returning(
             self.unrevoked(), returning=("id", "user"), revoked_at=now or timezone.now(), revoke_reason=reason
         )
+        metrics.sessions_revoked_counted(reason=str(reason), count=len(revoked))
         return [(session.pk, session.user_id) for session in revoked]
 
 

@@ -25,7 +25,7 @@ from django.db.models.functions import Least
 from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
-from . import notices
+from . import metrics, notices
 from .audit import audit_event_build, audit_event_record, audit_events_record
 from .conf import app_settings
 from .devices import device_name
@@ -117,9 +117,12 @@ def session_login(*, username: str, password: str, origin: Origin) -> IssuedToke
     """
     user = authenticate(origin.request, username=username, password=password)
     if user is None:
+        metrics.login_counted(result="failed")
         audit_event_record(type=AuditEventType.LOGIN_FAILED, username=username, origin=origin)
         raise InvalidCredentials()
-    return session_open(user=user, origin=origin)
+    issued = session_open(user=user, origin=origin)
+    metrics.login_counted(result="ok")
+    return issued
 
 
 def session_refresh(*, token: RefreshToken, origin: Origin = NOWHERE) -> IssuedTokens:
@@ -132,6 +135,7 @@ def session_refresh(*, token: RefreshToken, origin: Origin = NOWHERE) -> IssuedT
     session = _session_rotate(token=token, now=timezone.now())
     if session is None:
         return _session_refresh_locked(token=token, origin=origin)
+    metrics.refresh_counted(result="rotated")
     return tokens_issue(session=session)
 
 
@@ -154,24 +158,30 @@ def _session_refresh_locked(*, token: RefreshToken, origin: Origin) -> IssuedTok
         )
         now = timezone.now()  # after the lock: never before the rotation that a racer waited for
         if session is None or session.revoked_at is not None or not session.user.is_active:
+            metrics.refresh_counted(result="refused")
             raise TokenRevoked()
         if not session.is_active(now=now):
+            metrics.refresh_counted(result="refused")
             raise TokenExpired("Session has expired.")
         if jti == session.refresh_jti:  # missed by the one statement only in a race; locked now
             if (rotated := _session_rotate(token=token, now=now)) is None:
+                metrics.refresh_counted(result="refused")
                 raise TokenRevoked()
+            metrics.refresh_counted(result="rotated")
             return tokens_issue(session=rotated)
         if (
             session.rotated_at
             and jti == session.previous_jti
             and now - session.rotated_at <= app_settings.REFRESH_GRACE
         ):
+            metrics.refresh_counted(result="grace")
             return tokens_issue(session=session)
         sessions_revoke(
             sessions=Session.objects.filter(pk=session.pk), reason=RevokeReason.REUSE_DETECTED, origin=origin
         )
         notices.notice_send(user=session.user, notice=notices.Notice.REUSE_DETECTED, origin=origin)
     # Raised outside the transaction, so that the revocation commits.
+    metrics.refresh_counted(result="reuse_detected")
     raise TokenRevoked("Refresh token reuse detected; the session has been revoked.")
 
 

@@ -22,6 +22,7 @@ import math
 from django.contrib.auth import get_user_model
 from rest_framework.throttling import SimpleRateThrottle
 
+from . import metrics
 from .audit import audit_event_record, typed_name_digest
 from .conf import app_settings
 from .models import AuditEventType
@@ -129,6 +130,8 @@ class LoginThrottle(CountingThrottle):
     def allow_request(self, request, view) -> bool:
         allowed = super().allow_request(request, view)
         if not allowed:
+            if not getattr(request, REFUSED, False):  # the first limit to refuse it counts it
+                metrics.login_counted(result="throttled")
             setattr(request, REFUSED, True)
             if self.narrow:
                 setattr(request, NARROW_REFUSED, True)

@@ -24,11 +24,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt import views as jwt_views
 
-from . import cookies, health, keys, selectors, services, transports
+from . import cookies, health, keys, metrics, selectors, services, transports
 from .authentication import SessionJWTAuthentication
 from .conf import app_settings, jwt_settings
 from .errors import AuthError, SessionNotFound
 from .http_errors import api_exception_handler, error_body
+from .logs import log_context_bind
 from .models import RevokeReason
 from .negotiation import JSONNegotiation
 from .origin import request_origin, request_origin_lazy
@@ -128,6 +129,8 @@ class TokenView(NoStoreMixin, AppViewMixin, jwt_views.TokenViewBase):
         self.transport = self.get_transport(serializer.validated_data)
         self.transport.admit(request)
         result = self.perform(serializer)
+        if isinstance(result, services.IssuedTokens):  # the request's later log lines name them
+            log_context_bind(user_id=result.session.user_id, session_id=result.session.pk)
         response = Response(serializer.to_representation(result))
         self.hand_out(response, result)
         return response
@@ -260,7 +263,11 @@ class RefreshView(TokenView, jwt_views.TokenRefreshView):
     }
 
     def perform(self, serializer):
-        token = refresh_token_verify(self.refresh_token(serializer))
+        try:
+            token = refresh_token_verify(self.refresh_token(serializer))
+        except AuthError:  # no token, or one that does not verify: the session rules never see it
+            metrics.refresh_counted(result="refused")
+            raise
         return services.session_refresh(token=token, origin=request_origin_lazy(self.request))
 
     def handle_exception(self, exc):

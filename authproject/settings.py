@@ -66,6 +66,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so that every answer carries X-Request-ID and every log line of a request its id.
+    "accounts.logs.RequestIdMiddleware",
+    # Times every request by its URL pattern's name (authproject_request_duration_seconds).
+    "accounts.metrics.RequestMetricsMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files (admin, Swagger UI) from the app servers themselves, with DEBUG off too; after
@@ -245,6 +249,9 @@ X_FRAME_OPTIONS = "DENY"
 if env.bool("TRUST_X_FORWARDED_PROTO", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+# Prometheus scrapes each app server's own port over the private network, plain http as the proxy
+# speaks to it, and sends no X-Forwarded-Proto: /metrics answers it rather than redirecting.
+SECURE_REDIRECT_EXEMPT = [r"^metrics$"]
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
@@ -275,6 +282,7 @@ _accounts_from_environment = {  # environment variable: (setting, cast)
     "SITE_NAME": ("ACCOUNTS_SITE_NAME", env.str),
     "MAIL_MAX_ATTEMPTS": ("ACCOUNTS_MAIL_MAX_ATTEMPTS", env.int),
     "SECURITY_NOTICES": ("ACCOUNTS_SECURITY_NOTICES", env.bool),
+    "METRICS_TOKEN": ("ACCOUNTS_METRICS_TOKEN", env.str),
 }
 for _variable, (_setting, _cast) in _accounts_from_environment.items():
     if _variable in os.environ:
@@ -326,9 +334,25 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
 
+# LOG_FORMAT: "json" (one JSON object a line, for a log collector; the default with DEBUG off) or
+# "text" (for people; the default with DEBUG on). Either way every line of a request carries its id
+# (accounts.logs), and everything goes to stderr through one handler.
+LOG_FORMAT = env.str("LOG_FORMAT", default="text" if DEBUG else "json")
+if LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured(f"LOG_FORMAT is {LOG_FORMAT!r}: use json or text.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"request_context": {"()": "accounts.logs.RequestContextFilter"}},
+    "formatters": {
+        "json": {"()": "accounts.logs.JsonFormatter"},
+        "text": {"()": "accounts.logs.TextFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_context"]}
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # Django's own lines reach the root's handler only (its default "django" handlers would print
+    # them a second time with DEBUG on, unformatted); runserver's keep their own.
+    "loggers": {"django": {"handlers": [], "level": "INFO", "propagate": True}},
 }

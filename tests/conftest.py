@@ -4,7 +4,10 @@ Tests run against whatever DATABASE_URL and CACHE_URL name: SQLite and local mem
 PostgreSQL and Redis in the second CI pass.
 """
 
+import io
 import itertools
+import json
+import logging
 import os
 import subprocess
 from contextlib import contextmanager
@@ -19,6 +22,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.keys import signing_key_generate
+from accounts.logs import JsonFormatter
 from accounts.models import RevokeReason, Session
 from accounts.services import session_create, sessions_revoke
 
@@ -172,6 +176,37 @@ def checkout_env_file():
         yield path
     finally:
         path.unlink(missing_ok=True)
+
+
+class LogLines:
+    """The lines a log handler wrote into ``stream``."""
+
+    def __init__(self, stream: io.StringIO):
+        self.stream = stream
+
+    def text(self) -> str:
+        """Everything written so far."""
+        return self.stream.getvalue()
+
+    def __call__(self) -> list[dict]:
+        """The lines written so far, each parsed as JSON (a line that is not JSON fails)."""
+        return [json.loads(line) for line in self.text().splitlines()]
+
+
+@pytest.fixture
+def json_log_lines():
+    """What the configured log handler (settings.LOGGING's "console", with its request filter)
+    writes while the test runs, in JSON (LOG_FORMAT=json, the production default): call it for the
+    lines so far, parsed."""
+    [handler] = [h for h in logging.getLogger().handlers if h.name == "console"]
+    stream, formatter = io.StringIO(), handler.formatter
+    previous = handler.setStream(stream)
+    handler.setFormatter(JsonFormatter())
+    try:
+        yield LogLines(stream)
+    finally:
+        handler.setStream(previous)
+        handler.setFormatter(formatter)
 
 
 @pytest.fixture(scope="session")

@@ -279,10 +279,18 @@ def served_database_url() -> str:
 
 
 @contextmanager
-def gunicorn_serving(*, workers: int = 2, threads: int = 1, **environment: str) -> Iterator[str]:
+def gunicorn_serving(
+    *,
+    workers: int = 2,
+    threads: int = 1,
+    config: bool = False,
+    output: Path | None = None,
+    **environment: str,
+) -> Iterator[str]:
     """gunicorn serving the test database (the test needs ``transaction=True``) on a free loopback
     port, DEBUG off, with a fresh secret key, mail printed (EMAIL_URL) and ``environment``; yields
-    its base URL."""
+    its base URL. ``config``: with the repository's gunicorn.conf.py, as `make serve` runs it (the
+    port and workers still from here); ``output``: a file that gets its stdout and stderr."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
     env.update(
@@ -294,12 +302,14 @@ def gunicorn_serving(*, workers: int = 2, threads: int = 1, **environment: str) 
     )
     env.update(environment)
     bind = ["--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads)]
+    configured = ["-c", "authproject/gunicorn.conf.py"] if config else []
+    sink = open(output, "wb") if output is not None else None  # noqa: SIM115 - closed below
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "authproject.wsgi", *bind],
+        [sys.executable, "-m", "gunicorn", *configured, "authproject.wsgi", *bind],
         cwd=BASE_DIR,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stdout=sink or subprocess.DEVNULL,
+        stderr=sink or subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -310,15 +320,16 @@ def gunicorn_serving(*, workers: int = 2, threads: int = 1, **environment: str) 
         except OSError:  # refused, reset, or a first answer slow on a busy machine (TimeoutError)
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
-                raise RuntimeError(
-                    "gunicorn did not start:\n" + process.stderr.read().decode()[-3000:]
-                ) from None
+                said = Path(output).read_bytes() if sink else process.stderr.read()
+                raise RuntimeError("gunicorn did not start:\n" + said.decode()[-3000:]) from None
             time.sleep(0.2)
     try:
         yield base
     finally:
         process.terminate()
         process.wait(timeout=10)
+        if sink is not None:
+            sink.close()
 
 
 def http_json(base: str, method: str, path: str, body: dict | None = None, access: str | None = None):
@@ -427,3 +438,27 @@ def silent_smtp_server() -> Iterator[int]:
         listener.bind(("127.0.0.1", 0))
         listener.listen(16)
         yield listener.getsockname()[1]
+
+
+def metric(name: str, **labels: str) -> float:
+    """A sample's value in this process's Prometheus registry (0 for a series not yet there)."""
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+class MetricDeltas:
+    """``deltas = MetricDeltas(); ...; deltas("authproject_logins_total", result="ok")``: how much a
+    sample grew since the object was made (the registry is the process's, shared by every test)."""
+
+    def __init__(self):
+        from prometheus_client import REGISTRY
+
+        self.before = {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in REGISTRY.collect()
+            for sample in family.samples
+        }
+
+    def __call__(self, name: str, **labels: str) -> float:
+        return metric(name, **labels) - self.before.get((name, tuple(sorted(labels.items()))), 0.0)

@@ -29,6 +29,7 @@ ACCOUNTS_CHECKS = [
     checks.check_renamed_settings,
     checks.check_jwt_keys,
     checks.check_mail_configured,
+    checks.check_metrics_token,
 ]
 
 
@@ -188,6 +189,18 @@ def test_a_web_origin_or_no_origin_among_the_native_ones_is_e017(safe, origin):
     assert error_ids() == ["accounts.E017"]
 
 
+# --- E040: a short METRICS_TOKEN --------------------------------------------------------------
+def test_a_metrics_token_shorter_than_32_characters_is_e040(safe):
+    safe.ACCOUNTS_METRICS_TOKEN = "k" * 31
+    assert error_ids() == ["accounts.E040"]
+
+
+@pytest.mark.parametrize("token", [None, "", "k" * 32])
+def test_no_metrics_token_or_a_long_one_passes(safe, token):
+    safe.ACCOUNTS_METRICS_TOKEN = token
+    assert error_ids() == []
+
+
 # --- E005: a short HMAC signing key ---------------------------------------------------------
 def test_a_signing_key_shorter_than_32_bytes_is_e005(safe):
     safe.SIMPLE_JWT = {**safe.SIMPLE_JWT, "SIGNING_KEY": "short"}
@@ -237,6 +250,7 @@ def test_the_known_settings_are_the_app_settings_without_simple_jwts_own():
         "LOGIN_USERNAME_THROTTLE_RATE",
         "MAIL_MAX_ATTEMPTS",
         "MAIL_RETRY_BACKOFF",
+        "METRICS_TOKEN",
         "NATIVE_APP_ORIGINS",
         "PASSWORD_CHANGE_THROTTLE_RATE",
         "REFRESH_BODY_TRANSPORT",

@@ -38,6 +38,8 @@ for name, method, path, body in [
     response = getattr(client, method)(path, **kwargs)
     out[name] = {"status": response.status_code, "type": response.get("Content-Type", ""),
                  "body": response.content.decode(errors="replace")}
+from prometheus_client import REGISTRY
+out["database_errors"] = REGISTRY.get_sample_value("authproject_database_errors_total")
 print(json.dumps(out))
 """
 
@@ -81,6 +83,10 @@ def test_the_api_answers_503_json(answers):
     login = answers["login"]
     assert login["status"] == 503, login
     assert json.loads(login["body"])["code"] == "service_unavailable"
+
+
+def test_each_answer_that_found_the_database_down_is_counted(answers):
+    assert answers["database_errors"] == 4  # health, the API's login, the admin's two pages
 
 
 @pytest.mark.parametrize("page", ["admin", "admin_login"])

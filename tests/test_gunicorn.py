@@ -17,10 +17,12 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from prometheus_client import multiprocess
+from prometheus_client.parser import text_string_to_metric_families
 
 from accounts.models import Session
 
-from .helpers import PASSWORD, gunicorn_serving, jti, served_database_url
+from .helpers import PASSWORD, at_once, gunicorn_serving, jti, served_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -137,3 +139,82 @@ def test_the_wsgi_application_loads_with_a_real_secret():
     )
     assert result.returncode == 0, result.stderr
     assert settings.ROOT_URLCONF == "authproject.urls"
+
+
+# --- Metrics and logs as `make serve` runs them (gunicorn.conf.py) -------------------------------
+def _get(base: str, path: str, headers: dict | None = None) -> tuple[int, str, dict]:
+    request = urllib.request.Request(base + path, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read().decode(), dict(response.headers)
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode(), dict(error.headers)
+
+
+def _failed_login(base: str, username: str) -> int:
+    body = json.dumps({"username": username, "password": "wrong"}).encode()
+    request = urllib.request.Request(
+        base + "/api/auth/login/", data=body, headers={"Content-Type": "application/json"}
+    )
+    try:
+        urllib.request.urlopen(request, timeout=30)
+    except urllib.error.HTTPError as error:
+        return error.code
+    return 200
+
+
+def _sample(families, name: str, **labels) -> float:
+    return sum(
+        sample.value
+        for family in families
+        for sample in family.samples
+        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+    )
+
+
+def test_metrics_are_summed_across_worker_processes(tmp_path):
+    """16 failed logins at once, served by both workers: /metrics (whichever worker answers it)
+    counts all 16, and each worker's own file holds a part of them."""
+    token, directory = secrets.token_urlsafe(32), tmp_path / "metrics"
+    directory.mkdir()
+    (directory / "counter_1.db").write_bytes(b"stale")  # an earlier run's: emptied at start
+    with gunicorn_serving(
+        workers=2,
+        config=True,
+        output=tmp_path / "gunicorn.log",
+        METRICS_TOKEN=token,
+        PROMETHEUS_MULTIPROC_DIR=str(directory),
+        LOGIN_GLOBAL_THROTTLE_RATE="off",
+    ) as base:
+        statuses = at_once([lambda i=i: _failed_login(base, f"nobody{i}") for i in range(16)])
+        assert statuses == [401] * 16
+        assert _get(base, "/metrics")[0] == 401
+        status, text, _ = _get(base, "/metrics", {"Authorization": f"Bearer {token}"})
+
+    assert status == 200
+    families = list(text_string_to_metric_families(text))
+    assert _sample(families, "authproject_logins_total", result="failed", method="password") == 16
+    count = "authproject_request_duration_seconds_count"
+    assert _sample(families, count, route="accounts:login", method="POST", status="401") == 16
+    per_worker = []
+    for path in directory.glob("counter_*.db"):
+        merged = multiprocess.MultiProcessCollector.merge([str(path)], accumulate=False)
+        per_worker.append(_sample(merged, "authproject_logins_total", result="failed"))
+    assert sorted(per_worker)[-2] > 0, f"one worker served every login: {per_worker}"
+    assert sum(per_worker) == 16
+
+
+def test_gunicorn_logs_json_lines_and_access_lines_that_share_the_request_id(tmp_path):
+    log = tmp_path / "gunicorn.log"
+    with gunicorn_serving(workers=1, config=True, output=log) as base:
+        status, _, headers = _get(base, "/api/users/me/")  # 401, which Django logs
+    request_id = headers["X-Request-ID"]
+
+    assert status == 401
+    lines = log.read_text().splitlines()
+    [app] = [json.loads(line) for line in lines if line.startswith("{") and request_id in line]
+    assert (app["logger"], app["message"]) == ("django.request", "Unauthorized: /api/users/me/")
+    assert app["request_id"] == request_id and app["timestamp"].endswith("Z")
+    [access] = [line for line in lines if '"GET /api/users/me/ HTTP/1.1" 401' in line]
+    assert access.endswith(f" {request_id}")
+    assert access.startswith("[")  # the time, as gunicorn writes it: [04/Dec/2026:13:51:54 +0000]

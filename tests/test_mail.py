@@ -17,7 +17,7 @@ from django_tasks_db.models import DBTaskResult
 from accounts.mail import mail_build, mail_send_later
 from accounts.models import AuditEvent, AuditEventType
 
-from .helpers import free_port, links_in, mail_html, mail_text, silent_smtp_server
+from .helpers import MetricDeltas, free_port, links_in, mail_html, mail_text, silent_smtp_server
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls("tests.mail_urls")]
 
@@ -88,9 +88,11 @@ def audit(type_: str) -> list[str]:
 def test_a_mail_sent_in_a_request_arrives_by_smtp_with_the_site_name_text_and_html(
     mail_templates, smtp_server
 ):
+    deltas = MetricDeltas()
     assert send_hello(link="https://app.example.com/#verify=abc&lang=en").status_code == 202
 
     [message] = smtp_server.wait_for(1)
+    assert deltas("authproject_mails_total", result="sent") == 1
     assert message["Subject"] == "Hello from Example Site & friends"
     assert message["From"] == "Example Site <no-reply@example.com>"
     assert message["To"] == "alice@example.com"
@@ -212,8 +214,12 @@ def test_smtp_down_under_the_immediate_backend_fails_at_once_and_the_request_sti
     """No retry there: a retry's wait would hold the request that committed."""
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", free_port()
+    deltas = MetricDeltas()
     assert send_hello(to="erin@example.com").status_code == 202
-    assert audit(AuditEventType.MAIL_FAILED) == ["hello to @example.com: ConnectionRefusedError at attempt 1"]
+    failed = "hello to @example.com: ConnectionRefusedError at attempt 1"
+    assert audit(AuditEventType.MAIL_FAILED) == [failed]
+    assert deltas("authproject_mails_total", result="failed") == 1
+    assert deltas("authproject_mails_total", result="sent") == 0
     assert [r.getMessage() for r in caplog.records if r.name == "accounts.mail"] == [
         "Mail hello to @example.com given up: ConnectionRefusedError at attempt 1"
     ]

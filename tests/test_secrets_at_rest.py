@@ -1,8 +1,9 @@
 """No token and no password is ever stored or logged: a general check after every flow.
 
-Each flow runs with every log record captured (all loggers, DEBUG and up, tracebacks included);
-then every row of every table is read back raw. Neither may contain the text of any token the
-flows handed out (whole, or its signature) nor any password that was typed. A password typed into
+Each flow runs with every log record captured (all loggers, DEBUG and up, tracebacks included), and
+with the lines the project's log handler writes in JSON (LOG_FORMAT=json, with each request's id,
+user and session prefix); then every row of every table is read back raw. None may contain the
+text of any token the flows handed out (whole, or its signature) nor any password that was typed. A password typed into
 the username field is looked for in the shared cache too, with its bare SHA-256.
 """
 
@@ -138,19 +139,42 @@ def third_session(user):
     return session_create(user=user, ip=None, user_agent="garbled")
 
 
-def test_no_token_or_password_is_stored_or_logged_after_every_flow(user, settings, caplog):
+def test_no_token_or_password_is_stored_or_logged_after_every_flow(user, settings, caplog, json_log_lines):
     caplog.set_level(logging.DEBUG)
     tokens = Tokens()
 
     run_every_flow(tokens, user, settings)
 
     assert len(tokens.seen) >= 10  # the flows did hand out tokens
-    stored, logged = all_rows_as_text(), all_log_text(caplog.records)
+    stored, logged, written = all_rows_as_text(), all_log_text(caplog.records), json_log_lines.text()
     assert "reuse_detected" in stored and "login_failed" in stored  # the trail was written
     assert caplog.records  # and so were log lines
+    lines = json_log_lines()  # each one JSON
+    assert lines and all(line["request_id"] for line in lines if line["logger"] == "django.request")
     for secret in tokens.fragments() | set(TYPED_PASSWORDS):
         assert secret not in stored, f"stored: {secret[:12]}..."
         assert secret not in logged, f"logged: {secret[:12]}..."
+        assert secret not in written, f"written to the log: {secret[:12]}..."
+
+
+def test_the_json_log_of_a_login_refresh_logout_and_failed_login_holds_no_secret(user, json_log_lines):
+    """The lines the production log format writes for the common flow, cookies and CSRF token
+    included among the secrets."""
+    browser, tokens = BrowserClient(), Tokens()
+    tokens.take(browser.sign_in())
+    tokens.take(browser.refresh())
+    tokens.take(browser.sign_out())
+    tokens.take(BrowserClient().sign_in(password=WRONG_PASSWORD))
+    browser.set_refresh_cookie(next(iter(tokens.seen - {browser.refresh_cookie})))
+    tokens.take(browser.refresh())  # a dead token: refused, and Django logs the 401
+
+    lines, written = json_log_lines(), json_log_lines.text()
+    assert {line["message"] for line in lines} >= {"Unauthorized: /api/auth/login/"}
+    assert all(line["request_id"] for line in lines if line["logger"] == "django.request")
+    secrets = tokens.fragments() | {PASSWORD, WRONG_PASSWORD, browser.csrf_token}
+    secrets |= {morsel.value for morsel in browser.cookies.values() if morsel.value}
+    for secret in secrets:
+        assert secret not in written, f"written to the log: {secret[:12]}..."
 
 
 # --- a password typed into the username field -----------------------------------------------

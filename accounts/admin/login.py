@@ -5,6 +5,7 @@ import math
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.core.exceptions import ValidationError
 
+from .. import metrics
 from ..audit import audit_event_record
 from ..models import AuditEventType
 from ..origin import request_origin
@@ -40,10 +41,12 @@ class ThrottledAdminAuthenticationForm(AdminAuthenticationForm):
         try:
             cleaned = super().clean()
         except ValidationError:  # wrong password, unknown user, or not staff
+            metrics.login_counted(result="failed")
             audit_event_record(
                 type=AuditEventType.LOGIN_FAILED, username=username, origin=origin, detail=ADMIN_LOGIN
             )
             raise
+        metrics.login_counted(result="ok")
         audit_event_record(
             type=AuditEventType.LOGIN_SUCCEEDED, user_id=self.user_cache.pk, origin=origin, detail=ADMIN_LOGIN
         )

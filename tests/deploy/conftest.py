@@ -32,6 +32,7 @@ CACHE_URL = os.environ.get("CACHE_URL", "")
 POSTGRES = DATABASE_URL.startswith(("postgres://", "postgresql://"))
 SHARED = POSTGRES and CACHE_URL.startswith("redis://")
 HSTS_SECONDS = 31536000
+METRICS_TOKEN = secrets.token_urlsafe(32)
 
 needs_shared_services = pytest.mark.skipif(
     not SHARED,
@@ -159,6 +160,7 @@ def deployment(tmp_path_factory, database_url, static_root):
         SECURE_HSTS_INCLUDE_SUBDOMAINS="1",
         SECURE_HSTS_PRELOAD="1",
         WEB_CONCURRENCY="2",
+        METRICS_TOKEN=METRICS_TOKEN,
         STATIC_ROOT=str(static_root),
         # Every test client is 127.0.0.1: the per-IP limits would count the whole suite as one client.
         LOGIN_IP_THROTTLE_RATE="10000/min",
