@@ -118,11 +118,13 @@ def password_reset_mail(*, email: str, ip: str | None, user_agent: str) -> int:
     )
     valid_for = timesince(timezone.now() - app_settings.PASSWORD_RESET_TIMEOUT, depth=2)
     for user in users:
+        address = getattr(user, user.get_email_field_name())
         mail_send_later(
-            to=getattr(user, user.get_email_field_name()),
+            to=address,
             template="password_reset",
             context={
                 "user_id": _json_id(user.pk),
+                "address": address,
                 "username": user.get_username(),
                 "valid_for": valid_for.replace("\xa0", " "),
             },
@@ -134,10 +136,11 @@ def password_reset_mail(*, email: str, ip: str | None, user_agent: str) -> int:
 
 def password_reset_link(context: dict) -> dict | None:
     """The mail's link, with a key made now (``mail.mail_deliver`` calls it at send time, so the
-    key is never queued); None, and no mail, if the account is no longer active."""
+    key is never queued); None, and no mail, if the account is no longer active or no longer uses
+    the address the mail goes to (a key made now would work for its new address's owner)."""
     model = get_user_model()
     user = model._default_manager.filter(pk=context["user_id"], is_active=True).first()
-    if user is None:
+    if user is None or getattr(user, user.get_email_field_name()) != context["address"]:
         return None
     return {"link": app_settings.PASSWORD_RESET_URL.replace("{key}", password_reset_key(user))}
 

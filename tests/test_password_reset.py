@@ -19,7 +19,7 @@ from django_tasks_db.models import DBTaskResult
 
 from accounts.audit import typed_name_hashed
 from accounts.models import AuditEvent, AuditEventType, RevokeReason, Session
-from accounts.password_reset import password_reset_key
+from accounts.password_reset import password_reset_key, password_reset_mail
 
 from .helpers import (
     IPHONE_SAFARI,
@@ -100,6 +100,23 @@ def test_every_active_account_using_the_address_gets_its_own_link_whatever_its_c
         key = line.removeprefix("myapp://reset/").removesuffix("?from=mail")
         assert key.startswith(urlsafe_base64_encode(force_bytes(account.pk)) + ".")
         assert confirm(key).status_code == 200
+
+
+@pytest.mark.parametrize("change", ["address", "deactivated"])
+def test_a_queued_link_is_not_sent_once_the_account_changed_its_address_or_was_deactivated(
+    user, settings, mailoutbox, change
+):
+    settings.TASKS = DATABASE_BACKEND
+    password_reset_mail.call(email="alice@example.com", ip=None, user_agent="")  # queues alice's mail
+    assert DBTaskResult.objects.count() == 1
+    if change == "address":
+        user.email = "alice@new.example.com"
+    else:
+        user.is_active = False
+    user.save()
+    run_worker(until=time.monotonic() + 30)  # the mail's task: no link, no mail
+    assert mailoutbox == []
+    assert DBTaskResult.objects.filter(return_value="skipped").count() == 1
 
 
 def test_an_inactive_account_gets_no_mail(user_factory, mailoutbox):
@@ -318,8 +335,6 @@ def sqlite_transactions(count: int) -> int:
 
 
 def test_the_task_queries_per_address(user, django_assert_num_queries, mailoutbox):
-    from accounts.password_reset import password_reset_mail
-
     # Known: the look-up, the request's event, then the mail: the link's look-up and its mail_sent
     # event. Unknown: the look-up and one event. Each event is its own transaction here.
     with django_assert_num_queries(4 + sqlite_transactions(2)) as captured:
