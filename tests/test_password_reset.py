@@ -12,7 +12,6 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.tokens import default_token_generator
-from django.db import connection
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django_tasks_db.models import DBTaskResult
@@ -328,19 +327,19 @@ def test_a_request_costs_one_insert_into_the_queue_whatever_the_address(
         assert insert["sql"].startswith('INSERT INTO "django_tasks_database_dbtaskresult"')
 
 
-def sqlite_transactions(count: int) -> int:
-    """The statements ``count`` transactions add where they are captured: SQLite's BEGIN IMMEDIATE
-    and COMMIT (psycopg opens PostgreSQL's without a statement of its own)."""
-    return 2 * count if connection.vendor == "sqlite" else 0
+def transactions(count: int) -> int:
+    """The statements ``count`` transactions add to a count: BEGIN (SQLite's BEGIN IMMEDIATE) and
+    COMMIT."""
+    return 2 * count
 
 
 def test_the_task_queries_per_address(user, django_assert_num_queries, mailoutbox):
     # Known: the look-up, the request's event, then the mail: the link's look-up and its mail_sent
     # event. Unknown: the look-up and one event. Each event is its own transaction here.
-    with django_assert_num_queries(4 + sqlite_transactions(2)) as captured:
+    with django_assert_num_queries(4 + transactions(2)) as captured:
         password_reset_mail.call(email="alice@example.com", ip=None, user_agent="")
     assert len(data_queries(captured)) == 4
-    with django_assert_num_queries(2 + sqlite_transactions(1)) as captured:
+    with django_assert_num_queries(2 + transactions(1)) as captured:
         password_reset_mail.call(email="nobody@example.com", ip=None, user_agent="")
     assert len(data_queries(captured)) == 2
     assert len(mailoutbox) == 1
@@ -351,7 +350,7 @@ def test_a_confirmation_queries(user, make_session, django_assert_num_queries, m
     key = password_reset_key(user)
     # One transaction: the locked look-up, the revocation and its event, the password, the completed
     # event (a savepoint around each event); after the commit, the notice's mail_sent event.
-    with django_assert_num_queries(6 + 4 + sqlite_transactions(2)) as captured:
+    with django_assert_num_queries(6 + 4 + transactions(2)) as captured:
         assert confirm(key).status_code == 200
     assert len(data_queries(captured)) == 6
 
