@@ -212,6 +212,30 @@ class AppSettings:
         return self._setting("PASSWORD_CHANGE_THROTTLE_RATE", "5/min")
 
     @property
+    def PASSWORD_RESET_URL(self) -> str:
+        """The link a password reset mail holds: ``{key}`` is replaced with the key (URL-safe). The
+        default is the demo page; a native app names its own (``myapp://reset/{key}``)."""
+        return self._setting("PASSWORD_RESET_URL", "http://localhost:5173/#reset={key}")
+
+    @property
+    def PASSWORD_RESET_TIMEOUT(self) -> timedelta:
+        """How long a password reset key works. Keys are Django's PasswordResetTokenGenerator's,
+        which also refuses one older than Django's own PASSWORD_RESET_TIMEOUT (3 days by default):
+        the shorter of the two applies."""
+        return self._setting("PASSWORD_RESET_TIMEOUT", timedelta(hours=1))
+
+    @property
+    def PASSWORD_RESET_THROTTLE_RATE(self) -> str:
+        """Password reset requests per client IP (IPv6: per /64), and per address asked for."""
+        return self._setting("PASSWORD_RESET_THROTTLE_RATE", "5/hour")
+
+    @property
+    def PASSWORD_RESET_CONFIRM_THROTTLE_RATE(self) -> str:
+        """Password reset confirmations per client IP (keys are tried there), a refused new
+        password included."""
+        return self._setting("PASSWORD_RESET_CONFIRM_THROTTLE_RATE", "20/hour")
+
+    @property
     def SITE_NAME(self) -> str:
         """The name every mail gives the site (its templates' ``site_name``)."""
         return self._setting("SITE_NAME", "authproject")

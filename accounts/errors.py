@@ -72,3 +72,18 @@ class DuplicateRefreshCookie(
     """Two cookies of the refresh cookie's name in one request: another host of a shared parent
     domain (a sibling subdomain) may have set one of them, so the server cannot tell which is this
     client's. Neither is used, and neither rotates."""
+
+
+class InvalidKey(
+    AuthError, code="invalid_key", message="This link is invalid, used or expired; ask for a new one."
+):
+    """A key from a mailed link (password reset) that is malformed, names no active account, was
+    used, has expired, or died when the password changed: deliberately one error for all."""
+
+
+class PasswordRejected(AuthError, code="invalid", message="This password is not allowed."):
+    """A new password that the project's password validators refuse; ``messages`` are theirs."""
+
+    def __init__(self, messages: list[str] | None = None):
+        super().__init__(" ".join(messages or []) or None)
+        self.messages = list(messages or []) or [self.message]

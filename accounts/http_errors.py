@@ -17,6 +17,8 @@ from .errors import (
     BodyTransportForbidden,
     DuplicateRefreshCookie,
     InvalidCredentials,
+    InvalidKey,
+    PasswordRejected,
     SessionNotFound,
     TokenExpired,
     TokenInvalid,
@@ -76,19 +78,23 @@ _HTTP_ERRORS: dict[type[AuthError], type[exceptions.APIException]] = {
     SessionNotFound: exceptions.NotFound,
     BodyTransportForbidden: BadRequest,
     DuplicateRefreshCookie: BadRequest,
+    InvalidKey: BadRequest,
 }
 
 
 # Domain errors that are about one input field: 400 validation errors on that field.
-_FIELD_ERRORS: dict[type[AuthError], str] = {WrongPassword: "old_password", UsernameTaken: "username"}
+_FIELD_ERRORS: dict[type[AuthError], str] = {
+    WrongPassword: "old_password",
+    UsernameTaken: "username",
+    PasswordRejected: "new_password",
+}
 
 
 def to_http_error(error: AuthError) -> exceptions.APIException:
     """The HTTP error for a domain error, keeping its code (and the domain error as its cause)."""
     if type(error) in _FIELD_ERRORS:  # a form error, on the field it is about
-        http_error = exceptions.ValidationError(
-            {_FIELD_ERRORS[type(error)]: [error.message]}, code=error.code
-        )
+        messages = getattr(error, "messages", [error.message])  # PasswordRejected: the validators'
+        http_error = exceptions.ValidationError({_FIELD_ERRORS[type(error)]: messages}, code=error.code)
     else:
         http_error = _HTTP_ERRORS[type(error)](detail=error.message, code=error.code)
     http_error.__cause__ = error

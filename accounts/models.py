@@ -30,6 +30,7 @@ class RevokeReason(models.TextChoices):
     PASSWORD_CHANGED = "password_changed", "password changed"
     USER_DEACTIVATED = "user_deactivated", "user deactivated"
     REUSE_DETECTED = "reuse_detected", "refresh token reuse detected"
+    PASSWORD_RESET = "password_reset", "password reset"
 
 
 # The states the admin filter, the commands and ``Session.status`` name; "all" is every session.
@@ -187,6 +188,10 @@ AuditEventType = models.TextChoices(
         # accounts.mail: a mail handed to the mail server, or given up after its last attempt.
         ("MAIL_SENT", ("mail_sent", "mail sent")),
         ("MAIL_FAILED", ("mail_failed", "mail failed")),
+        # accounts.password_reset: a reset asked for (per account, or once for an address that names
+        # none) and done. The sessions it ends are recorded as their reason, password_reset.
+        ("PASSWORD_RESET_REQUESTED", ("password_reset_requested", "password reset requested")),
+        ("PASSWORD_RESET_COMPLETED", ("password_reset_completed", "password reset completed")),
         *((reason.name, (reason.value, reason.label)) for reason in RevokeReason),
     ],
 )

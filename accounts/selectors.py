@@ -71,3 +71,11 @@ def sessions_with_id_prefix(*, prefix: str) -> QuerySet[Session]:
 def user_get_by_username(*, username: str):
     """The user with this username (the user model's USERNAME_FIELD), or None."""
     return get_user_model().objects.filter(**{get_user_model().USERNAME_FIELD: username}).first()
+
+
+def users_active_with_email(*, email: str) -> list:
+    """The active users whose address (the user model's email field) is ``email``, compared
+    case-insensitively, as Django's PasswordResetForm finds them."""
+    model = get_user_model()
+    lookup = {f"{model.get_email_field_name()}__iexact": email, "is_active": True}
+    return list(model._default_manager.filter(**lookup))

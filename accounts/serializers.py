@@ -260,6 +260,21 @@ class PasswordChangeSerializer(serializers.Serializer):
         return value
 
 
+KEY_MAX_LENGTH = 256  # a reset key is under 100 characters
+
+
+class PasswordResetSerializer(serializers.Serializer):
+    email = EmailField(max_length=254)
+
+
+class PasswordResetConfirmSerializer(serializers.Serializer):
+    """The key from the mailed link and the new password; the service checks both (the validators
+    need the key's account)."""
+
+    key = StringField(max_length=KEY_MAX_LENGTH, trim_whitespace=False)
+    new_password = _password_field()
+
+
 class SessionSerializer(serializers.ModelSerializer):
     expires_at = serializers.DateTimeField(read_only=True)  # Session.expires_at: the earlier expiry
     current = serializers.SerializerMethodField()

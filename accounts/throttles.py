@@ -1,5 +1,5 @@
-"""Limits on every place a password is tried (login, the admin's login form, password change) and on
-registration, counted atomically in the shared cache.
+"""Limits on every place a password or a key is tried (login, the admin's login form, password change,
+password reset) and on registration, counted atomically in the shared cache.
 
 Each limit counts attempts per key in fixed windows (a minute for "5/min"): one ``cache.add`` (start
 the window's counter at 0, a no-op when it exists) and one ``cache.incr``, both atomic on Redis and
@@ -249,6 +249,69 @@ class PasswordChangeThrottle(CountingThrottle):
     def ident(self, request) -> str | None:
         user = getattr(request, "user", None)
         return str(user.pk) if user is not None and user.is_authenticated else None
+
+
+RESET_IP_REFUSED = "password_reset_ip_limit_refused"
+
+
+def reset_address(request) -> str:
+    """The address a password reset request names (its body's ``email``), or ""."""
+    data = request.data if isinstance(request.data, dict) else {}
+    address = data.get("email")
+    return address if isinstance(address, str) else ""
+
+
+class PasswordResetIPThrottle(CountingThrottle):
+    """Password reset requests per client IP: each may send mail."""
+
+    scope = "password_reset_ip"
+    rate_setting = "PASSWORD_RESET_THROTTLE_RATE"
+
+    def ident(self, request) -> str:
+        return ip_bucket(client_ip(request))
+
+    def on_refused(self, request) -> None:
+        setattr(request, RESET_IP_REFUSED, True)
+
+
+class PasswordResetAddressThrottle(CountingThrottle):
+    """Password reset requests per address, from every client IP together: no mailbox gets more
+    than the limit's mails. Counted by a keyed hash of the case-folded address (never the address),
+    whether or not an account uses it, so that its answers tell nothing.
+
+    A stranger may spend it for the real user, but not lock them out: each request the limit let
+    through mailed the account a link, and the last of them still works until this window ends (a
+    key lives PASSWORD_RESET_TIMEOUT, an hour by default, as long as the default rate's window). A
+    request the per-IP limit refused is not counted here: one address's flood spends its own
+    budget, not the mailbox's."""
+
+    scope = "password_reset_address"
+    rate_setting = "PASSWORD_RESET_THROTTLE_RATE"
+
+    def allow_request(self, request, view) -> bool:
+        if getattr(request, RESET_IP_REFUSED, False):
+            return True  # refused already, by the per-IP limit: not counted here
+        return super().allow_request(request, view)
+
+    def ident(self, request) -> str | None:
+        address = reset_address(request)
+        if not address:
+            return None  # nothing to count; the serializer answers 400
+        return typed_name_digest(address, purpose="throttle.email")
+
+
+# The order matters: the per-address limit reads what the per-IP limit decided for this request.
+PASSWORD_RESET_THROTTLES = (PasswordResetIPThrottle, PasswordResetAddressThrottle)
+
+
+class PasswordResetConfirmThrottle(CountingThrottle):
+    """Password reset confirmations per client IP: keys are tried there."""
+
+    scope = "password_reset_confirm"
+    rate_setting = "PASSWORD_RESET_CONFIRM_THROTTLE_RATE"
+
+    def ident(self, request) -> str:
+        return ip_bucket(client_ip(request))
 
 
 def login_attempt_wait(request, *, username: str) -> float | None:

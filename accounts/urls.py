@@ -15,5 +15,11 @@ urlpatterns = [
     path("auth/sessions/", views.SessionListView.as_view(), name="sessions"),
     path("auth/sessions/<uuid:session_id>/", views.SessionDetailView.as_view(), name="session-detail"),
     path("auth/password/change/", views.PasswordChangeView.as_view(), name="password-change"),
+    path("auth/password/reset/", views.PasswordResetView.as_view(), name="password-reset"),
+    path(
+        "auth/password/reset/confirm/",
+        views.PasswordResetConfirmView.as_view(),
+        name="password-reset-confirm",
+    ),
     path("users/me/", views.MeView.as_view(), name="me"),
 ]

@@ -24,7 +24,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt import views as jwt_views
 
-from . import cookies, health, keys, metrics, selectors, services, transports
+from . import cookies, health, keys, metrics, password_reset, selectors, services, transports
 from .authentication import SessionJWTAuthentication
 from .conf import app_settings, jwt_settings
 from .errors import AuthError, SessionNotFound
@@ -41,6 +41,8 @@ from .serializers import (
     LoginSerializer,
     LogoutSerializer,
     PasswordChangeSerializer,
+    PasswordResetConfirmSerializer,
+    PasswordResetSerializer,
     RefreshBodySerializer,
     RefreshSerializer,
     RegisterSerializer,
@@ -48,7 +50,13 @@ from .serializers import (
     SessionSerializer,
     UserSerializer,
 )
-from .throttles import LOGIN_THROTTLES, PasswordChangeThrottle, RegisterThrottle
+from .throttles import (
+    LOGIN_THROTTLES,
+    PASSWORD_RESET_THROTTLES,
+    PasswordChangeThrottle,
+    PasswordResetConfirmThrottle,
+    RegisterThrottle,
+)
 from .tokens import refresh_token_verify
 
 
@@ -347,6 +355,37 @@ class PasswordChangeView(ApiView):
             origin=request_origin(request),
         )
         return Response({"detail": "Password changed; your other sessions were signed out."})
+
+
+class PasswordResetView(PublicView):
+    """Ask for a reset link: the same answer, whether or not an account uses the address."""
+
+    throttle_classes = PASSWORD_RESET_THROTTLES
+
+    @extend_schema(request=PasswordResetSerializer, responses={202: DetailSerializer})
+    def post(self, request):
+        serializer = PasswordResetSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        password_reset.password_reset_request(**serializer.validated_data, origin=request_origin(request))
+        detail = "If an account uses that address, a link to reset its password is on its way."
+        return Response({"detail": detail}, status=status.HTTP_202_ACCEPTED)
+
+
+class PasswordResetConfirmView(PublicView):
+    """A new password with the key from the mailed link; every session ends, nobody is signed in."""
+
+    throttle_classes = (PasswordResetConfirmThrottle,)
+    error_statuses = {
+        400: "Invalid input (`invalid`, messages per field in `errors`, the password validators' "
+        "under `new_password`), or a bad, used or expired key (`invalid_key`)."
+    }
+
+    @extend_schema(request=PasswordResetConfirmSerializer, responses={200: DetailSerializer})
+    def post(self, request):
+        serializer = PasswordResetConfirmSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        password_reset.password_reset_confirm(**serializer.validated_data, origin=request_origin(request))
+        return Response({"detail": "Password reset; every session was signed out. Sign in again."})
 
 
 class MeView(ApiView):

@@ -280,6 +280,10 @@ _accounts_from_environment = {  # environment variable: (setting, cast)
     "JWT_VERIFY_KEYS": ("ACCOUNTS_JWT_VERIFY_KEYS", env.list),
     "JWKS_MAX_AGE": ("ACCOUNTS_JWKS_MAX_AGE", _seconds),
     "SITE_NAME": ("ACCOUNTS_SITE_NAME", env.str),
+    "PASSWORD_RESET_URL": ("ACCOUNTS_PASSWORD_RESET_URL", env.str),
+    "PASSWORD_RESET_TIMEOUT": ("ACCOUNTS_PASSWORD_RESET_TIMEOUT", _seconds),
+    "PASSWORD_RESET_THROTTLE_RATE": ("ACCOUNTS_PASSWORD_RESET_THROTTLE_RATE", env.str),
+    "PASSWORD_RESET_CONFIRM_THROTTLE_RATE": ("ACCOUNTS_PASSWORD_RESET_CONFIRM_THROTTLE_RATE", env.str),
     "MAIL_MAX_ATTEMPTS": ("ACCOUNTS_MAIL_MAX_ATTEMPTS", env.int),
     "SECURITY_NOTICES": ("ACCOUNTS_SECURITY_NOTICES", env.bool),
     "METRICS_TOKEN": ("ACCOUNTS_METRICS_TOKEN", env.str),
@@ -287,6 +291,10 @@ _accounts_from_environment = {  # environment variable: (setting, cast)
 for _variable, (_setting, _cast) in _accounts_from_environment.items():
     if _variable in os.environ:
         globals()[_setting] = _cast(_variable)
+# Django's own PASSWORD_RESET_TIMEOUT (3 days by default) also bounds the app's reset keys: set to the
+# same value, so that the variable alone decides.
+if "PASSWORD_RESET_TIMEOUT" in os.environ:
+    PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT")
 
 # --- Django REST framework, simplejwt, drf-spectacular ----------------------------------------
 REST_FRAMEWORK = {

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -462,3 +463,31 @@ class MetricDeltas:
 
     def __call__(self, name: str, **labels: str) -> float:
         return metric(name, **labels) - self.before.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+@contextmanager
+def signal_handlers_kept():
+    """db_worker installs its own SIGINT/SIGTERM handlers; the test process gets its own back."""
+    kept = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)}
+    try:
+        yield
+    finally:
+        for number, handler in kept.items():
+            signal.signal(number, handler)
+
+
+def run_worker(*, until: float) -> None:
+    """``manage.py db_worker --batch`` (the command `make worker` runs) in this process, again and
+    again until no task is left waiting or ``until`` (a time.monotonic()) passes."""
+    from django.core.management import call_command
+    from django_tasks_db.models import DBTaskResult
+
+    while time.monotonic() < until:
+        with signal_handlers_kept():
+            call_command(
+                "db_worker", batch=True, interval=0, startup_delay=False, reload=False, verbosity=0
+            )
+        if not DBTaskResult.objects.filter(status="READY").exists():
+            return
+        time.sleep(0.05)
+    raise AssertionError("tasks still waiting")

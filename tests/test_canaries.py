@@ -224,3 +224,22 @@ def test_pyjwt_instances_sign_and_verify_through_their_own_jws():
     assert instance.decode(token, secret, algorithms=["HS256"]) == {"sub": "1"}
     assert Counted.used == 2, message
     assert type(jwt.get_algorithm_by_name("HS256")) is HMACAlgorithm, message
+
+
+# --- Django: PasswordResetTokenGenerator's tokens start with the time they were made -------------
+def test_django_reset_tokens_start_with_their_time_in_seconds(user_factory):
+    """accounts.password_reset.PasswordResetKeys.age reads a token's age from its first part (the
+    time it was made, in base 36, in seconds), against a token made now."""
+    from datetime import datetime
+
+    from django.contrib.auth.tokens import PasswordResetTokenGenerator
+    from django.utils.http import base36_to_int
+
+    user = user_factory()
+    token = PasswordResetTokenGenerator().make_token(user)
+    made, separator, _ = token.partition("-")
+    seconds = (datetime.now() - datetime(2001, 1, 1)).total_seconds()  # Django's epoch for them
+    assert separator and abs(base36_to_int(made) - seconds) < 5, (
+        f"Django's reset token {token!r} no longer starts with its time in seconds: revisit "
+        "accounts/password_reset.py (PasswordResetKeys.age)"
+    )

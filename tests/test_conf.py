@@ -28,6 +28,11 @@ DEFAULTS = {  # the values the README's configuration table documents
     "JWT_VERIFY_KEYS": [],
     "JWKS_MAX_AGE": timedelta(hours=1),
     "NATIVE_APP_ORIGINS": [],
+    "PASSWORD_RESET_URL": "http://localhost:5173/#reset={key}",
+    "PASSWORD_RESET_TIMEOUT": timedelta(hours=1),
+    "PASSWORD_RESET_THROTTLE_RATE": "5/hour",
+    "PASSWORD_RESET_CONFIRM_THROTTLE_RATE": "20/hour",
+    "SITE_NAME": "authproject",
 }
 LIFETIMES = ("ACCESS_TOKEN_LIFETIME", "REFRESH_TOKEN_LIFETIME")
 

@@ -3,13 +3,10 @@ a free port by the ``smtp_server`` fixture); the tests read what it received. Fa
 listening (connection refused) and a server that never answers (EMAIL_TIMEOUT)."""
 
 import logging
-import signal
 import time
-from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
-from django.core.management import call_command
 from django.db import transaction
 from django.test import Client
 from django_tasks_db.models import DBTaskResult
@@ -17,7 +14,7 @@ from django_tasks_db.models import DBTaskResult
 from accounts.mail import mail_build, mail_send_later
 from accounts.models import AuditEvent, AuditEventType
 
-from .helpers import MetricDeltas, free_port, links_in, mail_html, mail_text, silent_smtp_server
+from .helpers import MetricDeltas, free_port, links_in, mail_html, mail_text, run_worker, silent_smtp_server
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls("tests.mail_urls")]
 
@@ -55,29 +52,6 @@ def send_hello(to="alice@example.com", link="https://app.example.com/#verify=abc
     """POST to the test view, which sends ``hello`` from inside its transaction."""
     client = Client(raise_request_exception=False)
     return client.post("/hello/", {"to": to, "link": link, **fields}, QUERY_STRING=query)
-
-
-@contextmanager
-def signal_handlers_kept():
-    """db_worker installs its own SIGINT/SIGTERM handlers; the test process gets its own back."""
-    kept = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)}
-    try:
-        yield
-    finally:
-        for number, handler in kept.items():
-            signal.signal(number, handler)
-
-
-def run_worker(*, until: float) -> None:
-    """``manage.py db_worker --batch`` (the command `make worker` runs) in this process, again and
-    again until no task is left waiting or ``until`` (a time.monotonic()) passes."""
-    while time.monotonic() < until:
-        with signal_handlers_kept():
-            call_command("db_worker", batch=True, interval=0, startup_delay=False, reload=False, verbosity=0)
-        if not DBTaskResult.objects.filter(status="READY").exists():
-            return
-        time.sleep(0.05)
-    raise AssertionError("tasks still waiting")
 
 
 def audit(type_: str) -> list[str]:
@@ -230,7 +204,8 @@ def test_a_mail_that_cannot_be_rendered_is_given_up_at_once_and_the_request_stil
 ):
     (mail_templates / "hello.txt").unlink()
     assert send_hello(to="gina@example.com").status_code == 202
-    assert audit(AuditEventType.MAIL_FAILED) == ["hello to @example.com: TemplateDoesNotExist while rendering"]
+    given_up = ["hello to @example.com: TemplateDoesNotExist while rendering"]
+    assert audit(AuditEventType.MAIL_FAILED) == given_up
 
 
 def test_a_hung_smtp_server_is_given_up_after_email_timeout(mail_templates, settings):

@@ -3,8 +3,9 @@
 Each flow runs with every log record captured (all loggers, DEBUG and up, tracebacks included), and
 with the lines the project's log handler writes in JSON (LOG_FORMAT=json, with each request's id,
 user and session prefix); then every row of every table is read back raw. None may contain the
-text of any token the flows handed out (whole, or its signature) nor any password that was typed. A password typed into
-the username field is looked for in the shared cache too, with its bare SHA-256.
+text of any token the flows handed out (whole, or its signature) nor any password that was typed.
+A password typed into the username field is looked for in the shared cache too, with its bare
+SHA-256.
 """
 
 import hashlib
@@ -13,18 +14,20 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
-from django.test import Client
+from django.core import mail
+from django.test import Client, TestCase
 from django.urls import reverse
 
 from accounts.tokens import RefreshToken
 
-from .helpers import PASSWORD, BrowserClient, NativeClient, cache_own_entries
+from .helpers import PASSWORD, BrowserClient, NativeClient, cache_own_entries, links_in
 
 pytestmark = pytest.mark.django_db
 
 NEW_PASSWORD = "a brand new horse battery"
 WRONG_PASSWORD = "wrong-password-never-stored"
-TYPED_PASSWORDS = (PASSWORD, NEW_PASSWORD, WRONG_PASSWORD)
+RESET_PASSWORD = "a password set by reset 42"
+TYPED_PASSWORDS = (PASSWORD, NEW_PASSWORD, WRONG_PASSWORD, RESET_PASSWORD)
 WINDOW = 16
 
 
@@ -74,7 +77,8 @@ def all_log_text(records: list[logging.LogRecord]) -> str:
 
 def run_every_flow(tokens: Tokens, user, settings) -> None:
     """Browser and native sign-in, refresh (current, within grace, reuse), Bearer calls, logout,
-    logout everywhere, password change, failed and throttled logins, the admin's login form."""
+    logout everywhere, password change, failed and throttled logins, the admin's login form,
+    password reset (asked for a known and an unknown address, confirmed, the key tried again)."""
     settings.ACCOUNTS_LOGIN_THROTTLE_RATE = "100/min"
     browser = BrowserClient()
     tokens.take(browser.sign_in(HTTP_USER_AGENT="Firefox"))
@@ -131,6 +135,19 @@ def run_every_flow(tokens: Tokens, user, settings) -> None:
     admin.post(reverse("admin:login"), {"username": "alice", "password": WRONG_PASSWORD})
     admin.post(reverse("admin:login"), {"username": "alice", "password": PASSWORD})
 
+    with TestCase.captureOnCommitCallbacks(execute=True):  # the mail task runs after the commit
+        for address in ("alice@example.com", "nobody@example.com"):
+            BrowserClient().post("/api/auth/password/reset/", {"email": address}, format="json")
+    [link] = links_in(mail.outbox[-1].body)
+    key = link.partition("#reset=")[2]
+    tokens.seen.add(key)
+    for password in (WRONG_PASSWORD[:3], RESET_PASSWORD, RESET_PASSWORD):  # refused, set, used key
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            BrowserClient().post(
+                "/api/auth/password/reset/confirm/", {"key": key, "new_password": password}, format="json"
+            )
+    assert user.__class__.objects.get(pk=user.pk).check_password(RESET_PASSWORD)
+
 
 def third_session(user):
     """A live session of the user (for a token to garble)."""
@@ -148,6 +165,7 @@ def test_no_token_or_password_is_stored_or_logged_after_every_flow(user, setting
     assert len(tokens.seen) >= 10  # the flows did hand out tokens
     stored, logged, written = all_rows_as_text(), all_log_text(caplog.records), json_log_lines.text()
     assert "reuse_detected" in stored and "login_failed" in stored  # the trail was written
+    assert "password_reset_completed" in stored
     assert caplog.records  # and so were log lines
     lines = json_log_lines()  # each one JSON
     assert lines and all(line["request_id"] for line in lines if line["logger"] == "django.request")

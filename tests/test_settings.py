@@ -52,11 +52,19 @@ ONE_VARIABLE_ONE_SETTING = [
     ("STATIC_ROOT", "/srv/static", "STATIC_ROOT", Path("/srv/static")),
     ("SITE_NAME", "Example", "ACCOUNTS_SITE_NAME", "Example"),
     ("MAIL_MAX_ATTEMPTS", "2", "ACCOUNTS_MAIL_MAX_ATTEMPTS", 2),
+    ("PASSWORD_RESET_URL", "myapp://reset/{key}", "ACCOUNTS_PASSWORD_RESET_URL", "myapp://reset/{key}"),
+    ("PASSWORD_RESET_THROTTLE_RATE", "3/hour", "ACCOUNTS_PASSWORD_RESET_THROTTLE_RATE", "3/hour"),
+    (
+        "PASSWORD_RESET_CONFIRM_THROTTLE_RATE",
+        "9/hour",
+        "ACCOUNTS_PASSWORD_RESET_CONFIRM_THROTTLE_RATE",
+        "9/hour",
+    ),
     ("DEFAULT_FROM_EMAIL", "Ex <no-reply@example.com>", "DEFAULT_FROM_EMAIL", "Ex <no-reply@example.com>"),
     ("EMAIL_TIMEOUT", "3", "EMAIL_TIMEOUT", 3),
 ]
 # Read by the tests below, and cleared like the ones above.
-ALSO_READ = ["EMAIL_URL", "DJANGO_DEBUG", "TASKS_BACKEND", "CACHE_KEY_PREFIX"]
+ALSO_READ = ["EMAIL_URL", "DJANGO_DEBUG", "TASKS_BACKEND", "CACHE_KEY_PREFIX", "PASSWORD_RESET_TIMEOUT"]
 IMMEDIATE = "django_tasks.backends.immediate.ImmediateBackend"
 VARIABLES = [variable for variable, *_ in ONE_VARIABLE_ONE_SETTING]
 
@@ -253,3 +261,10 @@ def test_cache_key_prefix_starts_every_cache_key(monkeypatch):
     assert load_settings(monkeypatch)["CACHES"]["default"]["KEY_PREFIX"] == "authproject"
     found = load_settings(monkeypatch, CACHE_URL="redis://127.0.0.1:6379/3", CACHE_KEY_PREFIX="shop")
     assert found["CACHES"]["default"]["KEY_PREFIX"] == "shop"
+
+
+def test_the_password_reset_timeout_sets_the_apps_and_djangos_own_which_bounds_the_same_keys(monkeypatch):
+    unset = load_settings(monkeypatch)
+    found = load_settings(monkeypatch, PASSWORD_RESET_TIMEOUT="604800")
+    changed = {name: found[name] for name in found if name not in unset or found[name] != unset[name]}
+    assert changed == {"ACCOUNTS_PASSWORD_RESET_TIMEOUT": timedelta(days=7), "PASSWORD_RESET_TIMEOUT": 604800}

@@ -49,6 +49,8 @@ def test_schema_is_openapi_3_and_lists_every_endpoint(browser):
         "/api/auth/login/",
         "/api/auth/refresh/",
         "/api/auth/sessions/{session_id}/",
+        "/api/auth/password/reset/",
+        "/api/auth/password/reset/confirm/",
         "/api/users/me/",
     ]:
         assert path in schema["paths"]

@@ -3,9 +3,10 @@
     DJANGO_SETTINGS_MODULE=tests.second_project.settings python -m tests.second_project.flow
 
 It runs the system checks, creates an empty database and migrates it (Django's test-database
-creation runs ``migrate``), runs ``makemigrations --check`` against it, then drives the API and the
-admin with Django's test client, CSRF checks on. Exit status 0 and "second project: all steps
-passed" when every step passes; a traceback naming the step otherwise. ``--checks-only`` stops
+creation runs ``migrate``), runs ``makemigrations --check`` against it, then drives the API
+(password reset included) and the admin with Django's test client, CSRF checks on. Exit status 0
+and "second project: all steps passed" when every step passes; a traceback naming the step
+otherwise. ``--checks-only`` stops
 after the checks; ``--without-authproject`` first makes this repo's project package unimportable,
 as it is in any other project. Not collected by pytest (the name does not match test_*.py):
 tests/test_second_project.py runs it.
@@ -132,6 +133,41 @@ def admin_flow() -> None:
     expect(browser_me, 401, "token_revoked")
 
 
+def reset_flow() -> None:
+    """Password reset by e-mail address with the project's user model: the mailed key sets a new
+    password once, ends every session and signs nobody in."""
+    from django.core import mail
+    from django.test import Client
+
+    from accounts.models import Session
+
+    browser = Client(enforce_csrf_checks=True)
+
+    def post(path, data):
+        return browser.post(path, data, content_type="application/json")
+
+    step("password reset: the same 202 for a member's address and another; only the member gets mail")
+    login = {"email": "ada@example.com", "password": PASSWORD}
+    access = expect(post("/api/auth/login/", login), 200)["access"]
+    mail.outbox = []
+    known = expect(post("/api/auth/password/reset/", {"email": "ADA@example.com"}), 202)
+    assert expect(post("/api/auth/password/reset/", {"email": "nobody@example.com"}), 202) == known
+    [message] = mail.outbox
+    assert message.to == ["ada@example.com"], message.to
+    [link] = [line for line in message.body.splitlines() if line.startswith("http://localhost:5173/#reset=")]
+    key = link.partition("#reset=")[2]
+
+    step("password reset confirm: the password is set, every session ends, the key works once")
+    reset = {"key": key, "new_password": "a new staple for ada 7"}
+    confirmed = post("/api/auth/password/reset/confirm/", reset)
+    assert set(expect(confirmed, 200)) == {"detail"} and not confirmed.cookies, "it signed someone in"
+    expect(browser.get("/api/users/me/", headers={"Authorization": f"Bearer {access}"}), 401, "token_revoked")
+    assert not Session.objects.active().exists()
+    assert mail.outbox[-1].subject.endswith("password was reset"), mail.outbox[-1].subject
+    expect(post("/api/auth/password/reset/confirm/", reset), 400, "invalid_key")
+    expect(post("/api/auth/login/", {"email": "ada@example.com", "password": "a new staple for ada 7"}), 200)
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checks-only", action="store_true")
@@ -157,6 +193,9 @@ def main(argv: list[str]) -> None:
         with override_settings(PASSWORD_HASHERS=FAST_HASHERS):
             api_flow()
             admin_flow()
+            # The steps above may have spent this second's load-shedding budget of password checks.
+            with override_settings(ACCOUNTS_LOGIN_GLOBAL_THROTTLE_RATE=None):
+                reset_flow()
     finally:
         teardown_databases(databases, verbosity=1)
     print("second project: all steps passed", flush=True)
