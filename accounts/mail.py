@@ -48,6 +48,11 @@ logger = logging.getLogger(__name__)
 SEND_ERRORS = (smtplib.SMTPException, OSError)
 
 
+def json_id(pk):
+    """A primary key as a task's JSON arguments hold it: an integer, else its text (a UUID)."""
+    return pk if isinstance(pk, int) or pk is None else str(pk)
+
+
 def recipient_domain(address: str) -> str:
     """What a log line may say about a recipient: ``@example.com``."""
     return "@" + address.rpartition("@")[2]
@@ -97,7 +102,7 @@ def mail_send_later(
                 "template": template,
                 "context": context or {},
                 "context_from": context_from,
-                "user_id": user_id,
+                "user_id": json_id(user_id),
                 "attempt": 1,
             }
         )

@@ -31,6 +31,7 @@ class Notice(models.TextChoices):
     """What a notice is about: its template is ``accounts/email/notice_<value>``."""
 
     PASSWORD_CHANGED = "password_changed", "password changed"
+    PASSWORD_RESET = "password_reset", "password reset"
     REUSE_DETECTED = "reuse_detected", "a session ended by refresh-token reuse"
     NEW_DEVICE = "new_device", "a sign-in from a new device"
 

@@ -25,12 +25,11 @@ from django.utils.encoding import force_bytes, force_str
 from django.utils.http import base36_to_int, urlsafe_base64_decode, urlsafe_base64_encode
 from django.utils.timesince import timesince
 
-from . import selectors
+from . import notices, selectors
 from .audit import audit_event_build, audit_event_record, audit_events_record, typed_name_hashed
 from .conf import app_settings
-from .devices import device_name
 from .errors import InvalidKey, PasswordRejected
-from .mail import mail_send_later, task
+from .mail import json_id, mail_send_later, task
 from .models import AuditEventType, RevokeReason
 from .origin import NOWHERE, Origin
 from .services import sessions_revoke_for_users
@@ -84,11 +83,6 @@ def _user_for_key(key: str):
     return user
 
 
-def _json_id(pk):
-    """A primary key as a task's JSON arguments hold it (an integer, else its text: a UUID)."""
-    return pk if isinstance(pk, int) else str(pk)
-
-
 # --- asking -------------------------------------------------------------------------------------
 def password_reset_request(*, email: str, origin: Origin = NOWHERE) -> None:
     """Ask for reset links for ``email``: one task is enqueued when the transaction commits,
@@ -123,13 +117,13 @@ def password_reset_mail(*, email: str, ip: str | None, user_agent: str) -> int:
             to=address,
             template="password_reset",
             context={
-                "user_id": _json_id(user.pk),
+                "user_id": json_id(user.pk),
                 "address": address,
                 "username": user.get_username(),
                 "valid_for": valid_for.replace("\xa0", " "),
             },
             context_from="accounts.password_reset.password_reset_link",
-            user_id=_json_id(user.pk),
+            user_id=json_id(user.pk),
         )
     return len(users)
 
@@ -163,20 +157,5 @@ def password_reset_confirm(*, key: str, new_password: str, origin: Origin = NOWH
         user.set_password(new_password)
         user.save(update_fields=["password"])
         audit_event_record(type=AuditEventType.PASSWORD_RESET_COMPLETED, user_id=user.pk, origin=origin)
-        if address := getattr(user, user.get_email_field_name(), ""):
-            mail_send_later(
-                to=address,
-                template="password_reset_done",
-                context=_notice_context(origin),
-                user_id=_json_id(user.pk),
-            )
+        notices.notice_send(user=user, notice=notices.Notice.PASSWORD_RESET, origin=origin)
     return user
-
-
-def _notice_context(origin: Origin) -> dict:
-    """What the notice says of the reset: when, from which device and IP."""
-    return {
-        "time": f"{timezone.now():%Y-%m-%d %H:%M} UTC",
-        "device": device_name(origin.user_agent) or "an unknown device",
-        "ip": origin.ip or "an unknown address",
-    }
