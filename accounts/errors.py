@@ -72,3 +72,19 @@ class DuplicateRefreshCookie(
     """Two cookies of the refresh cookie's name in one request: another host of a shared parent
     domain (a sibling subdomain) may have set one of them, so the server cannot tell which is this
     client's. Neither is used, and neither rotates."""
+
+
+class InvalidKey(AuthError, code="invalid_key", message="This link is not valid: it may have expired or been used already."):
+    """A link's key that is bad, used or expired."""
+
+
+class EmailUnverified(
+    AuthError, code="email_unverified", message="Verify your e-mail address first: follow the link we mailed you."
+):
+    """EMAIL_VERIFICATION is mandatory and the right password was given for an unverified address."""
+
+
+class WrongPasswordForEmailChange(
+    AuthError, code="wrong_password", message="The password is not correct."
+):
+    """An e-mail change with the wrong password (a field error on ``password``)."""

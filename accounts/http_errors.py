@@ -16,7 +16,9 @@ from .errors import (
     AuthError,
     BodyTransportForbidden,
     DuplicateRefreshCookie,
+    EmailUnverified,
     InvalidCredentials,
+    InvalidKey,
     SessionNotFound,
     TokenExpired,
     TokenInvalid,
@@ -24,6 +26,7 @@ from .errors import (
     TokenRevoked,
     UsernameTaken,
     WrongPassword,
+    WrongPasswordForEmailChange,
 )
 
 
@@ -75,11 +78,17 @@ _HTTP_ERRORS: dict[type[AuthError], type[exceptions.APIException]] = {
     SessionNotFound: exceptions.NotFound,
     BodyTransportForbidden: BadRequest,
     DuplicateRefreshCookie: BadRequest,
+    InvalidKey: BadRequest,
+    EmailUnverified: exceptions.PermissionDenied,
 }
 
 
 # Domain errors that are about one input field: 400 validation errors on that field.
-_FIELD_ERRORS: dict[type[AuthError], str] = {WrongPassword: "old_password", UsernameTaken: "username"}
+_FIELD_ERRORS: dict[type[AuthError], str] = {
+    WrongPassword: "old_password",
+    UsernameTaken: "username",
+    WrongPasswordForEmailChange: "password",
+}
 
 
 def to_http_error(error: AuthError) -> exceptions.APIException:

@@ -25,10 +25,18 @@ from django.db.models.functions import Least
 from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
+from . import email_verification
 from .audit import audit_event_build, audit_event_record, audit_events_record
 from .conf import app_settings
 from .devices import device_name
-from .errors import InvalidCredentials, TokenExpired, TokenRevoked, UsernameTaken, WrongPassword
+from .errors import (
+    EmailUnverified,
+    InvalidCredentials,
+    TokenExpired,
+    TokenRevoked,
+    UsernameTaken,
+    WrongPassword,
+)
 from .models import AuditEvent, AuditEventType, RevokeReason, Session
 from .origin import NOWHERE, Origin
 from .statements import Param, Statement
@@ -55,14 +63,17 @@ def tokens_issue(*, session: Session) -> IssuedTokens:
     return IssuedTokens(session=session, access=refresh.access_token, refresh=refresh)
 
 
-def user_create(*, username: str, email: str, password: str):
+def user_create(*, username: str, email: str, password: str, origin: Origin = NOWHERE):
     """A new active user; the password is hashed (Argon2 by default). A username taken meanwhile
-    (a concurrent registration won the unique index) is UsernameTaken, not a database error."""
+    (a concurrent registration won the unique index) is UsernameTaken, not a database error.
+    Unless EMAIL_VERIFICATION is "none", the address is mailed a link that verifies it."""
     try:
         with transaction.atomic():
-            return get_user_model().objects.create_user(username=username, email=email, password=password)
+            user = get_user_model().objects.create_user(username=username, email=email, password=password)
     except IntegrityError as e:
         raise UsernameTaken() from e
+    email_verification.verification_send_after_registration(user=user, origin=origin)
+    return user
 
 
 def session_create(*, user, ip: str | None, user_agent: str, now: datetime | None = None) -> Session:
@@ -108,12 +119,25 @@ def session_login(*, username: str, password: str, origin: Origin) -> IssuedToke
     inactive user raise the same error; Django's ModelBackend also hashes the password for an
     unknown user, so the three take similar time. ``authenticate()`` gets the request, so that its
     ``user_login_failed`` carries it (django-axes counts failures by it) and request-aware backends
-    work.
+    work. Under EMAIL_VERIFICATION "mandatory" an unverified address opens no session
+    (EmailUnverified), after the password was found right.
     """
     user = authenticate(origin.request, username=username, password=password)
     if user is None:
         audit_event_record(type=AuditEventType.LOGIN_FAILED, username=username, origin=origin)
         raise InvalidCredentials()
+    if app_settings.EMAIL_VERIFICATION == email_verification.MANDATORY and not (
+        email_verification.email_is_verified(user=user)
+    ):
+        # The right password: the answer may say so (403), but no session opens.
+        audit_event_record(
+            type=AuditEventType.LOGIN_FAILED,
+            user_id=user.pk,
+            username=username,
+            origin=origin,
+            detail="e-mail address unverified",
+        )
+        raise EmailUnverified()
     return session_open(user=user, origin=origin)
 
 

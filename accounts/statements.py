@@ -41,6 +41,8 @@ class Param(Expression):
 class Statement:
     """One SELECT, or one ``UPDATE ... RETURNING``, compiled once per database.
 
+    A SELECT's annotations are set on each instance by their alias.
+
     ``build()`` gives the queryset, with ``Param`` for its values; ``update()``, when given, the
     values an UPDATE of that queryset sets. Either way the statement yields instances of the
     queryset's model: a SELECT's with the columns it selects, an UPDATE's with the ``returning``
@@ -68,18 +70,22 @@ class Statement:
             compiler = queryset.query.get_compiler(using)
             sql, params = compiler.as_sql()
             columns = [column for column, _, _ in compiler.select]
+            # Annotations come after the model's columns; each is set on the instance by its alias.
+            annotations = sorted(compiler.annotation_col_map, key=compiler.annotation_col_map.get)
         else:
             sql, params, columns = update_returning_sql(
                 queryset, self.update(), returning=self.returning, using=using
             )
-        names = [column.target.attname for column in columns]
+            annotations = []
+        fields = columns[: len(columns) - len(annotations)]
+        names = [column.target.attname for column in fields]
         if model._meta.pk.attname not in names:
             raise ValueError(f"{model.__name__} statement returns no primary key: {names}")
         converters = [
             connection.ops.get_db_converters(column) + column.get_db_converters(connection)
             for column in columns
         ]
-        return model, sql, tuple(params), names, list(zip(columns, converters, strict=True))
+        return model, sql, tuple(params), names, annotations, list(zip(columns, converters, strict=True))
 
     def sql(self, *, using: str = "default") -> str:
         """The SQL text this statement runs on that database (compiled on first use)."""
@@ -96,7 +102,7 @@ class Statement:
 
     def rows(self, *, using: str = "default", **values) -> list[models.Model]:
         """The statement's rows for these values of its parameters, as model instances."""
-        model, sql, params, names, converters = self._compiled_for(using)
+        model, sql, params, names, annotations, converters = self._compiled_for(using)
         connection = connections[using]
         bound = [param.bind(values, connection) if isinstance(param, Param) else param for param in params]
         with transaction.mark_for_rollback_on_error(using), connection.cursor() as cursor:
@@ -108,7 +114,10 @@ class Statement:
             for i, (column, functions) in enumerate(converters):
                 for convert in functions:
                     converted[i] = convert(converted[i], column, connection)
-            instances.append(model.from_db(using, names, converted))
+            instance = model.from_db(using, names, converted[: len(names)])
+            for alias, value in zip(annotations, converted[len(names) :], strict=True):
+                setattr(instance, alias, value)
+            instances.append(instance)
         return instances
 
     def first(self, *, using: str = "default", **values) -> models.Model | None:

@@ -16,4 +16,7 @@ urlpatterns = [
     path("auth/sessions/<uuid:session_id>/", views.SessionDetailView.as_view(), name="session-detail"),
     path("auth/password/change/", views.PasswordChangeView.as_view(), name="password-change"),
     path("users/me/", views.MeView.as_view(), name="me"),
+    path("auth/email/verify/", views.EmailVerifyView.as_view(), name="email-verify"),
+    path("auth/email/verify/resend/", views.EmailVerifyResendView.as_view(), name="email-verify-resend"),
+    path("auth/email/change/", views.EmailChangeView.as_view(), name="email-change"),
 ]

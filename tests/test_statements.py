@@ -68,7 +68,12 @@ _USER_COLUMNS = ", ".join(
     )
 )
 _USER_FOR_ACCESS_TOKEN_SQL = (
-    f'SELECT {_USER_COLUMNS} FROM "auth_user" '
+    f"SELECT {_USER_COLUMNS}, "
+    # GET /api/users/me/'s email_verified, in the same statement (EmailAddressStateQuerySet.verifying).
+    'EXISTS(SELECT %s AS "a" FROM "accounts_emailaddressstate" U0 '
+    'WHERE (U0."user_id" = ("auth_user"."id") AND U0."verified_email" = ("auth_user"."email") '
+    'AND NOT (U0."verified_email" = %s)) LIMIT 1) AS "accounts_email_verified" '
+    'FROM "auth_user" '
     'WHERE ("auth_user"."is_active" AND "auth_user"."id" = (%s) '
     'AND EXISTS(SELECT %s AS "a" FROM "accounts_session" U0 '
     'WHERE (U0."revoked_at" IS NULL AND U0."absolute_expires_at" > (%s) AND U0."idle_expires_at" > (%s) '
@@ -89,7 +94,7 @@ PINNED = {
     "accounts.selectors._USER_FOR_ACCESS_TOKEN": {
         "sqlite": _USER_FOR_ACCESS_TOKEN_SQL,
         "postgresql": _USER_FOR_ACCESS_TOKEN_SQL,
-        "parameters": ["user_id", 1, "now", "now", "session_id"],
+        "parameters": [1, "", "user_id", 1, "now", "now", "session_id"],
     },
     "accounts.services._SESSION_ROTATE": {
         "sqlite": _SESSION_ROTATE_SQL.format(least="MIN"),

@@ -14,7 +14,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.http import urlencode
 
-from ..models import Session
+from ..models import EmailAddressState, Session
 from .sessions import RevokeViewMixin, SessionAdmin, may_revoke, revoke_sessions, short_datetime
 from .shared import admin_change_url
 
@@ -69,6 +69,28 @@ class ActiveSessionInline(admin.TabularInline):
         return False
 
 
+class EmailAddressStateInline(admin.StackedInline):
+    """The user's e-mail verification, read-only: the verified address and the one asked for."""
+
+    model = EmailAddressState
+    fields = ("current_address_verified", "verified_email", "verified_at", "pending_email", "pending_since")
+    readonly_fields = fields
+    can_delete = False
+    extra = 0
+    max_num = 0
+    verbose_name_plural = "e-mail verification"
+
+    @admin.display(description="current address verified", boolean=True)
+    def current_address_verified(self, state: EmailAddressState) -> bool:
+        return state.is_verified(getattr(state.user, state.user.get_email_field_name(), "") or "")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
 class UserSessionsAdminMixin(RevokeViewMixin):
     """Sessions on the project's user admin: the user's active sessions (each with a Revoke
     button), a "Revoke all sessions" button on their page, and the same as a list action.
@@ -82,7 +104,7 @@ class UserSessionsAdminMixin(RevokeViewMixin):
 
     def get_inlines(self, request, obj):
         inlines = super().get_inlines(request, obj)
-        return inlines if obj is None else [*inlines, ActiveSessionInline]
+        return inlines if obj is None else [*inlines, ActiveSessionInline, EmailAddressStateInline]
 
     def get_actions(self, request):
         actions = super().get_actions(request)
