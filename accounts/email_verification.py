@@ -118,15 +118,15 @@ def verify_link_context(context: dict) -> dict | None:
 # --- writes ----------------------------------------------------------------------------------------
 def verification_send(*, user, address: str, origin: Origin = NOWHERE) -> None:
     """Mail ``address`` a link that verifies it as the user's (after the transaction commits)."""
+    audit_event_record(
+        type=AuditEventType.EMAIL_VERIFICATION_SENT, user_id=user.pk, origin=origin, detail=recipient_domain(address)
+    )
     mail_send_later(
         to=address,
         template="email_verify",
         context={"user_id": str(user.pk), "address": address, "timeout_hours": _timeout_hours()},
         context_from=f"{__name__}.verify_link_context",
         user_id=user.pk,
-    )
-    audit_event_record(
-        type=AuditEventType.EMAIL_VERIFICATION_SENT, user_id=user.pk, origin=origin, detail=recipient_domain(address)
     )
 
 
@@ -187,7 +187,9 @@ def email_verify(*, key: str, origin: Origin = NOWHERE):
         raise InvalidKey() from e
     if user is None:
         raise InvalidKey()
-    state = email_state_get(user=user) or EmailAddressState(user=user)
+    state = email_state_get(user=user)
+    first = state is None  # nothing verified or asked for yet: the row is new
+    state = state or EmailAddressState(user=user)
     now, current = timezone.now(), _address_of(user)
     if state.pending_email and address_digest(state.pending_email) == digest:
         _email_change_apply(user=user, state=state, now=now, origin=origin)
@@ -195,7 +197,7 @@ def email_verify(*, key: str, origin: Origin = NOWHERE):
     if not current or address_digest(current) != digest or state.is_verified(current):
         raise InvalidKey()
     state.verified_email, state.verified_at = current, now
-    state.save()
+    state.save(force_insert=first)
     audit_event_record(
         type=AuditEventType.EMAIL_VERIFIED, user_id=user.pk, origin=origin, detail=recipient_domain(current)
     )
