@@ -396,3 +396,17 @@ def test_the_user_admin_shows_the_verification_state_read_only(admin_client):
     assert "e-mail verification" in page.lower()
     assert "carol@example.org" in page
     assert 'name="email_address_state-0-pending_email"' not in page  # read-only
+
+
+def test_the_openapi_document_declares_every_answer_of_the_new_endpoints():
+    paths = NativeClient().get("/api/schema/", HTTP_ACCEPT="application/json").json()["paths"]
+    declared = {path: set(paths[path]["post"]["responses"]) for path in (VERIFY, RESEND, CHANGE)}
+    assert declared[VERIFY] >= {"200", "400", "429", "503"}
+    assert "invalid_key" in paths[VERIFY]["post"]["responses"]["400"]["description"]
+    assert declared[RESEND] >= {"202", "400", "401", "429", "503"}
+    assert {} in paths[RESEND]["post"]["security"]  # the token is optional there
+    assert declared[CHANGE] >= {"202", "400", "401", "429", "503"}
+    login = paths["/api/auth/login/"]["post"]["responses"]
+    assert "email_unverified" in login["403"]["description"]
+    me_fields = paths["/api/users/me/"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert me_fields["$ref"].endswith("/Me")

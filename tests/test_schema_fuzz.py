@@ -29,12 +29,18 @@ FUZZ_EXAMPLES = 25
 UNLIMITED = "1000000/min"
 
 # A 400 to a well-formed request is right where it judges the values, not their shape: a taken
-# username, a wrong old password, or Django's password validators (the project's settings, which
-# no schema can state). Everywhere else a well-formed request must be accepted.
+# username, a wrong old password (or a wrong password for an e-mail change), Django's password
+# validators (the project's settings, which no schema can state), or a verification key that is no
+# key. Everywhere else a well-formed request must be accepted.
 JUDGED_VALUES = {
     "operations": [
         {
-            "include-path": ["/api/auth/register/", "/api/auth/password/change/"],
+            "include-path": [
+                "/api/auth/register/",
+                "/api/auth/password/change/",
+                "/api/auth/email/change/",
+                "/api/auth/email/verify/",
+            ],
             "checks": {
                 "positive_data_acceptance": {
                     "expected-statuses": ["2xx", "400", "401", "403", "404", "409", "429"]
@@ -75,7 +81,7 @@ def fuzzable(db, settings, user_factory):
     """Limits raised so that the fuzzer reaches the code behind them (429 is declared all the
     same), a user for the tokens, and the WSGI handler kept from closing the test's database
     connection after each request (Django's test client disconnects the same receivers)."""
-    for name in ("LOGIN", "LOGIN_USERNAME", "LOGIN_IP", "REGISTER", "PASSWORD_CHANGE"):
+    for name in ("LOGIN", "LOGIN_USERNAME", "LOGIN_IP", "REGISTER", "PASSWORD_CHANGE", "EMAIL_VERIFY", "EMAIL_VERIFY_KEY"):
         setattr(settings, f"ACCOUNTS_{name}_THROTTLE_RATE", UNLIMITED)
     _fuzzing_user["user"] = user_factory()
     request_started.disconnect(close_old_connections)
