@@ -16,6 +16,7 @@ from django.contrib.auth import get_user_model
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from .audit import audit_event_record, typed_name_digest
@@ -77,10 +78,17 @@ def email_state_get(*, user) -> EmailAddressState | None:
     return EmailAddressState.objects.filter(user_id=user.pk).first()
 
 
+def email_verified_states(*, user) -> QuerySet[EmailAddressState]:
+    """The user's state if it makes their current address verified (none for no address)."""
+    address = _address_of(user)
+    if not address:
+        return EmailAddressState.objects.none()
+    return EmailAddressState.objects.verifying(user_id=user.pk, address=address)
+
+
 def email_is_verified(*, user) -> bool:
     """Whether the user's current address is verified (one query)."""
-    address = _address_of(user)
-    return bool(address) and EmailAddressState.objects.verifying(user_id=user.pk, address=address).exists()
+    return email_verified_states(user=user).exists()
 
 
 def _address_waiting(*, user, state: EmailAddressState | None) -> str:

@@ -39,7 +39,7 @@ from .errors import (
 )
 from .models import AuditEvent, AuditEventType, RevokeReason, Session
 from .origin import NOWHERE, Origin
-from .statements import Param, Statement
+from .statements import Param, Statement, insert_if
 from .tokens import AccessToken, RefreshToken
 
 
@@ -78,10 +78,24 @@ def user_create(*, username: str, email: str, password: str, origin: Origin = NO
 
 def session_create(*, user, ip: str | None, user_agent: str, now: datetime | None = None) -> Session:
     """A new session for a user who has just proved who they are; the device is named here, once."""
+    session = session_build(user=user, ip=ip, user_agent=user_agent, now=now)
+    session.save(force_insert=True)
+    return session
+
+
+def session_create_if(*, user, ip: str | None, user_agent: str, condition: QuerySet) -> Session | None:
+    """``session_create`` only if ``condition`` has a row, checked in the INSERT itself (one
+    statement); else None and nothing is written."""
+    session = session_build(user=user, ip=ip, user_agent=user_agent)
+    return session if insert_if(session, condition) else None
+
+
+def session_build(*, user, ip: str | None, user_agent: str, now: datetime | None = None) -> Session:
+    """An unsaved session, as ``session_create`` saves it."""
     now = now or timezone.now()
     absolute_expires_at = now + app_settings.SESSION_MAX_AGE
     user_agent = user_agent[: Session._meta.get_field("user_agent").max_length]
-    return Session.objects.create(
+    return Session(
         user=user,
         refresh_jti=new_jti(),
         created_at=now,
@@ -94,7 +108,7 @@ def session_create(*, user, ip: str | None, user_agent: str, now: datetime | Non
     )
 
 
-def session_open(*, user, origin: Origin) -> IssuedTokens:
+def session_open(*, user, origin: Origin, session: Session | None = None) -> IssuedTokens:
     """Open a session for a user whose credentials were checked, record the login, issue tokens.
 
     A sign-in over HTTP (``origin.request`` set) sends ``user_logged_in`` as Django's ``login()``
@@ -103,7 +117,8 @@ def session_open(*, user, origin: Origin) -> IssuedTokens:
     (``RefreshToken.for_user``) has no request for the receivers, which expect one: nothing is sent
     and ``last_login`` stays as it was.
     """
-    session = session_create(user=user, ip=origin.ip, user_agent=origin.user_agent)
+    if session is None:
+        session = session_create(user=user, ip=origin.ip, user_agent=origin.user_agent)
     audit_event_record(
         type=AuditEventType.LOGIN_SUCCEEDED, user_id=user.pk, session_id=session.pk, origin=origin
     )
@@ -126,9 +141,17 @@ def session_login(*, username: str, password: str, origin: Origin) -> IssuedToke
     if user is None:
         audit_event_record(type=AuditEventType.LOGIN_FAILED, username=username, origin=origin)
         raise InvalidCredentials()
-    if app_settings.EMAIL_VERIFICATION == email_verification.MANDATORY and not (
-        email_verification.email_is_verified(user=user)
-    ):
+    if app_settings.EMAIL_VERIFICATION != email_verification.MANDATORY:
+        return session_open(user=user, origin=origin)
+    # The session row is written only if the address is verified, in the same statement: a
+    # verified user's login takes no statement more than under "optional".
+    session = session_create_if(
+        user=user,
+        ip=origin.ip,
+        user_agent=origin.user_agent,
+        condition=email_verification.email_verified_states(user=user),
+    )
+    if session is None:
         # The right password: the answer may say so (403), but no session opens.
         audit_event_record(
             type=AuditEventType.LOGIN_FAILED,
@@ -138,7 +161,7 @@ def session_login(*, username: str, password: str, origin: Origin) -> IssuedToke
             detail="e-mail address unverified",
         )
         raise EmailUnverified()
-    return session_open(user=user, origin=origin)
+    return session_open(user=user, origin=origin, session=session)
 
 
 def session_refresh(*, token: RefreshToken, origin: Origin = NOWHERE) -> IssuedTokens:

@@ -18,9 +18,9 @@ process is safe: nothing about a session or a user is ever kept.
 from collections.abc import Callable
 from typing import Any
 
-from django.db import connections, models, transaction
+from django.db import connections, models, router, transaction
 from django.db.models import Expression
-from django.db.models.sql import UpdateQuery
+from django.db.models.sql import InsertQuery, UpdateQuery
 
 
 class Param(Expression):
@@ -153,3 +153,41 @@ def update_returning(queryset: models.QuerySet, *, returning: tuple[str, ...] = 
     changed, with the ``returning`` fields as they are after it (a Statement run once)."""
     statement = Statement(lambda: queryset, update=lambda: values, returning=returning)
     return statement.rows(using=queryset.db)
+
+
+def insert_if_sql(
+    instance: models.Model, condition: models.QuerySet, *, using: str
+) -> tuple[str, list]:
+    """The one builder of ``INSERT ... SELECT ... WHERE EXISTS``: the SQL and parameters that
+    insert ``instance``'s row only if ``condition`` has a row, in one statement.
+
+    The row is what ``instance.save()`` would insert, less its None values (nullable columns,
+    NULL anyway; a NULL in a SELECT list would be typed text on PostgreSQL). Django has no public
+    way to make an insert conditional, so this compiles the InsertQuery that ``save`` would run and
+    puts its values in a SELECT (tests/test_statements.py pins the SQL it gives).
+    """
+    # Django's query internals (InsertQuery, insert_values, get_compiler): canary in
+    # tests/test_statements.py::test_each_statement_compiles_to_the_pinned_sql.
+    model = type(instance)
+    fields = [f for f in model._meta.concrete_fields if f.pre_save(instance, True) is not None]
+    query = InsertQuery(model)
+    query.insert_values(fields, [instance])
+    [(sql, params)] = query.get_compiler(using).as_sql()
+    head, separator, values = sql.partition(" VALUES (")
+    if not separator or not values.endswith(")") or "), (" in values:
+        raise ValueError(f"unexpected INSERT for {model.__name__}: {sql}")
+    condition_sql, condition_params = condition.values("pk").query.get_compiler(using).as_sql()
+    return f"{head} SELECT {values[:-1]} WHERE EXISTS({condition_sql})", [*params, *condition_params]
+
+
+def insert_if(instance: models.Model, condition: models.QuerySet) -> bool:
+    """Insert ``instance`` if ``condition`` has a row (one statement); True if it was inserted.
+    No ``pre_save``/``post_save`` signals are sent, as with ``bulk_create``."""
+    using = router.db_for_write(type(instance))
+    sql, params = insert_if_sql(instance, condition, using=using)
+    with transaction.mark_for_rollback_on_error(using), connections[using].cursor() as cursor:
+        cursor.execute(sql, params)
+        inserted = cursor.rowcount == 1
+    if inserted:
+        instance._state.adding, instance._state.db = False, using
+    return inserted

@@ -207,12 +207,14 @@ def test_mandatory_refuses_the_right_password_for_an_unverified_address_and_open
 
 
 def test_mandatory_login_of_a_verified_user(settings, query_budget):
-    """The verification is one more statement than login's 4 under "optional" and "none"."""
+    """The verification is checked in the session's INSERT: login stays 4 statements."""
     settings.ACCOUNTS_EMAIL_VERIFICATION = "mandatory"
     register()
     verify(key_of(mail.outbox[0]))
-    with query_budget(5):
+    with query_budget(4) as captured:
         assert BrowserClient().sign_in(username="carol").status_code == 200
+    [insert] = [q["sql"] for q in captured.captured_queries if "accounts_session" in q["sql"]]
+    assert insert.startswith('INSERT INTO "accounts_session"') and "WHERE EXISTS(" in insert
 
 
 @pytest.mark.parametrize("mode", ["none", "optional"])
