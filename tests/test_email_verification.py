@@ -5,12 +5,14 @@ Mail goes after the commit (``transaction=True``), to Django's local-memory outb
 test reads it from the real SMTP server (the ``smtp_server`` fixture)."""
 
 import logging
+import threading
 from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core import mail, signing
 from django.core.cache import cache
+from django.db import connection
 from django.urls import reverse
 from django_tasks_db.models import DBTaskResult
 
@@ -412,3 +414,27 @@ def test_the_openapi_document_declares_every_answer_of_the_new_endpoints():
     assert "email_unverified" in login["403"]["description"]
     me_fields = paths["/api/users/me/"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
     assert me_fields["$ref"].endswith("/Me")
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="concurrent transactions need a server")
+def test_one_key_used_by_many_at_once_verifies_once():
+    """The user's row is locked before the state is read: of 8 concurrent uses of one key, one
+    verifies (one audit event) and the others find the address verified already."""
+    register()
+    key = key_of(mail.outbox[0])
+    barrier, answers = threading.Barrier(8), []
+
+    def use():
+        try:
+            barrier.wait(timeout=30)
+            answers.append(verify(key, REMOTE_ADDR=f"198.51.100.{len(answers) + 10}").status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=use) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(answers) == [200] + [400] * 7
+    assert events(AuditEventType.EMAIL_VERIFIED) == ["@example.com"]

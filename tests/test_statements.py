@@ -39,6 +39,19 @@ def test_the_user_comes_back_whole(user_factory):
         getattr(alice, f.attname) for f in alice._meta.concrete_fields
     ]
     assert found.date_joined.tzinfo is not None and found.date_joined <= timezone.now()
+    # The annotation (compiler.annotation_col_map), set by its alias and converted to a bool.
+    assert found.accounts_email_verified is False
+
+
+def test_the_annotation_follows_the_verified_address(user_factory):
+    from accounts.models import EmailAddressState
+
+    alice = user_factory(email="alice@example.com")
+    session = session_create(user=alice, ip=None, user_agent="")
+    EmailAddressState.objects.create(user=alice, verified_email="alice@example.com")
+    assert check(session).accounts_email_verified is True
+    EmailAddressState.objects.filter(user=alice).update(verified_email="old@example.com")
+    assert check(session).accounts_email_verified is False
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's prepared statements")
