@@ -4,6 +4,7 @@ resend, the address change, mandatory mode at login, and what the keys never tou
 Mail goes after the commit (``transaction=True``), to Django's local-memory outbox, except where a
 test reads it from the real SMTP server (the ``smtp_server`` fixture)."""
 
+import json
 import logging
 import threading
 from datetime import timedelta
@@ -438,3 +439,35 @@ def test_one_key_used_by_many_at_once_verifies_once():
         thread.join(timeout=60)
     assert sorted(answers) == [200] + [400] * 7
     assert events(AuditEventType.EMAIL_VERIFIED) == ["@example.com"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"key": "\ud800"},
+        {"key": "a\x00b"},
+        {"key": "k" * 10_000},
+        {"key": 12},
+        {"key": None},
+        {"key": ["a"]},
+        {},
+        [],
+    ],
+    ids=["surrogate", "nul", "long", "number", "null", "list", "missing", "not-an-object"],
+)
+def test_odd_verify_bodies_are_400_never_500(body):
+    # As JSON text: json.dumps writes a lone surrogate as its \u escape, as a client would.
+    response = NativeClient().post(VERIFY, json.dumps(body), content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert response.json()["code"] in ("invalid", "invalid_key", "parse_error")
+
+
+@pytest.mark.parametrize(
+    "body", [{"email": "not-an-address"}, {"email": "\ud800@example.com"}, {"email": 5}, {"email": "a" * 300}]
+)
+def test_odd_resend_and_change_bodies_are_400_never_500(body, user_factory):
+    raw = json.dumps(body)
+    assert NativeClient().post(RESEND, raw, content_type="application/json").status_code == 400
+    client = signed_in_as(user_factory(username="alice"))
+    change = json.dumps({"new_email": body["email"], "password": PASSWORD})
+    assert client.post(CHANGE, change, content_type="application/json").status_code == 400

@@ -177,6 +177,15 @@ def email_flow() -> None:
         expect(post("/api/auth/login/", login), 401, "invalid_credentials")
         expect(post("/api/auth/login/", {**login, "email": "bea@example.org"}), 200)
 
+        step("e-mail: a change to an address another member has (unique here) is an invalid link, not a 500")
+        access = expect(post("/api/auth/login/", {**login, "email": "bea@example.org"}), 200)["access"]
+        mail.outbox = []
+        taken = {"new_email": "ada@example.com", "password": PASSWORD}
+        expect(post("/api/auth/email/change/", taken, Authorization=f"Bearer {access}"), 202)
+        [link_mail] = [m for m in mail.outbox if m.to == ["ada@example.com"]]
+        expect(post("/api/auth/email/verify/", {"key": key_in(link_mail)}), 400, "invalid_key")
+        expect(post("/api/auth/login/", {**login, "email": "bea@example.org"}), 200)
+
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
