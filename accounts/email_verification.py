@@ -69,7 +69,8 @@ def verification_key_read(*, key: str) -> tuple[str, str]:
 
 def verify_link(*, user_id, address: str) -> str:
     """The EMAIL_VERIFY_URL with a new key in place of ``{key}``."""
-    return app_settings.EMAIL_VERIFY_URL.replace("{key}", verification_key_make(user_id=user_id, address=address))
+    key = verification_key_make(user_id=user_id, address=address)
+    return app_settings.EMAIL_VERIFY_URL.replace("{key}", key)
 
 
 # --- reads -----------------------------------------------------------------------------------------
@@ -127,7 +128,10 @@ def verify_link_context(context: dict) -> dict | None:
 def verification_send(*, user, address: str, origin: Origin = NOWHERE) -> None:
     """Mail ``address`` a link that verifies it as the user's (after the transaction commits)."""
     audit_event_record(
-        type=AuditEventType.EMAIL_VERIFICATION_SENT, user_id=user.pk, origin=origin, detail=recipient_domain(address)
+        type=AuditEventType.EMAIL_VERIFICATION_SENT,
+        user_id=user.pk,
+        origin=origin,
+        detail=recipient_domain(address),
     )
     mail_send_later(
         to=address,
@@ -168,7 +172,8 @@ def verification_resend_for_address_later(*, email: str) -> None:
 def verification_resend_for_address(*, email: str) -> int:
     """Mail a link to each active account whose current, unverified address is ``email``
     (case-insensitively); returns how many."""
-    users = get_user_model()._default_manager.filter(**{f"{_email_field()}__iexact": email, "is_active": True})
+    lookup = {f"{_email_field()}__iexact": email, "is_active": True}
+    users = get_user_model()._default_manager.filter(**lookup)
     sent = 0
     for user in users:
         state = email_state_get(user=user)
@@ -190,7 +195,8 @@ def email_verify(*, key: str, origin: Origin = NOWHERE):
     """
     user_id, digest = verification_key_read(key=key)
     try:
-        user = get_user_model()._default_manager.select_for_update().filter(pk=user_id, is_active=True).first()
+        users = get_user_model()._default_manager.select_for_update()
+        user = users.filter(pk=user_id, is_active=True).first()
     except (ValueError, TypeError, ValidationError) as e:  # an id the primary key cannot hold
         raise InvalidKey() from e
     if user is None:

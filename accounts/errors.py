@@ -79,12 +79,12 @@ class InvalidKey(AuthError, code="invalid_key", message="This link is not valid:
 
 
 class EmailUnverified(
-    AuthError, code="email_unverified", message="Verify your e-mail address first: follow the link we mailed you."
+    AuthError,
+    code="email_unverified",
+    message="Verify your e-mail address first: follow the link we mailed you.",
 ):
     """EMAIL_VERIFICATION is mandatory and the right password was given for an unverified address."""
 
 
-class WrongPasswordForEmailChange(
-    AuthError, code="wrong_password", message="The password is not correct."
-):
+class WrongPasswordForEmailChange(AuthError, code="wrong_password", message="The password is not correct."):
     """An e-mail change with the wrong password (a field error on ``password``)."""

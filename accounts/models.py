@@ -252,7 +252,10 @@ class EmailAddressState(models.Model):
     """
 
     user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, primary_key=True, on_delete=models.CASCADE, related_name="email_address_state"
+        settings.AUTH_USER_MODEL,
+        primary_key=True,
+        on_delete=models.CASCADE,
+        related_name="email_address_state",
     )
     verified_email = models.EmailField("verified address", max_length=254, blank=True)
     verified_at = models.DateTimeField(null=True, blank=True)

@@ -410,7 +410,8 @@ class EmailVerifyResendView(PublicView):
         elif "email" in serializer.validated_data:
             email_verification.verification_resend_for_address_later(email=serializer.validated_data["email"])
         else:
-            raise ValidationError({"email": ["This field is required without a Bearer token."]}, code="required")
+            required = {"email": ["This field is required without a Bearer token."]}
+            raise ValidationError(required, code="required")
         return Response(
             {"detail": "If an address waits for verification, a new link is on its way."},
             status=status.HTTP_202_ACCEPTED,

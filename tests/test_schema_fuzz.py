@@ -81,7 +81,8 @@ def fuzzable(db, settings, user_factory):
     """Limits raised so that the fuzzer reaches the code behind them (429 is declared all the
     same), a user for the tokens, and the WSGI handler kept from closing the test's database
     connection after each request (Django's test client disconnects the same receivers)."""
-    for name in ("LOGIN", "LOGIN_USERNAME", "LOGIN_IP", "REGISTER", "PASSWORD_CHANGE", "EMAIL_VERIFY", "EMAIL_VERIFY_KEY"):
+    limits = ("LOGIN", "LOGIN_USERNAME", "LOGIN_IP", "REGISTER", "PASSWORD_CHANGE")
+    for name in (*limits, "EMAIL_VERIFY", "EMAIL_VERIFY_KEY"):
         setattr(settings, f"ACCOUNTS_{name}_THROTTLE_RATE", UNLIMITED)
     _fuzzing_user["user"] = user_factory()
     request_started.disconnect(close_old_connections)

@@ -146,7 +146,8 @@ def run_every_flow(tokens: Tokens, user, settings) -> None:
     access = tokens.take(fifth.sign_in()).json()["access"]
     fifth.bearer(access).post("/api/auth/email/verify/resend/", {}, format="json")
     for password in (WRONG_PASSWORD, PASSWORD):
-        fifth.post("/api/auth/email/change/", {"new_email": "alice@example.org", "password": password}, format="json")
+        change = {"new_email": "alice@example.org", "password": password}
+        fifth.post("/api/auth/email/change/", change, format="json")
     key = tokens.take_key(verification_key_make(user_id=user.pk, address="alice@example.org"))
     verifier.post("/api/auth/email/verify/", {"key": key}, format="json")
     assert type(user).objects.get(pk=user.pk).email == "alice@example.org"

@@ -225,11 +225,13 @@ def test_the_conditional_insert_writes_the_row_only_if_the_condition_holds(user_
 
     alice = user_factory(email="alice@example.com")
     for ip in ("198.51.100.1", None, "2001:db8::1"):  # an ip left out when None
-        assert session_create_if(user=alice, ip=ip, user_agent="", condition=email_verified_states(user=alice)) is None
+        condition = email_verified_states(user=alice)
+        assert session_create_if(user=alice, ip=ip, user_agent="", condition=condition) is None
     assert not Session.objects.exists()
     EmailAddressState.objects.create(user=alice, verified_email="alice@example.com")
+    verified = email_verified_states(user=alice)
     made = [
-        session_create_if(user=alice, ip=ip, user_agent="Firefox", condition=email_verified_states(user=alice))
+        session_create_if(user=alice, ip=ip, user_agent="Firefox", condition=verified)
         for ip in ("198.51.100.1", None, "2001:db8::1")
     ]
     stored = {s.pk: s for s in Session.objects.all()}
