@@ -92,6 +92,19 @@ def email_is_verified(*, user) -> bool:
     return email_verified_states(user=user).exists()
 
 
+def email_state_summary(*, user) -> dict:
+    """What the admin shows of a user's verification: whether the current address is verified,
+    since when, and the address asked for, if any (one query)."""
+    state = email_state_get(user=user)
+    verified = state is not None and state.is_verified(_address_of(user))
+    return {
+        "verified": verified,
+        "verified_at": state.verified_at if verified else None,
+        "pending_email": state.pending_email if state is not None else "",
+        "pending_since": state.pending_since if state is not None else None,
+    }
+
+
 def _address_waiting(*, user, state: EmailAddressState | None) -> str:
     """The address a link would verify now: the one asked for, else the current one if unverified."""
     if state is not None and state.pending_email:

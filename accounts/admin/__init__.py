@@ -32,7 +32,6 @@ from .sessions import (
 from .shared import admin_change_url, id_prefix_q, user_search_fields
 from .users import (
     ActiveSessionInline,
-    EmailAddressStateInline,
     UserSessionsAdminMixin,
     user_admin_add_sessions,
 )
@@ -43,7 +42,6 @@ __all__ = [
     "INDEX_WALK_SETTINGS",
     "ActiveSessionInline",
     "AuditEventAdmin",
-    "EmailAddressStateInline",
     "CappedCountPaginator",
     "FastChangeListMixin",
     "RevokeViewMixin",

@@ -1,6 +1,6 @@
 """Sessions on the user admin: the user's active sessions on their page, each with a Revoke button,
-a "Revoke all sessions" button and list action, and the mixing of these into whatever admin the
-project registered for its user model."""
+a "Revoke all sessions" button and list action, the user's e-mail verification (read-only), and the
+mixing of these into whatever admin the project registered for its user model."""
 
 from django.contrib import admin
 from django.contrib.admin.options import IS_POPUP_VAR
@@ -14,7 +14,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.http import urlencode
 
-from ..models import EmailAddressState, Session
+from ..email_verification import email_state_summary
+from ..models import Session
 from .sessions import RevokeViewMixin, SessionAdmin, may_revoke, revoke_sessions, short_datetime
 from .shared import admin_change_url
 
@@ -69,28 +70,6 @@ class ActiveSessionInline(admin.TabularInline):
         return False
 
 
-class EmailAddressStateInline(admin.StackedInline):
-    """The user's e-mail verification, read-only: the verified address and the one asked for."""
-
-    model = EmailAddressState
-    fields = ("current_address_verified", "verified_email", "verified_at", "pending_email", "pending_since")
-    readonly_fields = fields
-    can_delete = False
-    extra = 0
-    max_num = 0
-    verbose_name_plural = "e-mail verification"
-
-    @admin.display(description="current address verified", boolean=True)
-    def current_address_verified(self, state: EmailAddressState) -> bool:
-        return state.is_verified(getattr(state.user, state.user.get_email_field_name(), "") or "")
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-
 class UserSessionsAdminMixin(RevokeViewMixin):
     """Sessions on the project's user admin: the user's active sessions (each with a Revoke
     button), a "Revoke all sessions" button on their page, and the same as a list action.
@@ -104,7 +83,7 @@ class UserSessionsAdminMixin(RevokeViewMixin):
 
     def get_inlines(self, request, obj):
         inlines = super().get_inlines(request, obj)
-        return inlines if obj is None else [*inlines, ActiveSessionInline, EmailAddressStateInline]
+        return inlines if obj is None else [*inlines, ActiveSessionInline]
 
     def get_actions(self, request):
         actions = super().get_actions(request)
@@ -128,6 +107,9 @@ class UserSessionsAdminMixin(RevokeViewMixin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         url = reverse(f"{self.admin_site.name}:{self._url_name('revoke_sessions')}", args=[object_id])
         context = {**(extra_context or {}), "revoke_sessions_url": url}
+        user = self.get_object(request, unquote(object_id))
+        if user is not None:  # the e-mail verification, read-only, below the first fieldset
+            context["email_verification"] = email_state_summary(user=user)
         return super().change_view(request, object_id, form_url, extra_context=context)
 
     def revoke_users_sessions(self, request, user_ids) -> None:

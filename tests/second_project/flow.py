@@ -97,7 +97,8 @@ def api_flow() -> None:
 
 
 def admin_flow() -> None:
-    """The project's own Member admin gained the sessions inline and the revoke button at startup."""
+    """The project's own Member admin gained the sessions inline, the revoke button and the e-mail
+    verification at startup."""
     from django.contrib.auth import get_user_model
     from django.test import Client
     from django.urls import reverse
@@ -124,6 +125,7 @@ def admin_flow() -> None:
     html = page.content.decode()
     assert f'action="{revoke_url}"' in html and "Revoke all sessions" in html, "no revoke button"
     assert "Active sessions" in html, "no sessions inline"
+    assert "E-mail verification" in html and "not verified" in html, "no e-mail verification"
     changelist = staff.get(reverse("admin:accounts_session_changelist"), {"q": "ada@"})
     assert changelist.status_code == 200 and "ada@example.com" in changelist.content.decode()
     assert staff.post(revoke_url).status_code == 302
