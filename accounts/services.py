@@ -110,6 +110,7 @@ def session_build(*, user, ip: str | None, user_agent: str, now: datetime | None
 
 def session_open(*, user, origin: Origin, session: Session | None = None) -> IssuedTokens:
     """Open a session for a user whose credentials were checked, record the login, issue tokens.
+    ``session``: one created already (``session_create_if``), else a new one.
 
     A sign-in over HTTP (``origin.request`` set) sends ``user_logged_in`` as Django's ``login()``
     does, last of all; Django's own receiver ``update_last_login`` keeps ``last_login`` then (so a
