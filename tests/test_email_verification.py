@@ -20,7 +20,7 @@ from django_tasks_db.models import DBTaskResult
 from accounts.email_verification import KEY_SALT, address_digest, verification_key_make
 from accounts.models import AuditEvent, AuditEventType, EmailAddressState, Session
 
-from .helpers import PASSWORD, BrowserClient, NativeClient, assert_json_error, links_in, mail_text
+from .helpers import PASSWORD, BrowserClient, NativeClient, assert_json_error, links_in, mail_html, mail_text
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -383,6 +383,7 @@ def test_the_link_read_from_a_mail_received_by_smtp_verifies_the_address(smtp_se
     [link] = links_in(text)
     assert f"\n{link}\n" in text  # a line of its own
     key = link.removeprefix("http://localhost:5173/#verify=")
+    assert f'href="{link}"' in mail_html(message)  # the HTML part holds the same link
     assert verify(key).status_code == 200
     assert me(user)["email_verified"] is True
     logged = "\n".join(r.getMessage() for r in caplog.records if r.name != "mail.log")
