@@ -151,7 +151,7 @@ def verification_send(*, user, address: str, origin: Origin = NOWHERE) -> None:
         template="email_verify",
         context={"user_id": str(user.pk), "address": address, "timeout_hours": _timeout_hours()},
         context_from=f"{__name__}.verify_link_context",
-        user_id=user.pk,
+        user_id=str(user.pk),  # JSON, as a queue stores it, whatever the primary key's type
     )
 
 
@@ -279,5 +279,5 @@ def email_change_request(*, user, new_email: str, password: str, origin: Origin 
                 "device": origin.user_agent[:120] or "unknown",
                 "when": now.strftime("%Y-%m-%d %H:%M UTC"),
             },
-            user_id=user.pk,
+            user_id=str(user.pk),
         )
