@@ -244,6 +244,32 @@ def check_mail_configured(app_configs=None, **kwargs):
     ]
 
 
+@checks.register(checks.Tags.security)
+def check_email_verification(app_configs=None, **kwargs):
+    """EMAIL_VERIFICATION must be one of its three modes (a misspelt "mandatory" would let
+    unverified addresses sign in), and EMAIL_VERIFY_URL must have a place for the key."""
+    from .email_verification import MODES
+
+    errors = []
+    if app_settings.EMAIL_VERIFICATION not in MODES:
+        errors.append(
+            checks.Error(
+                f"ACCOUNTS_EMAIL_VERIFICATION is {app_settings.EMAIL_VERIFICATION!r}.",
+                hint=f"Use one of {', '.join(MODES)} (EMAIL_VERIFICATION).",
+                id="accounts.E042",
+            )
+        )
+    if "{key}" not in app_settings.EMAIL_VERIFY_URL:
+        errors.append(
+            checks.Error(
+                "ACCOUNTS_EMAIL_VERIFY_URL has no {key}: its links could verify nothing.",
+                hint="Put {key} where the key goes, e.g. https://app.example.com/#verify={key}.",
+                id="accounts.E043",
+            )
+        )
+    return errors
+
+
 def setting_names() -> list[str]:
     """The names the app reads as ``ACCOUNTS_<NAME>``: AppSettings' properties, less simplejwt's own
     settings (lifetimes, algorithm, issuer, audience), read from ``SIMPLE_JWT``."""

@@ -264,6 +264,33 @@ class AppSettings:
         """The bearer token ``GET /metrics`` requires; None: the endpoint answers 404."""
         return self._setting("METRICS_TOKEN", None)
 
+    @property
+    def EMAIL_VERIFICATION(self) -> str:
+        """"none" (no verification mail), "optional" (mailed; login works unverified) or "mandatory"
+        (a login with the right password for an unverified address is refused, 403
+        email_unverified). Checked at startup (accounts.E042)."""
+        return self._setting("EMAIL_VERIFICATION", "optional")
+
+    @property
+    def EMAIL_VERIFY_URL(self) -> str:
+        """The link a verification mail holds: ``{key}`` is replaced by the key (URL-safe)."""
+        return self._setting("EMAIL_VERIFY_URL", "http://localhost:5173/#verify={key}")
+
+    @property
+    def EMAIL_VERIFY_TIMEOUT(self) -> timedelta:
+        """How long a verification link works."""
+        return self._setting("EMAIL_VERIFY_TIMEOUT", timedelta(days=3))
+
+    @property
+    def EMAIL_VERIFY_THROTTLE_RATE(self) -> str:
+        """Verification mails asked for again (resend), per client IP and per address."""
+        return self._setting("EMAIL_VERIFY_THROTTLE_RATE", "5/hour")
+
+    @property
+    def EMAIL_VERIFY_KEY_THROTTLE_RATE(self) -> str:
+        """Verification keys tried per client IP."""
+        return self._setting("EMAIL_VERIFY_KEY_THROTTLE_RATE", "30/hour")
+
 
 app_settings = AppSettings()
 

@@ -75,10 +75,11 @@ class DuplicateRefreshCookie(
 
 
 class InvalidKey(
-    AuthError, code="invalid_key", message="This link is invalid, used or expired; ask for a new one."
+    AuthError, code="invalid_key", message="This link is not valid: it may have expired or been used already."
 ):
-    """A key from a mailed link (password reset) that is malformed, names no active account, was
-    used, has expired, or died when the password changed: deliberately one error for all."""
+    """A key from a mailed link (password reset, address verification) that is malformed, names no
+    active account, was used, has expired, or died when the password or the address changed:
+    deliberately one error for all."""
 
 
 class PasswordRejected(AuthError, code="invalid", message="This password is not allowed."):
@@ -87,3 +88,15 @@ class PasswordRejected(AuthError, code="invalid", message="This password is not 
     def __init__(self, messages: list[str] | None = None):
         super().__init__(" ".join(messages or []) or None)
         self.messages = list(messages or []) or [self.message]
+
+
+class EmailUnverified(
+    AuthError,
+    code="email_unverified",
+    message="Verify your e-mail address first: follow the link we mailed you.",
+):
+    """EMAIL_VERIFICATION is mandatory and the right password was given for an unverified address."""
+
+
+class WrongPasswordForEmailChange(AuthError, code="wrong_password", message="The password is not correct."):
+    """An e-mail change with the wrong password (a field error on ``password``)."""

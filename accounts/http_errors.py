@@ -16,6 +16,7 @@ from .errors import (
     AuthError,
     BodyTransportForbidden,
     DuplicateRefreshCookie,
+    EmailUnverified,
     InvalidCredentials,
     InvalidKey,
     PasswordRejected,
@@ -26,6 +27,7 @@ from .errors import (
     TokenRevoked,
     UsernameTaken,
     WrongPassword,
+    WrongPasswordForEmailChange,
 )
 from .metrics import backing_service_error_counted
 
@@ -79,6 +81,7 @@ _HTTP_ERRORS: dict[type[AuthError], type[exceptions.APIException]] = {
     BodyTransportForbidden: BadRequest,
     DuplicateRefreshCookie: BadRequest,
     InvalidKey: BadRequest,
+    EmailUnverified: exceptions.PermissionDenied,
 }
 
 
@@ -87,6 +90,7 @@ _FIELD_ERRORS: dict[type[AuthError], str] = {
     WrongPassword: "old_password",
     UsernameTaken: "username",
     PasswordRejected: "new_password",
+    WrongPasswordForEmailChange: "password",
 }
 
 

@@ -192,6 +192,11 @@ AuditEventType = models.TextChoices(
         # none) and done. The sessions it ends are recorded as their reason, password_reset.
         ("PASSWORD_RESET_REQUESTED", ("password_reset_requested", "password reset requested")),
         ("PASSWORD_RESET_COMPLETED", ("password_reset_completed", "password reset completed")),
+        # accounts.email_verification: a link mailed, an address verified, a change asked for and done.
+        ("EMAIL_VERIFICATION_SENT", ("email_verification_sent", "e-mail verification sent")),
+        ("EMAIL_VERIFIED", ("email_verified", "e-mail address verified")),
+        ("EMAIL_CHANGE_REQUESTED", ("email_change_requested", "e-mail change requested")),
+        ("EMAIL_CHANGED", ("email_changed", "e-mail address changed")),
         *((reason.name, (reason.value, reason.label)) for reason in RevokeReason),
     ],
 )
@@ -233,3 +238,45 @@ class AuditEvent(models.Model):
 
     def __str__(self):
         return f"{self.get_type_display()} at {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+class EmailAddressStateQuerySet(models.QuerySet):
+    """The one rule of a verified address, in SQL: the user's current address is the one verified."""
+
+    def verifying(self, *, user_id, address):
+        """The states that make ``address`` (a value or an ``OuterRef``) verified for ``user_id``."""
+        return self.filter(user_id=user_id, verified_email=address).exclude(verified_email="")
+
+
+class EmailAddressState(models.Model):
+    """A user's verified address and the address they asked to change to, kept by this app beside
+    the project's user model (whichever it is), so that no user model needs a field for it.
+
+    The user's address counts as verified while it equals ``verified_email`` (``is_verified``;
+    ``EmailAddressStateQuerySet.verifying`` says it in SQL): changing the address by any other
+    means (the admin, code) leaves it unverified. ``pending_email`` becomes the user's address only
+    when the link mailed to it is followed. No key is stored: keys are signed, not kept.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        primary_key=True,
+        on_delete=models.CASCADE,
+        related_name="email_address_state",
+    )
+    verified_email = models.EmailField("verified address", max_length=254, blank=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    pending_email = models.EmailField("address asked for", max_length=254, blank=True)
+    pending_since = models.DateTimeField(null=True, blank=True)
+
+    objects = EmailAddressStateQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "e-mail verification"
+
+    def __str__(self):
+        return f"e-mail verification of user {self.user_id}"
+
+    def is_verified(self, address: str) -> bool:
+        """``EmailAddressStateQuerySet.verifying``, for a row already loaded."""
+        return bool(self.verified_email) and self.verified_email == address

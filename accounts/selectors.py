@@ -7,16 +7,26 @@ from django.contrib.auth import get_user_model
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from .models import Session
+from .models import EmailAddressState, Session
 from .statements import Param, Statement
 
 
+# The attribute the access check gives its user: whether the user's address is verified.
+EMAIL_VERIFIED = "accounts_email_verified"
+
+
 def _users_with_active_session() -> QuerySet:
-    """The user of the token, if active, where the token's session is active too."""
+    """The user of the token, if active, where the token's session is active too; with whether
+    their address is verified (``GET /api/users/me/`` shows it), in the same statement."""
     user_model = get_user_model()
     session = Session.objects.active(now=Param("now", Session._meta.get_field("idle_expires_at")))
-    return user_model.objects.filter(pk=Param("user_id", user_model._meta.pk), is_active=True).filter(
-        Exists(session.filter(pk=Param("session_id", Session._meta.pk), user_id=OuterRef("pk")))
+    verified = EmailAddressState.objects.verifying(
+        user_id=OuterRef("pk"), address=OuterRef(user_model.get_email_field_name())
+    )
+    return (
+        user_model.objects.filter(pk=Param("user_id", user_model._meta.pk), is_active=True)
+        .filter(Exists(session.filter(pk=Param("session_id", Session._meta.pk), user_id=OuterRef("pk"))))
+        .annotate(**{EMAIL_VERIFIED: Exists(verified)})
     )
 
 

@@ -296,3 +296,37 @@ class RevokedCountSerializer(serializers.Serializer):
 
 class DetailSerializer(serializers.Serializer):
     detail = serializers.CharField()
+
+
+# --- verified addresses ----------------------------------------------------------------------
+KEY_MAX_LENGTH = 512  # a verification key is about 110 characters
+
+
+class MeSerializer(UserSerializer):
+    """``GET /api/users/me/``: the user, and whether their address is verified."""
+
+    email_verified = serializers.SerializerMethodField()
+
+    def get_email_verified(self, user) -> bool:
+        """Read off the access check's one statement (``selectors.user_get_for_access_token``);
+        looked up when the user came another way (stateless access tokens)."""
+        from .email_verification import email_is_verified
+        from .selectors import EMAIL_VERIFIED
+
+        verified = getattr(user, EMAIL_VERIFIED, None)
+        return email_is_verified(user=user) if verified is None else bool(verified)
+
+
+class EmailVerifySerializer(serializers.Serializer):
+    key = StringField(max_length=KEY_MAX_LENGTH, trim_whitespace=False, write_only=True)
+
+
+class EmailVerifyResendSerializer(serializers.Serializer):
+    """Without a Bearer token, the address to mail again; with one, nothing (the caller's)."""
+
+    email = EmailField(max_length=254, required=False, write_only=True)
+
+
+class EmailChangeSerializer(serializers.Serializer):
+    new_email = EmailField(max_length=254)
+    password = _password_field()

@@ -25,14 +25,21 @@ from django.db.models.functions import Least
 from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
-from . import metrics, notices
+from . import email_verification, metrics, notices
 from .audit import audit_event_build, audit_event_record, audit_events_record
 from .conf import app_settings
 from .devices import device_name
-from .errors import InvalidCredentials, TokenExpired, TokenRevoked, UsernameTaken, WrongPassword
+from .errors import (
+    EmailUnverified,
+    InvalidCredentials,
+    TokenExpired,
+    TokenRevoked,
+    UsernameTaken,
+    WrongPassword,
+)
 from .models import AuditEvent, AuditEventType, RevokeReason, Session
 from .origin import NOWHERE, Origin
-from .statements import Param, Statement
+from .statements import Param, Statement, insert_if
 from .tokens import AccessToken, RefreshToken
 
 
@@ -56,22 +63,39 @@ def tokens_issue(*, session: Session) -> IssuedTokens:
     return IssuedTokens(session=session, access=refresh.access_token, refresh=refresh)
 
 
-def user_create(*, username: str, email: str, password: str):
+def user_create(*, username: str, email: str, password: str, origin: Origin = NOWHERE):
     """A new active user; the password is hashed (Argon2 by default). A username taken meanwhile
-    (a concurrent registration won the unique index) is UsernameTaken, not a database error."""
+    (a concurrent registration won the unique index) is UsernameTaken, not a database error.
+    Unless EMAIL_VERIFICATION is "none", the address is mailed a link that verifies it."""
     try:
         with transaction.atomic():
-            return get_user_model().objects.create_user(username=username, email=email, password=password)
+            user = get_user_model().objects.create_user(username=username, email=email, password=password)
     except IntegrityError as e:
         raise UsernameTaken() from e
+    email_verification.verification_send_after_registration(user=user, origin=origin)
+    return user
 
 
 def session_create(*, user, ip: str | None, user_agent: str, now: datetime | None = None) -> Session:
     """A new session for a user who has just proved who they are; the device is named here, once."""
+    session = session_build(user=user, ip=ip, user_agent=user_agent, now=now)
+    session.save(force_insert=True)
+    return session
+
+
+def session_create_if(*, user, ip: str | None, user_agent: str, condition: QuerySet) -> Session | None:
+    """``session_create`` only if ``condition`` has a row, checked in the INSERT itself (one
+    statement); else None and nothing is written."""
+    session = session_build(user=user, ip=ip, user_agent=user_agent)
+    return session if insert_if(session, condition) else None
+
+
+def session_build(*, user, ip: str | None, user_agent: str, now: datetime | None = None) -> Session:
+    """An unsaved session, as ``session_create`` saves it."""
     now = now or timezone.now()
     absolute_expires_at = now + app_settings.SESSION_MAX_AGE
     user_agent = user_agent[: Session._meta.get_field("user_agent").max_length]
-    return Session.objects.create(
+    return Session(
         user=user,
         refresh_jti=new_jti(),
         created_at=now,
@@ -84,8 +108,9 @@ def session_create(*, user, ip: str | None, user_agent: str, now: datetime | Non
     )
 
 
-def session_open(*, user, origin: Origin) -> IssuedTokens:
+def session_open(*, user, origin: Origin, session: Session | None = None) -> IssuedTokens:
     """Open a session for a user whose credentials were checked, record the login, issue tokens.
+    ``session``: one created already (``session_create_if``), else a new one.
 
     A sign-in over HTTP (``origin.request`` set) sends ``user_logged_in`` as Django's ``login()``
     does, last of all; Django's own receiver ``update_last_login`` keeps ``last_login`` then (so a
@@ -97,7 +122,8 @@ def session_open(*, user, origin: Origin) -> IssuedTokens:
         # Before this sign-in is recorded, and before user_logged_in, whose receiver sets
         # last_login (None: the account never signed in before).
         notices.notice_new_device_maybe(user=user, origin=origin, first_sign_in=user.last_login is None)
-    session = session_create(user=user, ip=origin.ip, user_agent=origin.user_agent)
+    if session is None:
+        session = session_create(user=user, ip=origin.ip, user_agent=origin.user_agent)
     audit_event_record(
         type=AuditEventType.LOGIN_SUCCEEDED, user_id=user.pk, session_id=session.pk, origin=origin
     )
@@ -113,14 +139,37 @@ def session_login(*, username: str, password: str, origin: Origin) -> IssuedToke
     inactive user raise the same error; Django's ModelBackend also hashes the password for an
     unknown user, so the three take similar time. ``authenticate()`` gets the request, so that its
     ``user_login_failed`` carries it (django-axes counts failures by it) and request-aware backends
-    work.
+    work. Under EMAIL_VERIFICATION "mandatory" an unverified address opens no session
+    (EmailUnverified), after the password was found right.
     """
     user = authenticate(origin.request, username=username, password=password)
     if user is None:
         metrics.login_counted(result="failed")
         audit_event_record(type=AuditEventType.LOGIN_FAILED, username=username, origin=origin)
         raise InvalidCredentials()
-    issued = session_open(user=user, origin=origin)
+    if app_settings.EMAIL_VERIFICATION != email_verification.MANDATORY:
+        issued = session_open(user=user, origin=origin)
+    else:
+        # The session row is written only if the address is verified, in the same statement: a
+        # verified user's login takes no statement more than under "optional".
+        session = session_create_if(
+            user=user,
+            ip=origin.ip,
+            user_agent=origin.user_agent,
+            condition=email_verification.email_verified_states(user=user),
+        )
+        if session is None:
+            # The right password: the answer may say so (403), but no session opens.
+            metrics.login_counted(result="failed")
+            audit_event_record(
+                type=AuditEventType.LOGIN_FAILED,
+                user_id=user.pk,
+                username=username,
+                origin=origin,
+                detail="e-mail address unverified",
+            )
+            raise EmailUnverified()
+        issued = session_open(user=user, origin=origin, session=session)
     metrics.login_counted(result="ok")
     return issued
 

@@ -18,9 +18,9 @@ process is safe: nothing about a session or a user is ever kept.
 from collections.abc import Callable
 from typing import Any
 
-from django.db import connections, models, transaction
+from django.db import connections, models, router, transaction
 from django.db.models import Expression
-from django.db.models.sql import UpdateQuery
+from django.db.models.sql import InsertQuery, UpdateQuery
 
 
 class Param(Expression):
@@ -40,6 +40,8 @@ class Param(Expression):
 
 class Statement:
     """One SELECT, or one ``UPDATE ... RETURNING``, compiled once per database.
+
+    A SELECT's annotations are set on each instance by their alias.
 
     ``build()`` gives the queryset, with ``Param`` for its values; ``update()``, when given, the
     values an UPDATE of that queryset sets. Either way the statement yields instances of the
@@ -68,18 +70,22 @@ class Statement:
             compiler = queryset.query.get_compiler(using)
             sql, params = compiler.as_sql()
             columns = [column for column, _, _ in compiler.select]
+            # Annotations come after the model's columns; each is set on the instance by its alias.
+            annotations = sorted(compiler.annotation_col_map, key=compiler.annotation_col_map.get)
         else:
             sql, params, columns = update_returning_sql(
                 queryset, self.update(), returning=self.returning, using=using
             )
-        names = [column.target.attname for column in columns]
+            annotations = []
+        fields = columns[: len(columns) - len(annotations)]
+        names = [column.target.attname for column in fields]
         if model._meta.pk.attname not in names:
             raise ValueError(f"{model.__name__} statement returns no primary key: {names}")
         converters = [
             connection.ops.get_db_converters(column) + column.get_db_converters(connection)
             for column in columns
         ]
-        return model, sql, tuple(params), names, list(zip(columns, converters, strict=True))
+        return model, sql, tuple(params), names, annotations, list(zip(columns, converters, strict=True))
 
     def sql(self, *, using: str = "default") -> str:
         """The SQL text this statement runs on that database (compiled on first use)."""
@@ -96,7 +102,7 @@ class Statement:
 
     def rows(self, *, using: str = "default", **values) -> list[models.Model]:
         """The statement's rows for these values of its parameters, as model instances."""
-        model, sql, params, names, converters = self._compiled_for(using)
+        model, sql, params, names, annotations, converters = self._compiled_for(using)
         connection = connections[using]
         bound = [param.bind(values, connection) if isinstance(param, Param) else param for param in params]
         with transaction.mark_for_rollback_on_error(using), connection.cursor() as cursor:
@@ -108,7 +114,10 @@ class Statement:
             for i, (column, functions) in enumerate(converters):
                 for convert in functions:
                     converted[i] = convert(converted[i], column, connection)
-            instances.append(model.from_db(using, names, converted))
+            instance = model.from_db(using, names, converted[: len(names)])
+            for alias, value in zip(annotations, converted[len(names) :], strict=True):
+                setattr(instance, alias, value)
+            instances.append(instance)
         return instances
 
     def first(self, *, using: str = "default", **values) -> models.Model | None:
@@ -144,3 +153,41 @@ def update_returning(queryset: models.QuerySet, *, returning: tuple[str, ...] = 
     changed, with the ``returning`` fields as they are after it (a Statement run once)."""
     statement = Statement(lambda: queryset, update=lambda: values, returning=returning)
     return statement.rows(using=queryset.db)
+
+
+def insert_if_sql(
+    instance: models.Model, condition: models.QuerySet, *, using: str
+) -> tuple[str, list]:
+    """The one builder of ``INSERT ... SELECT ... WHERE EXISTS``: the SQL and parameters that
+    insert ``instance``'s row only if ``condition`` has a row, in one statement.
+
+    The row is what ``instance.save()`` would insert, less its None values (nullable columns,
+    NULL anyway; a NULL in a SELECT list would be typed text on PostgreSQL). Django has no public
+    way to make an insert conditional, so this compiles the InsertQuery that ``save`` would run and
+    puts its values in a SELECT (tests/test_statements.py pins the SQL it gives).
+    """
+    # Django's query internals (InsertQuery, insert_values, get_compiler): canary in
+    # tests/test_statements.py::test_each_statement_compiles_to_the_pinned_sql.
+    model = type(instance)
+    fields = [f for f in model._meta.concrete_fields if f.pre_save(instance, True) is not None]
+    query = InsertQuery(model)
+    query.insert_values(fields, [instance])
+    [(sql, params)] = query.get_compiler(using).as_sql()
+    head, separator, values = sql.partition(" VALUES (")
+    if not separator or not values.endswith(")") or "), (" in values:
+        raise ValueError(f"unexpected INSERT for {model.__name__}: {sql}")
+    condition_sql, condition_params = condition.values("pk").query.get_compiler(using).as_sql()
+    return f"{head} SELECT {values[:-1]} WHERE EXISTS({condition_sql})", [*params, *condition_params]
+
+
+def insert_if(instance: models.Model, condition: models.QuerySet) -> bool:
+    """Insert ``instance`` if ``condition`` has a row (one statement); True if it was inserted.
+    No ``pre_save``/``post_save`` signals are sent, as with ``bulk_create``."""
+    using = router.db_for_write(type(instance))
+    sql, params = insert_if_sql(instance, condition, using=using)
+    with transaction.mark_for_rollback_on_error(using), connections[using].cursor() as cursor:
+        cursor.execute(sql, params)
+        inserted = cursor.rowcount == 1
+    if inserted:
+        instance._state.adding, instance._state.db = False, using
+    return inserted

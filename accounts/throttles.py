@@ -323,3 +323,48 @@ def login_attempt_wait(request, *, username: str) -> float | None:
     setattr(request, REFUSED, False)
     waits = [t.wait() for t in (cls() for cls in LOGIN_THROTTLES) if not t.allow_request(request, None)]
     return max(waits) if waits else None
+
+
+class EmailVerifyKeyThrottle(CountingThrottle):
+    """Verification keys tried per client IP."""
+
+    scope = "email_verify_key"
+    rate_setting = "EMAIL_VERIFY_KEY_THROTTLE_RATE"
+
+    def ident(self, request) -> str:
+        return ip_bucket(client_ip(request))
+
+
+class EmailVerifyResendIPThrottle(CountingThrottle):
+    """Verification mails asked for again, per client IP."""
+
+    scope = "email_verify_ip"
+    rate_setting = "EMAIL_VERIFY_THROTTLE_RATE"
+
+    def ident(self, request) -> str:
+        return ip_bucket(client_ip(request))
+
+
+def address_digest(address: str) -> str:
+    """An e-mail address as a throttle key: keyed-hashed like a username (``name_digest``), so the
+    cache holds no address."""
+    return typed_name_digest(address, purpose="throttle.email")
+
+
+class EmailVerifyResendAddressThrottle(CountingThrottle):
+    """Verification mails asked for again, per address: the body's ``email``, or the signed-in
+    caller's address."""
+
+    scope = "email_verify_address"
+    rate_setting = "EMAIL_VERIFY_THROTTLE_RATE"
+
+    def ident(self, request) -> str | None:
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            address = getattr(user, user.get_email_field_name(), "") or ""
+        else:
+            data = request.data if isinstance(request.data, dict) else {}
+            address = data.get("email")
+        if not isinstance(address, str) or not address:
+            return None  # nothing to count; the serializer answers 400
+        return address_digest(address)

@@ -22,4 +22,7 @@ urlpatterns = [
         name="password-reset-confirm",
     ),
     path("users/me/", views.MeView.as_view(), name="me"),
+    path("auth/email/verify/", views.EmailVerifyView.as_view(), name="email-verify"),
+    path("auth/email/verify/resend/", views.EmailVerifyResendView.as_view(), name="email-verify-resend"),
+    path("auth/email/change/", views.EmailChangeView.as_view(), name="email-change"),
 ]

@@ -17,14 +17,24 @@ from django.utils.http import http_date
 from django.utils.module_loading import import_string
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import status
-from rest_framework.exceptions import ParseError, UnsupportedMediaType
+from rest_framework.exceptions import ParseError, UnsupportedMediaType, ValidationError
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt import views as jwt_views
 
-from . import cookies, health, keys, metrics, password_reset, selectors, services, transports
+from . import (
+    cookies,
+    email_verification,
+    health,
+    keys,
+    metrics,
+    password_reset,
+    selectors,
+    services,
+    transports,
+)
 from .authentication import SessionJWTAuthentication
 from .conf import app_settings, jwt_settings
 from .errors import AuthError, SessionNotFound
@@ -37,9 +47,13 @@ from .parsers import StrictJSONParser
 from .schema import AnyShapeSerializer, AppAutoSchema
 from .serializers import (
     DetailSerializer,
+    EmailChangeSerializer,
+    EmailVerifyResendSerializer,
+    EmailVerifySerializer,
     LoginBodySerializer,
     LoginSerializer,
     LogoutSerializer,
+    MeSerializer,
     PasswordChangeSerializer,
     PasswordResetConfirmSerializer,
     PasswordResetSerializer,
@@ -53,6 +67,9 @@ from .serializers import (
 from .throttles import (
     LOGIN_THROTTLES,
     PASSWORD_RESET_THROTTLES,
+    EmailVerifyKeyThrottle,
+    EmailVerifyResendAddressThrottle,
+    EmailVerifyResendIPThrottle,
     PasswordChangeThrottle,
     PasswordResetConfirmThrottle,
     RegisterThrottle,
@@ -209,7 +226,7 @@ class RegisterView(PublicView):
     def post(self, request):
         serializer = RegisterSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        user = services.user_create(**serializer.validated_data)
+        user = services.user_create(**serializer.validated_data, origin=request_origin(request))
         return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
 
 
@@ -235,7 +252,10 @@ class LoginView(TokenView, jwt_views.TokenObtainPairView):
     takes_refresh_token = False
     throttle_classes = LOGIN_THROTTLES
     sets_refresh_cookie = True
-    error_statuses = {401: "Wrong password, unknown or inactive user: `invalid_credentials`."}
+    error_statuses = {
+        401: "Wrong password, unknown or inactive user: `invalid_credentials`.",
+        403: "EMAIL_VERIFICATION is mandatory and the address is not verified: `email_unverified`.",
+    }
 
     def get_transport(self, validated_data: dict):
         """The transport the client asked for (``"transport"``, the cookie by default)."""
@@ -389,9 +409,9 @@ class PasswordResetConfirmView(PublicView):
 
 
 class MeView(ApiView):
-    @extend_schema(responses={200: UserSerializer})
+    @extend_schema(responses={200: MeSerializer})
     def get(self, request):
-        return Response(UserSerializer(request.user).data)
+        return Response(MeSerializer(request.user).data)
 
 
 class JwksView(PublicView):
@@ -409,3 +429,60 @@ class JwksView(PublicView):
         # Verifiers cache it this long, so a new key is published at least this long before it signs.
         patch_cache_control(response, public=True, max_age=int(app_settings.JWKS_MAX_AGE.total_seconds()))
         return response
+
+
+# --- verified addresses (accounts.email_verification) -------------------------------------------
+class EmailVerifyView(PublicView):
+    """POST /api/auth/email/verify/: no authentication, since the link may open on another device."""
+
+    throttle_classes = (EmailVerifyKeyThrottle,)
+    error_statuses = {400: "Invalid input, or a bad, used or expired key: `invalid_key`."}
+
+    @extend_schema(request=EmailVerifySerializer, responses={200: DetailSerializer})
+    def post(self, request):
+        serializer = EmailVerifySerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        email_verification.email_verify(**serializer.validated_data, origin=request_origin(request))
+        return Response({"detail": "Your e-mail address is verified."})
+
+
+class EmailVerifyResendView(PublicView):
+    """POST /api/auth/email/verify/resend/: with a Bearer token, for the caller's address; without
+    one, for ``email``, answered alike whether or not an unverified account uses it."""
+
+    authentication_classes = (SessionJWTAuthentication,)  # optional: anonymous callers give an address
+    throttle_classes = (EmailVerifyResendIPThrottle, EmailVerifyResendAddressThrottle)
+
+    @extend_schema(request=EmailVerifyResendSerializer, responses={202: DetailSerializer})
+    def post(self, request):
+        serializer = EmailVerifyResendSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        if request.user.is_authenticated:
+            email_verification.verification_resend(user=request.user, origin=request_origin(request))
+        elif "email" in serializer.validated_data:
+            email_verification.verification_resend_for_address_later(email=serializer.validated_data["email"])
+        else:
+            required = {"email": ["This field is required without a Bearer token."]}
+            raise ValidationError(required, code="required")
+        return Response(
+            {"detail": "If an address waits for verification, a new link is on its way."},
+            status=status.HTTP_202_ACCEPTED,
+        )
+
+
+class EmailChangeView(ApiView):
+    """POST /api/auth/email/change/: a link to the new address, a notice to the old one."""
+
+    throttle_classes = (PasswordChangeThrottle,)  # a password is tried: the same limit as password change
+
+    @extend_schema(request=EmailChangeSerializer, responses={202: DetailSerializer})
+    def post(self, request):
+        serializer = EmailChangeSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        email_verification.email_change_request(
+            user=request.user, **serializer.validated_data, origin=request_origin(request)
+        )
+        return Response(
+            {"detail": "Follow the link mailed to the new address to change to it."},
+            status=status.HTTP_202_ACCEPTED,
+        )

@@ -287,6 +287,11 @@ _accounts_from_environment = {  # environment variable: (setting, cast)
     "MAIL_MAX_ATTEMPTS": ("ACCOUNTS_MAIL_MAX_ATTEMPTS", env.int),
     "SECURITY_NOTICES": ("ACCOUNTS_SECURITY_NOTICES", env.bool),
     "METRICS_TOKEN": ("ACCOUNTS_METRICS_TOKEN", env.str),
+    "EMAIL_VERIFICATION": ("ACCOUNTS_EMAIL_VERIFICATION", env.str),
+    "EMAIL_VERIFY_URL": ("ACCOUNTS_EMAIL_VERIFY_URL", env.str),
+    "EMAIL_VERIFY_TIMEOUT": ("ACCOUNTS_EMAIL_VERIFY_TIMEOUT", _seconds),
+    "EMAIL_VERIFY_THROTTLE_RATE": ("ACCOUNTS_EMAIL_VERIFY_THROTTLE_RATE", env.str),
+    "EMAIL_VERIFY_KEY_THROTTLE_RATE": ("ACCOUNTS_EMAIL_VERIFY_KEY_THROTTLE_RATE", env.str),
 }
 for _variable, (_setting, _cast) in _accounts_from_environment.items():
     if _variable in os.environ:

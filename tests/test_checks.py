@@ -241,6 +241,11 @@ def test_the_known_settings_are_the_app_settings_without_simple_jwts_own():
     assert checks.setting_names() == [
         "ACCESS_TOKEN_CHECKS_SESSION",
         "AUDIT_RETENTION",
+        "EMAIL_VERIFICATION",
+        "EMAIL_VERIFY_KEY_THROTTLE_RATE",
+        "EMAIL_VERIFY_THROTTLE_RATE",
+        "EMAIL_VERIFY_TIMEOUT",
+        "EMAIL_VERIFY_URL",
         "JWKS_MAX_AGE",
         "JWT_SIGNING_KEYS",
         "JWT_VERIFY_KEYS",
@@ -584,3 +589,26 @@ def test_a_public_bind_without_trusted_proxy_headers_passes(settings, monkeypatc
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 0}
     settings.SECURE_PROXY_SSL_HEADER = None
     assert warning_ids() == []
+
+
+# --- E042, E043: e-mail verification ---------------------------------------------------------
+def test_an_unknown_email_verification_mode_is_refused_at_startup(settings):
+    settings.ACCOUNTS_EMAIL_VERIFICATION = "mandatroy"
+    assert [e.id for e in checks.check_email_verification()] == ["accounts.E042"]
+
+
+def test_an_email_verify_url_without_a_key_is_refused_at_startup(settings):
+    settings.ACCOUNTS_EMAIL_VERIFY_URL = "https://app.example.com/#verify="
+    assert [e.id for e in checks.check_email_verification()] == ["accounts.E043"]
+
+
+@pytest.mark.parametrize("mode", ["none", "optional", "mandatory"])
+def test_each_email_verification_mode_passes_the_checks(settings, mode):
+    settings.ACCOUNTS_EMAIL_VERIFICATION = mode
+    assert checks.check_email_verification() == []
+
+
+def test_manage_check_refuses_a_misspelt_email_verification_from_the_environment():
+    result = manage_py("check", unset=("DJANGO_DEBUG",), DJANGO_DEBUG="1", EMAIL_VERIFICATION="Mandatory")
+    assert result.returncode != 0
+    assert "accounts.E042" in result.stderr

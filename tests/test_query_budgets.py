@@ -12,6 +12,7 @@ import re
 
 import pytest
 
+from accounts.models import EmailAddressState
 from accounts.services import session_create
 
 from .helpers import BrowserClient, NativeClient
@@ -19,7 +20,11 @@ from .helpers import BrowserClient, NativeClient
 pytestmark = pytest.mark.django_db
 
 
-def test_login_takes_at_most_4_queries(browser, user, query_budget):
+@pytest.mark.parametrize("verification", ["none", "optional", "mandatory"])
+def test_login_takes_at_most_4_queries(browser, user, query_budget, settings, verification):
+    """Under EMAIL_VERIFICATION=mandatory the session's INSERT itself checks the address."""
+    settings.ACCOUNTS_EMAIL_VERIFICATION = verification
+    EmailAddressState.objects.create(user=user, verified_email=user.email)
     with query_budget(4):
         response = browser.sign_in()
     assert response.status_code == 200

@@ -28,10 +28,10 @@ FUZZ_EXAMPLES = 25
 UNLIMITED = "1000000/min"
 
 # A 400 to a well-formed request is right where it judges the values, not their shape: a taken
-# username, a wrong old password, Django's password validators (the project's settings, which
-# no schema can state), Django's e-mail validator (stricter than the "email" format: no quoted
-# local parts), or a password reset key that no account's. Everywhere else a well-formed request
-# must be accepted.
+# username, a wrong old password (or a wrong password for an e-mail change), Django's password
+# validators (the project's settings, which no schema can state), Django's e-mail validator
+# (stricter than the "email" format: no quoted local parts), a password reset key or a verification
+# key that is no key. Everywhere else a well-formed request must be accepted.
 JUDGED_VALUES = {
     "operations": [
         {
@@ -40,6 +40,8 @@ JUDGED_VALUES = {
                 "/api/auth/password/change/",
                 "/api/auth/password/reset/",
                 "/api/auth/password/reset/confirm/",
+                "/api/auth/email/change/",
+                "/api/auth/email/verify/",
             ],
             "checks": {
                 "positive_data_acceptance": {
@@ -81,15 +83,8 @@ def fuzzable(db, settings, user_factory):
     """Limits raised so that the fuzzer reaches the code behind them (429 is declared all the
     same), a user for the tokens, and the WSGI handler kept from closing the test's database
     connection after each request (Django's test client disconnects the same receivers)."""
-    for name in (
-        "LOGIN",
-        "LOGIN_USERNAME",
-        "LOGIN_IP",
-        "REGISTER",
-        "PASSWORD_CHANGE",
-        "PASSWORD_RESET",
-        "PASSWORD_RESET_CONFIRM",
-    ):
+    limits = ("LOGIN", "LOGIN_USERNAME", "LOGIN_IP", "REGISTER", "PASSWORD_CHANGE")
+    for name in (*limits, "PASSWORD_RESET", "PASSWORD_RESET_CONFIRM", "EMAIL_VERIFY", "EMAIL_VERIFY_KEY"):
         setattr(settings, f"ACCOUNTS_{name}_THROTTLE_RATE", UNLIMITED)
     _fuzzing_user["user"] = user_factory()
     request_started.disconnect(close_old_connections)

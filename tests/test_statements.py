@@ -39,6 +39,19 @@ def test_the_user_comes_back_whole(user_factory):
         getattr(alice, f.attname) for f in alice._meta.concrete_fields
     ]
     assert found.date_joined.tzinfo is not None and found.date_joined <= timezone.now()
+    # The annotation (compiler.annotation_col_map), set by its alias and converted to a bool.
+    assert found.accounts_email_verified is False
+
+
+def test_the_annotation_follows_the_verified_address(user_factory):
+    from accounts.models import EmailAddressState
+
+    alice = user_factory(email="alice@example.com")
+    session = session_create(user=alice, ip=None, user_agent="")
+    EmailAddressState.objects.create(user=alice, verified_email="alice@example.com")
+    assert check(session).accounts_email_verified is True
+    EmailAddressState.objects.filter(user=alice).update(verified_email="old@example.com")
+    assert check(session).accounts_email_verified is False
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's prepared statements")
@@ -68,7 +81,12 @@ _USER_COLUMNS = ", ".join(
     )
 )
 _USER_FOR_ACCESS_TOKEN_SQL = (
-    f'SELECT {_USER_COLUMNS} FROM "auth_user" '
+    f"SELECT {_USER_COLUMNS}, "
+    # GET /api/users/me/'s email_verified, in the same statement (EmailAddressStateQuerySet.verifying).
+    'EXISTS(SELECT %s AS "a" FROM "accounts_emailaddressstate" U0 '
+    'WHERE (U0."user_id" = ("auth_user"."id") AND U0."verified_email" = ("auth_user"."email") '
+    'AND NOT (U0."verified_email" = %s)) LIMIT 1) AS "accounts_email_verified" '
+    'FROM "auth_user" '
     'WHERE ("auth_user"."is_active" AND "auth_user"."id" = (%s) '
     'AND EXISTS(SELECT %s AS "a" FROM "accounts_session" U0 '
     'WHERE (U0."revoked_at" IS NULL AND U0."absolute_expires_at" > (%s) AND U0."idle_expires_at" > (%s) '
@@ -89,7 +107,7 @@ PINNED = {
     "accounts.selectors._USER_FOR_ACCESS_TOKEN": {
         "sqlite": _USER_FOR_ACCESS_TOKEN_SQL,
         "postgresql": _USER_FOR_ACCESS_TOKEN_SQL,
-        "parameters": ["user_id", 1, "now", "now", "session_id"],
+        "parameters": [1, "", "user_id", 1, "now", "now", "session_id"],
     },
     "accounts.services._SESSION_ROTATE": {
         "sqlite": _SESSION_ROTATE_SQL.format(least="MIN"),
@@ -164,3 +182,63 @@ def test_each_statement_is_compiled_once_however_often_it_runs(signed_in, monkey
         access = signed_in.refresh().json()["access"]
         assert signed_in.get("/api/users/me/", HTTP_AUTHORIZATION=f"Bearer {access}").status_code == 200
     assert {name: len(made) for name, made in calls.items()} == {name: 1 for name in PINNED}
+
+
+# --- INSERT ... SELECT ... WHERE EXISTS (statements.insert_if_sql) ---------------------------------
+_SESSION_COLUMNS = ", ".join(
+    f'"{column}"'
+    for column in (
+        "id", "user_id", "refresh_jti", "previous_jti", "created_at", "last_used_at", "idle_expires_at",
+        "absolute_expires_at", "revoke_reason", "ip", "user_agent", "device",
+    )
+)
+_SESSION_IF_VERIFIED_SQL = (
+    f'INSERT INTO "accounts_session" ({_SESSION_COLUMNS}) SELECT {", ".join(["%s"] * 12)} '
+    'WHERE EXISTS(SELECT "accounts_emailaddressstate"."user_id" AS "pk" FROM "accounts_emailaddressstate" '
+    'WHERE ("accounts_emailaddressstate"."user_id" = %s '
+    'AND "accounts_emailaddressstate"."verified_email" = %s '
+    'AND NOT ("accounts_emailaddressstate"."verified_email" = %s)))'
+)
+
+
+def test_a_session_for_a_verified_address_compiles_to_the_pinned_insert(user_factory):
+    """Login under EMAIL_VERIFICATION=mandatory: the session's row, only if the address is verified
+    (the same SQL on SQLite and PostgreSQL; revoked_at and rotated_at, None, are left out)."""
+    from accounts.email_verification import email_verified_states
+    from accounts.services import session_build
+    from accounts.statements import insert_if_sql
+
+    alice = user_factory(email="alice@example.com")
+    session = session_build(user=alice, ip="198.51.100.1", user_agent="Firefox")
+    sql, params = insert_if_sql(session, email_verified_states(user=alice), using="default")
+    assert clauses(sql) == clauses(_SESSION_IF_VERIFIED_SQL), (
+        "Django compiles the conditional insert differently now: read the diff, then update "
+        "_SESSION_IF_VERIFIED_SQL (and revisit accounts/statements.insert_if_sql if more than text changed)"
+    )
+    assert params[-3:] == [alice.pk, "alice@example.com", ""]
+
+
+def test_the_conditional_insert_writes_the_row_only_if_the_condition_holds(user_factory):
+    from accounts.email_verification import email_verified_states
+    from accounts.models import EmailAddressState
+    from accounts.services import session_create_if
+
+    alice = user_factory(email="alice@example.com")
+    for ip in ("198.51.100.1", None, "2001:db8::1"):  # an ip left out when None
+        condition = email_verified_states(user=alice)
+        assert session_create_if(user=alice, ip=ip, user_agent="", condition=condition) is None
+    assert not Session.objects.exists()
+    EmailAddressState.objects.create(user=alice, verified_email="alice@example.com")
+    verified = email_verified_states(user=alice)
+    made = [
+        session_create_if(user=alice, ip=ip, user_agent="Firefox", condition=verified)
+        for ip in ("198.51.100.1", None, "2001:db8::1")
+    ]
+    stored = {s.pk: s for s in Session.objects.all()}
+    for session in made:
+        assert session is not None and not session._state.adding
+        row = stored[session.pk]
+        assert (row.user_id, row.ip, row.refresh_jti, row.revoked_at, row.rotated_at) == (
+            alice.pk, session.ip, session.refresh_jti, None, None
+        )
+        assert row.created_at == session.created_at and row.absolute_expires_at == session.absolute_expires_at

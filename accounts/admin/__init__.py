@@ -30,7 +30,11 @@ from .sessions import (
     short_datetime,
 )
 from .shared import admin_change_url, id_prefix_q, user_search_fields
-from .users import ActiveSessionInline, UserSessionsAdminMixin, user_admin_add_sessions
+from .users import (
+    ActiveSessionInline,
+    UserSessionsAdminMixin,
+    user_admin_add_sessions,
+)
 
 __all__ = [
     "ADMIN_LOGIN",

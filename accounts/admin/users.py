@@ -1,6 +1,6 @@
 """Sessions on the user admin: the user's active sessions on their page, each with a Revoke button,
-a "Revoke all sessions" button and list action, and the mixing of these into whatever admin the
-project registered for its user model."""
+a "Revoke all sessions" button and list action, the user's e-mail verification (read-only), and the
+mixing of these into whatever admin the project registered for its user model."""
 
 from django.contrib import admin
 from django.contrib.admin.options import IS_POPUP_VAR
@@ -14,6 +14,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.http import urlencode
 
+from ..email_verification import email_state_summary
 from ..models import Session
 from .sessions import RevokeViewMixin, SessionAdmin, may_revoke, revoke_sessions, short_datetime
 from .shared import admin_change_url
@@ -106,6 +107,9 @@ class UserSessionsAdminMixin(RevokeViewMixin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         url = reverse(f"{self.admin_site.name}:{self._url_name('revoke_sessions')}", args=[object_id])
         context = {**(extra_context or {}), "revoke_sessions_url": url}
+        user = self.get_object(request, unquote(object_id))
+        if user is not None:  # the e-mail verification, read-only, below the first fieldset
+            context["email_verification"] = email_state_summary(user=user)
         return super().change_view(request, object_id, form_url, extra_context=context)
 
     def revoke_users_sessions(self, request, user_ids) -> None:

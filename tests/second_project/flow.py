@@ -98,7 +98,8 @@ def api_flow() -> None:
 
 
 def admin_flow() -> None:
-    """The project's own Member admin gained the sessions inline and the revoke button at startup."""
+    """The project's own Member admin gained the sessions inline, the revoke button and the e-mail
+    verification at startup."""
     from django.contrib.auth import get_user_model
     from django.test import Client
     from django.urls import reverse
@@ -125,6 +126,7 @@ def admin_flow() -> None:
     html = page.content.decode()
     assert f'action="{revoke_url}"' in html and "Revoke all sessions" in html, "no revoke button"
     assert "Active sessions" in html, "no sessions inline"
+    assert "E-mail verification" in html and "not verified" in html, "no e-mail verification"
     changelist = staff.get(reverse("admin:accounts_session_changelist"), {"q": "ada@"})
     assert changelist.status_code == 200 and "ada@example.com" in changelist.content.decode()
     assert staff.post(revoke_url).status_code == 302
@@ -168,6 +170,61 @@ def reset_flow() -> None:
     expect(post("/api/auth/login/", {"email": "ada@example.com", "password": "a new staple for ada 7"}), 200)
 
 
+def email_flow() -> None:
+    """Verified addresses with this project's user model: mandatory mode refuses an unverified
+    member, the link mailed at registration verifies, and an address change (to the model's unique
+    USERNAME_FIELD) takes effect once its link is followed."""
+    from django.core import mail
+    from django.test import Client, override_settings
+
+    def post(path, data, **headers):
+        return browser.post(path, data, content_type="application/json", headers=headers)
+
+    def key_in(message) -> str:
+        [link] = [line for line in message.body.splitlines() if line.startswith("http")]
+        return link.removeprefix("http://localhost:5173/#verify=")
+
+    browser = Client(enforce_csrf_checks=True)
+    # No global login budget: the steps before signed in more than 10 times within the second.
+    with override_settings(ACCOUNTS_EMAIL_VERIFICATION="mandatory", ACCOUNTS_LOGIN_GLOBAL_THROTTLE_RATE=None):
+        step("e-mail: registration mails a link; mandatory mode refuses the unverified member")
+        mail.outbox = []
+        registration = {"username": "bea", "email": "bea@example.com", "password": PASSWORD}
+        expect(post("/api/auth/register/", registration), 201)
+        [message] = mail.outbox
+        assert message.to == ["bea@example.com"], message.to
+        login = {"email": "bea@example.com", "password": PASSWORD}
+        expect(post("/api/auth/login/", login), 403, "email_unverified")
+
+        step("e-mail: the link verifies once; the member signs in; me says so")
+        key = key_in(message)
+        expect(post("/api/auth/email/verify/", {"key": key}), 200)
+        expect(post("/api/auth/email/verify/", {"key": key}), 400, "invalid_key")
+        access = expect(post("/api/auth/login/", login), 200)["access"]
+        me = expect(browser.get("/api/users/me/", headers={"Authorization": f"Bearer {access}"}), 200)
+        assert me["email_verified"] is True, me
+
+        step("e-mail: a change mails the new address a link and the old one a notice; verified, it applies")
+        mail.outbox = []
+        change = {"new_email": "bea@example.org", "password": PASSWORD}
+        expect(post("/api/auth/email/change/", change, Authorization=f"Bearer {access}"), 202)
+        by_address = {m.to[0]: m for m in mail.outbox}
+        assert sorted(by_address) == ["bea@example.com", "bea@example.org"], sorted(by_address)
+        expect(post("/api/auth/login/", login), 200)  # the old address still signs in
+        expect(post("/api/auth/email/verify/", {"key": key_in(by_address["bea@example.org"])}), 200)
+        expect(post("/api/auth/login/", login), 401, "invalid_credentials")
+        expect(post("/api/auth/login/", {**login, "email": "bea@example.org"}), 200)
+
+        step("e-mail: a change to an address another member has (unique here) is an invalid link, not a 500")
+        access = expect(post("/api/auth/login/", {**login, "email": "bea@example.org"}), 200)["access"]
+        mail.outbox = []
+        taken = {"new_email": "ada@example.com", "password": PASSWORD}
+        expect(post("/api/auth/email/change/", taken, Authorization=f"Bearer {access}"), 202)
+        [link_mail] = [m for m in mail.outbox if m.to == ["ada@example.com"]]
+        expect(post("/api/auth/email/verify/", {"key": key_in(link_mail)}), 400, "invalid_key")
+        expect(post("/api/auth/login/", {**login, "email": "bea@example.org"}), 200)
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checks-only", action="store_true")
@@ -196,6 +253,7 @@ def main(argv: list[str]) -> None:
             # The steps above may have spent this second's load-shedding budget of password checks.
             with override_settings(ACCOUNTS_LOGIN_GLOBAL_THROTTLE_RATE=None):
                 reset_flow()
+            email_flow()
     finally:
         teardown_databases(databases, verbosity=1)
     print("second project: all steps passed", flush=True)
