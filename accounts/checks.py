@@ -7,6 +7,7 @@ import os
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.contrib.auth import password_validation
 from django.core import checks
 from django.core.checks.security.base import SECRET_KEY_INSECURE_PREFIX
 from django.core.exceptions import ImproperlyConfigured
@@ -221,6 +222,29 @@ def check_mail_configured(app_configs=None, **kwargs):
             hint="Set EMAIL_BACKEND and EMAIL_HOST (authproject: EMAIL_URL, e.g. "
             "smtp+tls://user:password@mail.example.com:587, or consolemail:// to print mail).",
             id="accounts.E018",
+        )
+    ]
+
+
+@checks.register(checks.Tags.security)
+def check_password_set_ends_sessions(app_configs=None, **kwargs):
+    """Without its validator, a password set outside the API (the admin, changepassword, password
+    reset, code) would leave the user's sessions running: Django calls no other hook on every path."""
+    from .password_validation import PasswordSetEndsSessions
+
+    try:
+        validators = password_validation.get_default_password_validators()
+    except ImproperlyConfigured:
+        validators = []  # Django's own error, raised when a password is first validated, says why
+    if any(isinstance(validator, PasswordSetEndsSessions) for validator in validators):
+        return []
+    return [
+        checks.Error(
+            "A password set outside the API would not end the user's sessions: "
+            "AUTH_PASSWORD_VALIDATORS does not list accounts.password_validation.PasswordSetEndsSessions.",
+            hint='Add {"NAME": "accounts.password_validation.PasswordSetEndsSessions"} to '
+            "AUTH_PASSWORD_VALIDATORS (it refuses no password).",
+            id="accounts.E040",
         )
     ]
 

@@ -158,6 +158,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    # Refuses nothing: a password set by any path (admin, changepassword, code) ends the user's sessions.
+    {"NAME": "accounts.password_validation.PasswordSetEndsSessions"},
 ]
 
 LANGUAGE_CODE = "en-us"

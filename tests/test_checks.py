@@ -29,6 +29,7 @@ ACCOUNTS_CHECKS = [
     checks.check_renamed_settings,
     checks.check_jwt_keys,
     checks.check_mail_configured,
+    checks.check_password_set_ends_sessions,
 ]
 
 
