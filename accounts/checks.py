@@ -210,6 +210,30 @@ def check_signing_key(app_configs=None, **kwargs):
 
 
 @checks.register(checks.Tags.security)
+def check_secret_key_fallbacks(app_configs=None, **kwargs):
+    """A fallback key still verifies (Django's signatures; HS256 tokens when the signing key is
+    SECRET_KEY), so it must be as strong as the key itself: as long as the signing key must be
+    (accounts.E005), and, outside DEBUG, no development key, which is public."""
+    errors = []
+    for position, key in enumerate(getattr(settings, "SECRET_KEY_FALLBACKS", []), start=1):
+        if len(str(key).encode()) < MIN_HMAC_KEY_BYTES:
+            problem = f"is shorter than {MIN_HMAC_KEY_BYTES} bytes"
+        elif not settings.DEBUG and str(key).startswith(SECRET_KEY_INSECURE_PREFIX):
+            problem = f"is a development key (it starts with {SECRET_KEY_INSECURE_PREFIX!r})"
+        else:
+            continue
+        errors.append(
+            checks.Error(
+                f"Key {position} of SECRET_KEY_FALLBACKS (DJANGO_SECRET_KEY_FALLBACKS) {problem}: "
+                "anything signed with it would still be accepted.",
+                hint="List only earlier secret keys, each a long random value; remove a weak one.",
+                id="accounts.E041",
+            )
+        )
+    return errors
+
+
+@checks.register(checks.Tags.security)
 def check_mail_configured(app_configs=None, **kwargs):
     """With DEBUG off, mail must go where the project said: Django's default (SMTP on localhost:25)
     would lose every mail, password reset links and security notices included, in a log line."""

@@ -44,6 +44,11 @@ def _days(variable: str) -> timedelta:
 
 
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default=DEVELOPMENT_SECRET_KEY)
+# Earlier secret keys, newest first: they still verify what they signed (Django's signing, password
+# reset links, HS256 tokens) but sign nothing, so the secret key rotates without signing anyone out.
+SECRET_KEY_FALLBACKS = [
+    key.strip() for key in env.list("DJANGO_SECRET_KEY_FALLBACKS", default=[]) if key.strip()
+]
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
 
