@@ -13,7 +13,7 @@ from django.core.checks.security.base import SECRET_KEY_INSECURE_PREFIX
 from django.core.exceptions import ImproperlyConfigured
 from rest_framework_simplejwt.settings import DEFAULTS as SIMPLE_JWT_DEFAULTS
 
-from . import keys
+from . import keys, throttles
 from .conf import AppSettings, app_settings, jwt_settings
 from .origin import origin_normalized
 
@@ -281,6 +281,34 @@ def setting_names() -> list[str]:
         for name, member in vars(AppSettings).items()
         if isinstance(member, property) and name not in SIMPLE_JWT_DEFAULTS
     )
+
+
+@checks.register(checks.Tags.security)
+def check_throttle_rates(app_configs=None, **kwargs):
+    """Every throttle rate must parse as DRF's units spelled exactly: a rate that does not would make
+    each attempt it guards a 500, and DRF's own parse reads "5/month" as 5 a minute."""
+    errors = []
+    for name in setting_names():
+        if not name.endswith("_THROTTLE_RATE"):
+            continue
+        rate = getattr(app_settings, name)
+        may_be_off = name in AppSettings.rates_that_may_be_off
+        if rate is None and may_be_off:
+            continue
+        try:
+            throttles.rate_parse(rate)
+        except throttles.InvalidRate:
+            units = ", ".join(throttles.RATE_UNITS)
+            off = ", or None to turn it off (authproject: off)" if may_be_off else ""
+            errors.append(
+                checks.Error(
+                    f"{AppSettings.prefix}{name} is {rate!r}, which is not a throttle rate.",
+                    hint=f"Write <count>/<unit>, e.g. 5/min, the unit one of {units}{off}. "
+                    f"(authproject reads it from the environment variable {name}.)",
+                    id="accounts.E042",
+                )
+            )
+    return errors
 
 
 @checks.register(checks.Tags.security)

@@ -5,6 +5,7 @@ Production sets DATABASE_URL (PostgreSQL) and CACHE_URL (Redis) shared by all ap
 """
 
 import os
+import warnings
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,12 +19,31 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 DEVELOPMENT_SECRET_KEY = "django-insecure-development-key-do-not-use-in-production-0123456789"
 DEFAULT_CORS_ORIGINS = ["http://localhost:5173", "http://localhost:3000"]
 
-env = environ.Env()
+
+
+class _Environment(environ.Env):
+    """django-environ's Env, noting every variable the settings ask for, set or not: the names a
+    misspelled variable is compared with (authproject.checks warns of one an edit away)."""
+
+    def __init__(self, **scheme):
+        super().__init__(**scheme)
+        self.asked: set[str] = set()
+
+    def get_value(self, var, *args, **kwargs):
+        self.asked.add(var)
+        return super().get_value(var, *args, **kwargs)
+
+    def __contains__(self, var) -> bool:
+        self.asked.add(var)
+        return super().__contains__(var)
+
+
+env = _Environment()
 # Development only: manage.py names the checkout's .env (which `make run` writes: DJANGO_DEBUG=1) in
 # DJANGO_ENV_FILE, so that its commands run as the README prints them. gunicorn (authproject.wsgi),
 # `make serve` and the tests name none, so no server reads a stray .env. A variable set in the
 # environment wins over the file (read_env only fills in what is unset).
-if os.environ.get("DJANGO_ENV_FILE"):
+if env.str("DJANGO_ENV_FILE", default=""):
     environ.Env.read_env(os.environ["DJANGO_ENV_FILE"])
 
 
@@ -36,6 +56,33 @@ def _rate_or_off(variable: str) -> str | None:
     """A throttle rate ("10/s"), or None for "off" (no limit)."""
     value = env.str(variable).strip()
     return None if value.lower() in ("off", "none", "") else value
+
+
+def _url_config(variable: str, parse, schemes, default: str, required: str) -> dict:
+    """DATABASE_URL or CACHE_URL as Django's setting (django-environ's ``parse``), or
+    ImproperlyConfigured naming the variable when it is empty, has no ``scheme://`` or a scheme
+    django-environ does not know or cannot read (no ``required`` key in the configuration it makes).
+    The message never repeats the URL, which may hold a password."""
+    url = env.str(variable, default=default)
+    example = f"unset it for the default, {default}"
+    if not url.strip():
+        raise ImproperlyConfigured(f"{variable} is set but empty: name a URL, or {example}.")
+    scheme = url.partition("://")[0] if "://" in url else ""
+    if not scheme:
+        raise ImproperlyConfigured(f"{variable} names no scheme (scheme://...): write a URL, or {example}.")
+    if scheme not in schemes:
+        raise ImproperlyConfigured(
+            f"{variable} has the scheme {scheme!r}; django-environ knows {', '.join(sorted(schemes))}."
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # django-environ's own warnings quote the URL
+        try:
+            config = parse(url)
+        except (ImproperlyConfigured, KeyError, ValueError):
+            config = {}
+    if not config.get(required):
+        raise ImproperlyConfigured(f"{variable} is not a {scheme} URL that django-environ can read.")
+    return config
 
 
 def _days(variable: str) -> timedelta:
@@ -68,6 +115,7 @@ INSTALLED_APPS = [
     "django_tasks",
     "django_tasks_db",
     "accounts",
+    "authproject",  # the project's own startup checks (authproject/checks.py); no models
 ]
 
 MIDDLEWARE = [
@@ -103,7 +151,18 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------------------
-DATABASES = {"default": env.db("DATABASE_URL", default="sqlite:///db.sqlite3")}
+DATABASES = {
+    "default": _url_config(
+        "DATABASE_URL",
+        environ.Env.db_url_config,
+        environ.Env.DB_SCHEMES,
+        default="sqlite:///db.sqlite3",
+        required="ENGINE",
+    )
+}
+# PostgreSQL's (below), read whichever database is named, so that each is a variable the settings read.
+_conn_max_age = env.int("DATABASE_CONN_MAX_AGE", default=60)
+_prepared_statements = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
 # Seconds the database gets to answer before a request fails with 503 service_unavailable instead of
 # holding its worker (0: wait for ever; a long migration on a big table may want that).
 DATABASE_TIMEOUT = env.float("DATABASE_TIMEOUT", default=5)
@@ -122,11 +181,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not Django's shared in-memory database, so that tests see real locking between threads.
     DATABASES["default"]["TEST"] = {"NAME": BASE_DIR / "test_db.sqlite3"}
 else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
+    DATABASES["default"].setdefault("CONN_MAX_AGE", _conn_max_age)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.bool(
-        "DATABASE_PREPARED_STATEMENTS", default=True
-    ):
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and _prepared_statements:
         # Values bound on the server, and a statement run 5 times on a connection prepared there
         # (psycopg's prepared statements): the hot paths' statements (accounts/statements.py) are
         # then neither parsed nor planned again. Off behind a PgBouncer in transaction mode older
@@ -148,7 +205,15 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # AUTH_USER_MODEL is Django's own auth.User: accounts works with whichever user model a project has.
 
 # --- Cache (throttling; shared by every app server in production) ---------------------------
-CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+CACHES = {
+    "default": _url_config(
+        "CACHE_URL",
+        environ.Env.cache_url_config,
+        environ.Env.CACHE_SCHEMES,
+        default="locmemcache://",
+        required="BACKEND",
+    )
+}
 CACHES["default"].setdefault("KEY_PREFIX", "authproject")
 
 # --- Passwords --------------------------------------------------------------------------------
@@ -188,7 +253,7 @@ STORAGES = {
 # Seconds an SMTP server gets for each step (connecting, each answer) before the send fails and is
 # retried: a server that hangs must not hold a worker for ever.
 EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10)
-if "EMAIL_URL" in os.environ:
+if "EMAIL_URL" in env:
     try:
         _email = env.email_url("EMAIL_URL")
     except ImproperlyConfigured as e:
@@ -282,7 +347,7 @@ _accounts_from_environment = {  # environment variable: (setting, cast)
     "MAIL_MAX_ATTEMPTS": ("ACCOUNTS_MAIL_MAX_ATTEMPTS", env.int),
 }
 for _variable, (_setting, _cast) in _accounts_from_environment.items():
-    if _variable in os.environ:
+    if _variable in env:
         globals()[_setting] = _cast(_variable)
 
 # --- Django REST framework, simplejwt, drf-spectacular ----------------------------------------
@@ -318,7 +383,7 @@ _simple_jwt_from_environment = {  # environment variable: (SIMPLE_JWT key, cast)
     "JWT_AUDIENCE": ("AUDIENCE", env.str),
 }
 for _variable, (_key, _cast) in _simple_jwt_from_environment.items():
-    if _variable in os.environ:
+    if _variable in env:
         SIMPLE_JWT[_key] = _cast(_variable)
 
 SPECTACULAR_SETTINGS = {
@@ -337,3 +402,8 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
+
+# The environment variables this project reads: the ones the settings asked for above, and the app
+# server's (gunicorn.conf.py). authproject.checks warns of a variable set in the environment an edit
+# away from one of these: a misspelling, which would silently not apply.
+ENVIRONMENT_VARIABLES_READ = sorted(env.asked | {"HOST", "PORT", "WEB_CONCURRENCY"})

@@ -102,7 +102,9 @@ def test_a_signing_key_of_its_own_has_no_fallbacks(signed_in_before_rotation, se
     assert_json_error(browser.bearer(browser.access).get("/api/users/me/"), 401, "token_not_valid")
 
 
-def test_an_asymmetric_algorithm_ignores_the_fallbacks(signed_in_before_rotation, settings, use_keys, key_file):
+def test_an_asymmetric_algorithm_ignores_the_fallbacks(
+    signed_in_before_rotation, settings, use_keys, key_file
+):
     browser = signed_in_before_rotation
     settings.SECRET_KEY_FALLBACKS = [OLD_KEY]
     use_keys("ES256", signing=[key_file("ES256")])
