@@ -7,12 +7,13 @@ import os
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.contrib.auth import password_validation
 from django.core import checks
 from django.core.checks.security.base import SECRET_KEY_INSECURE_PREFIX
 from django.core.exceptions import ImproperlyConfigured
 from rest_framework_simplejwt.settings import DEFAULTS as SIMPLE_JWT_DEFAULTS
 
-from . import keys
+from . import keys, throttles
 from .conf import AppSettings, app_settings, jwt_settings
 from .origin import origin_normalized
 
@@ -227,6 +228,29 @@ def check_metrics_token(app_configs=None, **kwargs):
     return []
 
 
+def check_secret_key_fallbacks(app_configs=None, **kwargs):
+    """A fallback key still verifies (Django's signatures; HS256 tokens when the signing key is
+    SECRET_KEY), so it must be as strong as the key itself: as long as the signing key must be
+    (accounts.E005), and, outside DEBUG, no development key, which is public."""
+    errors = []
+    for position, key in enumerate(getattr(settings, "SECRET_KEY_FALLBACKS", []), start=1):
+        if len(str(key).encode()) < MIN_HMAC_KEY_BYTES:
+            problem = f"is shorter than {MIN_HMAC_KEY_BYTES} bytes"
+        elif not settings.DEBUG and str(key).startswith(SECRET_KEY_INSECURE_PREFIX):
+            problem = f"is a development key (it starts with {SECRET_KEY_INSECURE_PREFIX!r})"
+        else:
+            continue
+        errors.append(
+            checks.Error(
+                f"Key {position} of SECRET_KEY_FALLBACKS (DJANGO_SECRET_KEY_FALLBACKS) {problem}: "
+                "anything signed with it would still be accepted.",
+                hint="List only earlier secret keys, each a long random value; remove a weak one.",
+                id="accounts.E041",
+            )
+        )
+    return errors
+
+
 @checks.register(checks.Tags.security)
 def check_mail_configured(app_configs=None, **kwargs):
     """With DEBUG off, mail must go where the project said: Django's default (SMTP on localhost:25)
@@ -270,6 +294,28 @@ def check_email_verification(app_configs=None, **kwargs):
     return errors
 
 
+def check_password_set_ends_sessions(app_configs=None, **kwargs):
+    """Without its validator, a password set outside the API (the admin, changepassword, password
+    reset, code) would leave the user's sessions running: Django calls no other hook on every path."""
+    from .password_validation import PasswordSetEndsSessions
+
+    try:
+        validators = password_validation.get_default_password_validators()
+    except ImproperlyConfigured:
+        validators = []  # Django's own error, raised when a password is first validated, says why
+    if any(isinstance(validator, PasswordSetEndsSessions) for validator in validators):
+        return []
+    return [
+        checks.Error(
+            "A password set outside the API would not end the user's sessions: "
+            "AUTH_PASSWORD_VALIDATORS does not list accounts.password_validation.PasswordSetEndsSessions.",
+            hint='Add {"NAME": "accounts.password_validation.PasswordSetEndsSessions"} to '
+            "AUTH_PASSWORD_VALIDATORS (it refuses no password).",
+            id="accounts.E044",
+        )
+    ]
+
+
 def setting_names() -> list[str]:
     """The names the app reads as ``ACCOUNTS_<NAME>``: AppSettings' properties, less simplejwt's own
     settings (lifetimes, algorithm, issuer, audience), read from ``SIMPLE_JWT``."""
@@ -278,6 +324,34 @@ def setting_names() -> list[str]:
         for name, member in vars(AppSettings).items()
         if isinstance(member, property) and name not in SIMPLE_JWT_DEFAULTS
     )
+
+
+@checks.register(checks.Tags.security)
+def check_throttle_rates(app_configs=None, **kwargs):
+    """Every throttle rate must parse as DRF's units spelled exactly: a rate that does not would make
+    each attempt it guards a 500, and DRF's own parse reads "5/month" as 5 a minute."""
+    errors = []
+    for name in setting_names():
+        if not name.endswith("_THROTTLE_RATE"):
+            continue
+        rate = getattr(app_settings, name)
+        may_be_off = name in AppSettings.rates_that_may_be_off
+        if rate is None and may_be_off:
+            continue
+        try:
+            throttles.rate_parse(rate)
+        except throttles.InvalidRate:
+            units = ", ".join(throttles.RATE_UNITS)
+            off = ", or None to turn it off (authproject: off)" if may_be_off else ""
+            errors.append(
+                checks.Error(
+                    f"{AppSettings.prefix}{name} is {rate!r}, which is not a throttle rate.",
+                    hint=f"Write <count>/<unit>, e.g. 5/min, the unit one of {units}{off}. "
+                    f"(authproject reads it from the environment variable {name}.)",
+                    id="accounts.E045",
+                )
+            )
+    return errors
 
 
 @checks.register(checks.Tags.security)

@@ -34,6 +34,9 @@ class AppSettings:
     """
 
     prefix = "ACCOUNTS_"
+    # The throttle rates (every ``*_THROTTLE_RATE``) that None turns off; the others must be rates,
+    # since each guards a place a password is tried (accounts.E045).
+    rates_that_may_be_off = frozenset({"LOGIN_GLOBAL_THROTTLE_RATE"})
     # Values as read, until a setting changes. A setting the project leaves out costs Django's
     # settings an AttributeError on every read, and the cookie alone reads seven per refresh.
     _read: dict = {}

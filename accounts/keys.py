@@ -1,7 +1,9 @@
 """The keys that sign and verify tokens, read once per process, and the JWKS that publishes them.
 
 Under HMAC (HS256, the default) one secret (simplejwt's ``SIGNING_KEY``, ``SECRET_KEY`` unless set)
-signs and verifies, and nothing is published. Under RS256 or ES256 the PEM files of
+signs and verifies, and nothing is published; when that secret is ``SECRET_KEY``, a token that it
+does not verify is tried with each of Django's ``SECRET_KEY_FALLBACKS`` in turn, as Django's own
+signing does, so that rotating the secret key signs nobody out. Under RS256 or ES256 the PEM files of
 ``ACCOUNTS_JWT_SIGNING_KEYS`` and ``ACCOUNTS_JWT_VERIFY_KEYS`` make a key set: the first signing key
 signs, every key verifies and is published at ``/.well-known/jwks.json``, each named by its RFC 7638
 thumbprint, which every token names in its ``kid`` header. Verification picks the key by ``kid``,
@@ -24,6 +26,7 @@ import jwt
 from cryptography.exceptions import UnsupportedAlgorithm as CryptographyUnsupported
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
@@ -157,15 +160,18 @@ class KeyConfig:
     hmac_key: str | None
     signing_files: tuple[str, ...]
     verify_files: tuple[str, ...]
+    hmac_fallbacks: tuple[str, ...] = ()
 
     @classmethod
     def current(cls) -> "KeyConfig":
         """The configuration the settings hold now."""
+        hmac_key = jwt_settings().SIGNING_KEY
         return cls(
             algorithm=app_settings.ALGORITHM,
-            hmac_key=jwt_settings().SIGNING_KEY,
+            hmac_key=hmac_key,
             signing_files=tuple(app_settings.JWT_SIGNING_KEYS),
             verify_files=tuple(app_settings.JWT_VERIFY_KEYS),
+            hmac_fallbacks=hmac_fallback_keys(hmac_key),
         )
 
     @property
@@ -223,7 +229,12 @@ class KeyConfig:
             raise errors[0]
         if self.is_hmac:
             return KeySet(
-                algorithm=self.algorithm, signing_key=self.hmac_key, kid=None, public_keys={}, jwks=[]
+                algorithm=self.algorithm,
+                signing_key=self.hmac_key,
+                kid=None,
+                public_keys={},
+                jwks=[],
+                fallback_keys=self.hmac_fallbacks,
             )
         public_keys, jwks = {}, []
         signing_key = signing_kid = None
@@ -254,6 +265,8 @@ class KeySet:
     kid: str | None
     public_keys: dict[str, Any]
     jwks: list[dict[str, str]]
+    # HMAC only: earlier secrets that still verify (never sign), tried after the signing key.
+    fallback_keys: tuple[str, ...] = ()
 
     def verifying_key(self, token: str | bytes):
         """The key that verifies ``token``: the one its ``kid`` header names (under HMAC, the secret)."""
@@ -354,23 +367,51 @@ class KeySetTokenBackend(TokenBackend):
         )
 
     def decode(self, token, verify: bool = True) -> dict[str, Any]:
-        """simplejwt's decode (the same checks, the same errors), through this app's PyJWT."""
+        """simplejwt's decode (the same checks, the same errors), through this app's PyJWT; under
+        HMAC, a signature the signing key does not verify is tried with each fallback key."""
         try:
-            return APP_JWT.decode(
-                token,
-                self.get_verifying_key(token),
-                algorithms=[self.algorithm],
-                audience=self.audience,
-                issuer=self.issuer,
-                leeway=self.get_leeway(),
-                options={"verify_aud": self.audience is not None, "verify_signature": verify},
-            )
+            try:
+                return self._decode(token, self.get_verifying_key(token), verify=verify)
+            except jwt.InvalidSignatureError:
+                if not verify or not self.keys.fallback_keys:
+                    raise
+            return self._decode_with_fallbacks(token)
         except jwt.InvalidAlgorithmError as e:
             raise TokenBackendError(_("Invalid algorithm specified")) from e
         except jwt.ExpiredSignatureError as e:
             raise TokenBackendExpiredToken(_("Token is expired")) from e
         except jwt.InvalidTokenError as e:
             raise TokenBackendError(_("Token is invalid")) from e
+
+    def _decode(self, token, key, *, verify: bool = True) -> dict[str, Any]:
+        return APP_JWT.decode(
+            token,
+            key,
+            algorithms=[self.algorithm],
+            audience=self.audience,
+            issuer=self.issuer,
+            leeway=self.get_leeway(),
+            options={"verify_aud": self.audience is not None, "verify_signature": verify},
+        )
+
+    def _decode_with_fallbacks(self, token) -> dict[str, Any]:
+        """The claims of a token signed with one of the fallback keys (the first that verifies
+        it); InvalidSignatureError when none does."""
+        for key in self.keys.fallback_keys[:-1]:
+            try:
+                return self._decode(token, key)
+            except jwt.InvalidSignatureError:
+                continue
+        return self._decode(token, self.keys.fallback_keys[-1])
+
+
+def hmac_fallback_keys(hmac_key: str | None) -> tuple[str, ...]:
+    """The secrets that verify HMAC tokens after ``hmac_key``: Django's ``SECRET_KEY_FALLBACKS``
+    when ``hmac_key`` is ``SECRET_KEY`` (they are that key's predecessors), else none (a signing key
+    of its own, in ``SIMPLE_JWT``, has no fallbacks)."""
+    if hmac_key is None or hmac_key != settings.SECRET_KEY:
+        return ()
+    return tuple(getattr(settings, "SECRET_KEY_FALLBACKS", ()))
 
 
 @lru_cache(maxsize=16)

@@ -28,6 +28,8 @@ class RevokeReason(models.TextChoices):
     REVOKED_BY_ADMIN = "revoked_by_admin", "revoked by an admin"
     REVOKED_BY_COMMAND = "revoked_by_command", "revoked by a command"
     PASSWORD_CHANGED = "password_changed", "password changed"
+    # Set by any other path: the admin's password form, changepassword, set_password() in code.
+    PASSWORD_SET = "password_set", "password set"
     USER_DEACTIVATED = "user_deactivated", "user deactivated"
     REUSE_DETECTED = "reuse_detected", "refresh token reuse detected"
     PASSWORD_RESET = "password_reset", "password reset"

@@ -32,7 +32,7 @@ from .errors import InvalidKey, PasswordRejected
 from .mail import json_id, mail_send_later, task
 from .models import AuditEventType, RevokeReason
 from .origin import NOWHERE, Origin
-from .services import sessions_revoke_for_users
+from .services import password_set_as, sessions_end_for_password_set
 
 KEY_SEPARATOR = "."  # in no base64url id and no Django token: the key splits at its first one
 
@@ -144,18 +144,20 @@ def password_reset_confirm(*, key: str, new_password: str, origin: Origin = NOWH
     """Set the password of the account ``key`` was made for; returns the user.
 
     InvalidKey for a bad, used or expired key; PasswordRejected (nothing changed) for a password the
-    validators refuse. Every session of the account ends (reason ``password_reset``) before the new
-    password is saved, so that what listens to a saved password finds none left; the reset is
-    recorded and a notice mailed to the account's address after the commit."""
+    validators refuse. Every session of the account ends (reason ``password_reset``) as the new
+    password is saved (``services.password_set_as``: the hook on every password set, told the
+    reason); the reset is recorded and a notice mailed to the account's address after the commit."""
     with transaction.atomic():
         user = _user_for_key(key)
         try:
             password_validation.validate_password(new_password, user)
         except ValidationError as e:
             raise PasswordRejected(list(e.messages)) from e
-        sessions_revoke_for_users(user_ids=[user.pk], reason=RevokeReason.PASSWORD_RESET, origin=origin)
-        user.set_password(new_password)
-        user.save(update_fields=["password"])
+        with password_set_as(reason=RevokeReason.PASSWORD_RESET, origin=origin) as password_set:
+            user.set_password(new_password)
+            user.save(update_fields=["password"])
+            if password_set.revoked is None:  # the project dropped the hook (accounts.E044)
+                sessions_end_for_password_set(user=user)
         audit_event_record(type=AuditEventType.PASSWORD_RESET_COMPLETED, user_id=user.pk, origin=origin)
         notices.notice_send(user=user, notice=notices.Notice.PASSWORD_RESET, origin=origin)
     return user

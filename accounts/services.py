@@ -13,6 +13,8 @@ see API sign-ins. Those signals carry the request, which ``origin.request`` brin
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -420,6 +422,63 @@ def sessions_revoke_all(
     return total
 
 
+# --- A password set by any path ---------------------------------------------------------------
+@dataclass
+class PasswordSet:
+    """How the sessions of a user whose password is set end: the reason and origin recorded, the
+    session kept (the caller's own, on the API's password change), and, once done, how many ended."""
+
+    reason: RevokeReason = RevokeReason.PASSWORD_SET
+    origin: Origin = NOWHERE
+    keep_session_id: uuid.UUID | None = None
+    detail: str = ""
+    revoked: int | None = None
+
+
+# The code setting a password may say how its sessions end (password_set_as); Django's hook, which
+# ends them, has only the user. A context variable, so each thread and each async task has its own.
+_password_set: ContextVar[PasswordSet | None] = ContextVar("accounts_password_set", default=None)
+
+
+@contextmanager
+def password_set_as(
+    *,
+    reason: RevokeReason = RevokeReason.PASSWORD_SET,
+    origin: Origin = NOWHERE,
+    keep_session_id: uuid.UUID | None = None,
+    detail: str = "",
+) -> Iterator[PasswordSet]:
+    """Within this block, a password set (``set_password()`` then ``save()``) ends the user's
+    sessions for ``reason``, recorded from ``origin`` (the admin acting), keeping ``keep_session_id``.
+    The ``PasswordSet`` yielded tells afterwards how many sessions ended (None: none was set)."""
+    password_set = PasswordSet(reason=reason, origin=origin, keep_session_id=keep_session_id, detail=detail)
+    token = _password_set.set(password_set)
+    try:
+        yield password_set
+    finally:
+        _password_set.reset(token)
+
+
+def sessions_end_for_password_set(*, user) -> int:
+    """End every session of a user whose password was just set, as the innermost ``password_set_as``
+    block says (else reason ``password_set``, from nowhere); how many ended.
+
+    Django's session auth hash ends a user's Django sessions when the password changes;
+    ``accounts.password_validation.PasswordSetEndsSessions`` calls this for the same reason, from
+    the hook Django calls on every path that sets a password (``AbstractBaseUser.save`` after
+    ``set_password``): the admin's password form, ``changepassword``, password reset, code."""
+    password_set = _password_set.get() or PasswordSet()
+    revoked = sessions_revoke_for_users(
+        user_ids=[user.pk],
+        reason=password_set.reason,
+        keep_session_id=password_set.keep_session_id,
+        origin=password_set.origin,
+        detail=password_set.detail,
+    )
+    password_set.revoked = (password_set.revoked or 0) + revoked
+    return revoked
+
+
 @transaction.atomic
 def user_change_password(
     *,
@@ -432,16 +491,15 @@ def user_change_password(
     """Set a new password and revoke all the user's other sessions; returns how many."""
     if not user.check_password(old_password):
         raise WrongPassword()
-    user.set_password(new_password)
-    user.save(update_fields=["password"])
-    revoked = sessions_revoke_for_users(
-        user_ids=[user.pk],
-        reason=RevokeReason.PASSWORD_CHANGED,
-        keep_session_id=keep_session_id,
-        origin=origin,
-    )
+    with password_set_as(
+        reason=RevokeReason.PASSWORD_CHANGED, origin=origin, keep_session_id=keep_session_id
+    ) as password_set:
+        user.set_password(new_password)
+        user.save(update_fields=["password"])
+        if password_set.revoked is None:  # the project dropped the hook (accounts.E044): end them here
+            sessions_end_for_password_set(user=user)
     notices.notice_send(user=user, notice=notices.Notice.PASSWORD_CHANGED, origin=origin)
-    return revoked
+    return password_set.revoked
 
 
 @dataclass(frozen=True)

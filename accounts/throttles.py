@@ -29,6 +29,28 @@ from .models import AuditEventType
 from .origin import client_ip, request_origin
 
 IPV6_BUCKET_PREFIX = 64
+# DRF's units, spelled exactly (DRF itself reads only the first letter, so "5/month" is 5 a minute).
+RATE_UNITS = {
+    **dict.fromkeys(("s", "sec", "second"), 1),
+    **dict.fromkeys(("m", "min", "minute"), 60),
+    **dict.fromkeys(("h", "hour"), 3600),
+    **dict.fromkeys(("d", "day"), 86400),
+}
+
+
+class InvalidRate(ValueError):
+    """A throttle rate that is not ``<count>/<unit>`` with one of DRF's units."""
+
+
+def rate_parse(rate: str) -> tuple[int, int]:
+    """``(requests, seconds)`` of a rate such as "5/min"; InvalidRate unless it is a whole number, a
+    slash and one of RATE_UNITS exactly ("5/month", "5/minn" and "five/min" are refused)."""
+    count, slash, unit = str(rate).partition("/")
+    if not (slash and count.isascii() and count.isdigit() and unit in RATE_UNITS):
+        raise InvalidRate(
+            f"{rate!r} is not a rate: write <count>/<unit>, the unit one of {', '.join(RATE_UNITS)}."
+        )
+    return int(count), RATE_UNITS[unit]
 
 
 def login_name(request) -> str:
@@ -70,6 +92,10 @@ class CountingThrottle(SimpleRateThrottle):
     def get_rate(self) -> str:
         """The configured rate, looked up per request (DRF binds THROTTLE_RATES at import)."""
         return getattr(app_settings, self.rate_setting)
+
+    def parse_rate(self, rate: str | None) -> tuple[int | None, int | None]:
+        """DRF's parse, strict: ``rate_parse`` (accounts.E045 refuses a bad rate at startup)."""
+        return (None, None) if rate is None else rate_parse(rate)
 
     def ident(self, request) -> str | None:
         """What this limit counts attempts by; None: this request is not counted."""

@@ -5,6 +5,7 @@ Production sets DATABASE_URL (PostgreSQL) and CACHE_URL (Redis) shared by all ap
 """
 
 import os
+import warnings
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,12 +19,31 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 DEVELOPMENT_SECRET_KEY = "django-insecure-development-key-do-not-use-in-production-0123456789"
 DEFAULT_CORS_ORIGINS = ["http://localhost:5173", "http://localhost:3000"]
 
-env = environ.Env()
+
+
+class _Environment(environ.Env):
+    """django-environ's Env, noting every variable the settings ask for, set or not: the names a
+    misspelled variable is compared with (authproject.checks warns of one an edit away)."""
+
+    def __init__(self, **scheme):
+        super().__init__(**scheme)
+        self.asked: set[str] = set()
+
+    def get_value(self, var, *args, **kwargs):
+        self.asked.add(var)
+        return super().get_value(var, *args, **kwargs)
+
+    def __contains__(self, var) -> bool:
+        self.asked.add(var)
+        return super().__contains__(var)
+
+
+env = _Environment()
 # Development only: manage.py names the checkout's .env (which `make run` writes: DJANGO_DEBUG=1) in
 # DJANGO_ENV_FILE, so that its commands run as the README prints them. gunicorn (authproject.wsgi),
 # `make serve` and the tests name none, so no server reads a stray .env. A variable set in the
 # environment wins over the file (read_env only fills in what is unset).
-if os.environ.get("DJANGO_ENV_FILE"):
+if env.str("DJANGO_ENV_FILE", default=""):
     environ.Env.read_env(os.environ["DJANGO_ENV_FILE"])
 
 
@@ -38,12 +58,44 @@ def _rate_or_off(variable: str) -> str | None:
     return None if value.lower() in ("off", "none", "") else value
 
 
+def _url_config(variable: str, parse, schemes, default: str, required: str) -> dict:
+    """DATABASE_URL or CACHE_URL as Django's setting (django-environ's ``parse``), or
+    ImproperlyConfigured naming the variable when it is empty, has no ``scheme://`` or a scheme
+    django-environ does not know or cannot read (no ``required`` key in the configuration it makes).
+    The message never repeats the URL, which may hold a password."""
+    url = env.str(variable, default=default)
+    example = f"unset it for the default, {default}"
+    if not url.strip():
+        raise ImproperlyConfigured(f"{variable} is set but empty: name a URL, or {example}.")
+    scheme = url.partition("://")[0] if "://" in url else ""
+    if not scheme:
+        raise ImproperlyConfigured(f"{variable} names no scheme (scheme://...): write a URL, or {example}.")
+    if scheme not in schemes:
+        raise ImproperlyConfigured(
+            f"{variable} has the scheme {scheme!r}; django-environ knows {', '.join(sorted(schemes))}."
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # django-environ's own warnings quote the URL
+        try:
+            config = parse(url)
+        except (ImproperlyConfigured, KeyError, ValueError):
+            config = {}
+    if not config.get(required):
+        raise ImproperlyConfigured(f"{variable} is not a {scheme} URL that django-environ can read.")
+    return config
+
+
 def _days(variable: str) -> timedelta:
     """An environment variable that counts days, as a timedelta."""
     return timedelta(days=env.int(variable))
 
 
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default=DEVELOPMENT_SECRET_KEY)
+# Earlier secret keys, newest first: they still verify what they signed (Django's signing, password
+# reset links, HS256 tokens) but sign nothing, so the secret key rotates without signing anyone out.
+SECRET_KEY_FALLBACKS = [
+    key.strip() for key in env.list("DJANGO_SECRET_KEY_FALLBACKS", default=[]) if key.strip()
+]
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
 
@@ -63,6 +115,7 @@ INSTALLED_APPS = [
     "django_tasks",
     "django_tasks_db",
     "accounts",
+    "authproject",  # the project's own startup checks (authproject/checks.py); no models
 ]
 
 MIDDLEWARE = [
@@ -102,7 +155,18 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------------------
-DATABASES = {"default": env.db("DATABASE_URL", default="sqlite:///db.sqlite3")}
+DATABASES = {
+    "default": _url_config(
+        "DATABASE_URL",
+        environ.Env.db_url_config,
+        environ.Env.DB_SCHEMES,
+        default="sqlite:///db.sqlite3",
+        required="ENGINE",
+    )
+}
+# PostgreSQL's (below), read whichever database is named, so that each is a variable the settings read.
+_conn_max_age = env.int("DATABASE_CONN_MAX_AGE", default=60)
+_prepared_statements = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
 # Seconds the database gets to answer before a request fails with 503 service_unavailable instead of
 # holding its worker (0: wait for ever; a long migration on a big table may want that).
 DATABASE_TIMEOUT = env.float("DATABASE_TIMEOUT", default=5)
@@ -121,11 +185,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not Django's shared in-memory database, so that tests see real locking between threads.
     DATABASES["default"]["TEST"] = {"NAME": BASE_DIR / "test_db.sqlite3"}
 else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
+    DATABASES["default"].setdefault("CONN_MAX_AGE", _conn_max_age)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.bool(
-        "DATABASE_PREPARED_STATEMENTS", default=True
-    ):
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and _prepared_statements:
         # Values bound on the server, and a statement run 5 times on a connection prepared there
         # (psycopg's prepared statements): the hot paths' statements (accounts/statements.py) are
         # then neither parsed nor planned again. Off behind a PgBouncer in transaction mode older
@@ -147,7 +209,15 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # AUTH_USER_MODEL is Django's own auth.User: accounts works with whichever user model a project has.
 
 # --- Cache (throttling; shared by every app server in production) ---------------------------
-CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+CACHES = {
+    "default": _url_config(
+        "CACHE_URL",
+        environ.Env.cache_url_config,
+        environ.Env.CACHE_SCHEMES,
+        default="locmemcache://",
+        required="BACKEND",
+    )
+}
 # Every key starts with it: deployments (and test runs) that share one Redis database keep apart.
 CACHES["default"]["KEY_PREFIX"] = env.str("CACHE_KEY_PREFIX", default="authproject")
 
@@ -163,6 +233,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    # Refuses nothing: a password set by any path (admin, changepassword, code) ends the user's sessions.
+    {"NAME": "accounts.password_validation.PasswordSetEndsSessions"},
 ]
 
 LANGUAGE_CODE = "en-us"
@@ -186,7 +258,7 @@ STORAGES = {
 # Seconds an SMTP server gets for each step (connecting, each answer) before the send fails and is
 # retried: a server that hangs must not hold a worker for ever.
 EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10)
-if "EMAIL_URL" in os.environ:
+if "EMAIL_URL" in env:
     try:
         _email = env.email_url("EMAIL_URL")
     except ImproperlyConfigured as e:
@@ -294,7 +366,7 @@ _accounts_from_environment = {  # environment variable: (setting, cast)
     "EMAIL_VERIFY_KEY_THROTTLE_RATE": ("ACCOUNTS_EMAIL_VERIFY_KEY_THROTTLE_RATE", env.str),
 }
 for _variable, (_setting, _cast) in _accounts_from_environment.items():
-    if _variable in os.environ:
+    if _variable in env:
         globals()[_setting] = _cast(_variable)
 # Django's own PASSWORD_RESET_TIMEOUT (3 days by default) also bounds the app's reset keys: set to the
 # same value, so that the variable alone decides.
@@ -334,7 +406,7 @@ _simple_jwt_from_environment = {  # environment variable: (SIMPLE_JWT key, cast)
     "JWT_AUDIENCE": ("AUDIENCE", env.str),
 }
 for _variable, (_key, _cast) in _simple_jwt_from_environment.items():
-    if _variable in os.environ:
+    if _variable in env:
         SIMPLE_JWT[_key] = _cast(_variable)
 
 SPECTACULAR_SETTINGS = {
@@ -369,3 +441,8 @@ LOGGING = {
     # them a second time with DEBUG on, unformatted); runserver's keep their own.
     "loggers": {"django": {"handlers": [], "level": "INFO", "propagate": True}},
 }
+
+# The environment variables this project reads: the ones the settings asked for above, and the app
+# server's (gunicorn.conf.py). authproject.checks warns of a variable set in the environment an edit
+# away from one of these: a misspelling, which would silently not apply.
+ENVIRONMENT_VARIABLES_READ = sorted(env.asked | {"HOST", "PORT", "WEB_CONCURRENCY"})

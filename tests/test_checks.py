@@ -30,6 +30,9 @@ ACCOUNTS_CHECKS = [
     checks.check_jwt_keys,
     checks.check_mail_configured,
     checks.check_metrics_token,
+    checks.check_password_set_ends_sessions,
+    checks.check_secret_key_fallbacks,
+    checks.check_throttle_rates,
 ]
 
 

@@ -14,8 +14,10 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.http import urlencode
 
+from .. import services
 from ..email_verification import email_state_summary
 from ..models import Session
+from ..origin import request_origin
 from .sessions import RevokeViewMixin, SessionAdmin, may_revoke, revoke_sessions, short_datetime
 from .shared import admin_change_url
 
@@ -111,6 +113,20 @@ class UserSessionsAdminMixin(RevokeViewMixin):
         if user is not None:  # the e-mail verification, read-only, below the first fieldset
             context["email_verification"] = email_state_summary(user=user)
         return super().change_view(request, object_id, form_url, extra_context=context)
+
+    def user_change_password(self, request, id, form_url=""):
+        """Django's UserAdmin password form: the password set there ends the user's sessions
+        (accounts.password_validation), recorded as this admin's doing. Disabling password-based
+        authentication ("unset-password") sets no password, so it ends them here."""
+        origin = request_origin(request, actor_id=request.user.pk)
+        with services.password_set_as(origin=origin, detail="set in the admin"):
+            response = super().user_change_password(request, id, form_url)
+        if request.method == "POST" and "unset-password" in request.POST and response.status_code == 302:
+            user = self.get_object(request, unquote(id))
+            if user is not None and not user.has_usable_password():
+                with services.password_set_as(origin=origin, detail="password sign-in disabled in the admin"):
+                    services.sessions_end_for_password_set(user=user)
+        return response
 
     def revoke_users_sessions(self, request, user_ids) -> None:
         """Revoke every session of these users, with a LogEntry on each user that had some."""

@@ -4,8 +4,9 @@
 
 It runs the system checks, creates an empty database and migrates it (Django's test-database
 creation runs ``migrate``), runs ``makemigrations --check`` against it, then drives the API
-(password reset included) and the admin with Django's test client, CSRF checks on. Exit status 0
-and "second project: all steps passed" when every step passes; a traceback naming the step
+(password reset and verified addresses included) and the admin with Django's test client, CSRF checks
+on, and sets the member's password three ways. Exit status 0 and "second project: all steps passed"
+when every step passes; a traceback naming the step
 otherwise. ``--checks-only`` stops
 after the checks; ``--without-authproject`` first makes this repo's project package unimportable,
 as it is in any other project. Not collected by pytest (the name does not match test_*.py):
@@ -225,6 +226,62 @@ def email_flow() -> None:
         expect(post("/api/auth/login/", {**login, "email": "bea@example.org"}), 200)
 
 
+def password_flow() -> None:
+    """A password set by the admin's form, by changepassword or in code ends the member's sessions."""
+    import getpass
+    import io
+
+    from django.contrib.auth import get_user_model
+    from django.core.cache import cache
+    from django.test import Client
+    from django.urls import reverse
+
+    from accounts.models import AuditEvent, RevokeReason, Session
+
+    member = get_user_model().objects.get(email="ada@example.com")
+    admin = get_user_model().objects.get(username="root")
+    cache.clear()  # the login limits that api_flow() spent (this project's local-memory cache)
+
+    def signed_in() -> tuple[Client, str]:
+        browser = Client(enforce_csrf_checks=True)
+        credentials = {"email": member.email, "password": PASSWORD}
+        body = expect(browser.post("/api/auth/login/", credentials, content_type="application/json"), 200)
+        return browser, body["access"]
+
+    def assert_signed_out(browser: Client, access: str) -> None:
+        me = browser.get("/api/users/me/", headers={"Authorization": f"Bearer {access}"})
+        expect(me, 401, "token_revoked")
+        assert not Session.objects.for_user(member).active().exists()
+
+    step("the admin's password form ends the member's sessions, recorded as the admin's doing")
+    browser, access = signed_in()
+    staff = Client()
+    staff.force_login(admin)
+    form = {"password1": PASSWORD, "password2": PASSWORD, "usable_password": "true"}
+    # UserAdmin names its password URL auth_user_password_change whatever the user model.
+    response = staff.post(reverse("admin:auth_user_password_change", args=[member.pk]), form)
+    assert response.status_code == 302, response.content[:500]
+    assert_signed_out(browser, access)
+    event = AuditEvent.objects.filter(type=RevokeReason.PASSWORD_SET).latest("id")
+    assert (event.user_id, event.actor_id) == (member.pk, admin.pk), event
+
+    step("changepassword ends the member's sessions")
+    browser, access = signed_in()
+    terminal = getpass.getpass
+    getpass.getpass = lambda prompt="": PASSWORD  # only the terminal input: the command asks twice
+    try:
+        call_command("changepassword", member.email, stdout=io.StringIO())
+    finally:
+        getpass.getpass = terminal
+    assert_signed_out(browser, access)
+
+    step("set_password() and save() in code end the member's sessions")
+    browser, access = signed_in()
+    member.set_password(PASSWORD)
+    member.save()
+    assert_signed_out(browser, access)
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checks-only", action="store_true")
@@ -254,6 +311,7 @@ def main(argv: list[str]) -> None:
             with override_settings(ACCOUNTS_LOGIN_GLOBAL_THROTTLE_RATE=None):
                 reset_flow()
             email_flow()
+            password_flow()
     finally:
         teardown_databases(databases, verbosity=1)
     print("second project: all steps passed", flush=True)

@@ -54,6 +54,9 @@ TEMPLATES = [
 ]
 
 AUTH_USER_MODEL = "members.Member"
+# The one validator the app needs (accounts.E044; it refuses no password): a password set by any
+# path (the admin, changepassword, code) ends the member's sessions.
+AUTH_PASSWORD_VALIDATORS = [{"NAME": "accounts.password_validation.PasswordSetEndsSessions"}]
 
 # Any project's mail settings: with DEBUG off the app refuses to run without them (accounts.E018).
 # No TASKS: the Tasks API's default backend (immediate) sends the app's mail after each commit.
