@@ -228,6 +228,7 @@ def check_metrics_token(app_configs=None, **kwargs):
     return []
 
 
+@checks.register(checks.Tags.security)
 def check_secret_key_fallbacks(app_configs=None, **kwargs):
     """A fallback key still verifies (Django's signatures; HS256 tokens when the signing key is
     SECRET_KEY), so it must be as strong as the key itself: as long as the signing key must be
@@ -294,6 +295,7 @@ def check_email_verification(app_configs=None, **kwargs):
     return errors
 
 
+@checks.register(checks.Tags.security)
 def check_password_set_ends_sessions(app_configs=None, **kwargs):
     """Without its validator, a password set outside the API (the admin, changepassword, password
     reset, code) would leave the user's sessions running: Django calls no other hook on every path."""
