@@ -39,6 +39,10 @@ const MESSAGES = {
   unsupported_media_type: "This page sent a request the service could not read. Reload the page and try again.",
   request_too_large: "That was too much to send at once. Please shorten it and try again.",
   server_error: "Something went wrong on our side. Please try again in a moment.",
+  invalid_key: "That link is not valid: it may have expired, or been used already. Please ask for a new one.",
+  email_unverified:
+    "Please verify your email address first: open the link we mailed you. Signed out? Ask for a new " +
+    "link with the form below.",
 };
 
 /** A message for people, for an error code (or a reason a session ended). */
@@ -89,6 +93,7 @@ function setState(state, status) {
   $("#status").className = `pill ${state}`;
   $("#signed-in").hidden = state !== "signed-in";
   $("#signed-out").hidden = state !== "signed-out";
+  $("#reset").hidden = state !== "reset";
 }
 
 function showSignedOut(text = "") {
@@ -131,6 +136,7 @@ async function loadMe() {
     ...[
       ["Username", me.username],
       ["Email", me.email],
+      ...("email_verified" in me ? [["Email verified", me.email_verified ? "yes" : "not yet"]] : []),
       ["User id", me.id],
       ["Joined", new Date(me.date_joined).toLocaleDateString([], { dateStyle: "medium" })],
     ].flatMap(([term, value]) => {
@@ -141,6 +147,7 @@ async function loadMe() {
       return [dt, dd];
     }),
   );
+  $("#resend-verification").hidden = me.email_verified !== false;
   return me;
 }
 
@@ -222,6 +229,34 @@ onSubmit($("#register-form"), async ({ username, email, password }) => {
   await showSignedIn(`Welcome, ${username}: your account is ready and you are signed in.`);
 });
 
+onSubmit($("#reset-request-form"), async ({ email }) => {
+  await client.requestPasswordReset(email);
+  say("If an account uses that address, a link to choose a new password is on its way.", "ok");
+});
+
+/** The key of a link from a mail (#reset=KEY or #verify=KEY), taken out of the address bar. */
+function linkKey(name) {
+  const match = location.hash.match(new RegExp(`^#${name}=([^&]+)`));
+  if (!match) return null;
+  history.replaceState(null, "", location.pathname + location.search);
+  return decodeURIComponent(match[1]);
+}
+
+const resetKey = linkKey("reset");
+
+onSubmit($("#reset-confirm-form"), async ({ new_password }) => {
+  await client.confirmPasswordReset(resetKey, new_password);
+  showSignedOut();
+  say("Your password is changed, and every session was signed out: sign in with the new password.", "ok");
+});
+
+$("#resend-verification").addEventListener("click", (event) =>
+  act(event.target, async () => {
+    await client.resendVerification();
+    say("A new verification link is on its way to your address.", "ok");
+  }),
+);
+
 $("#reload-me").addEventListener("click", (event) => act(event.target, () => showSignedIn()));
 $("#logout").addEventListener("click", (event) => act(event.target, () => client.logout()));
 $("#logout-all").addEventListener("click", (event) => act(event.target, () => client.logoutAll()));
@@ -229,10 +264,25 @@ $("#logout-all").addEventListener("click", (event) => act(event.target, () => cl
 $("#page-origin").textContent = location.origin;
 $("#api-base").textContent = API_BASE;
 
+// A verification link verifies first (it may be opened on another device, signed out), then the
+// page goes on as after any load.
+const verifyKey = linkKey("verify");
+let verified = null; // what the page says about the link: [text, kind]
+if (verifyKey) {
+  try {
+    await client.verifyEmail(verifyKey);
+    verified = ["Your email address is verified.", "ok"];
+  } catch (error) {
+    verified = [describe(error), "error"];
+  }
+}
+
 // Silent session restore: a reload or a new tab signs in from the refresh cookie, if there is one.
 try {
-  if (await client.restore()) await showSignedIn();
+  if (resetKey) setState("reset", "Choosing a new password");
+  else if (await client.restore()) await showSignedIn();
   else showSignedOut();
+  if (verified) say(...verified);
 } catch (error) {
   showSignedOut();
   say(describe(error), "error");

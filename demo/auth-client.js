@@ -176,7 +176,7 @@ export function createAuthClient({ apiBase, onLogout = () => {} }) {
     return response.status === 204 ? null : response.json();
   }
 
-  /** POST JSON without a token (register, login). */
+  /** POST JSON without a token (register, login, the account e-mail links). */
   async function publicPost(path, body) {
     const response = await send(path, {
       method: "POST",
@@ -227,5 +227,30 @@ export function createAuthClient({ apiBase, onLogout = () => {} }) {
       signOut("logout_all");
       return revoked;
     },
+
+    // --- account e-mail: no session needed (a link may open on another device) ---------------
+
+    /** Ask for a password-reset link; answered alike whether or not an account uses the address. */
+    requestPasswordReset: (email) => publicPost("/auth/password/reset/", { email }),
+
+    /** Set a new password with the key from a reset link. Signs nobody in: every session ends. */
+    confirmPasswordReset: (key, newPassword) =>
+      publicPost("/auth/password/reset/confirm/", { key, new_password: newPassword }),
+
+    /** Verify an address with the key from a verification link. */
+    verifyEmail: (key) => publicPost("/auth/email/verify/", { key }),
+
+    /**
+     * Send the verification link again: for the signed-in user's address, or, signed out, for
+     * `email` (answered alike whether or not an unverified account uses it).
+     */
+    resendVerification: (email) =>
+      signedIn
+        ? json("/auth/email/verify/resend/", { method: "POST", body: {} })
+        : publicPost("/auth/email/verify/resend/", { email }),
+
+    /** Ask to change the signed-in user's address: a link goes to the new one. */
+    changeEmail: (newEmail, password) =>
+      json("/auth/email/change/", { method: "POST", body: { new_email: newEmail, password } }),
   };
 }

@@ -135,6 +135,34 @@ class AuthClient:
         finally:
             self._forget("logged_out")
 
+    # --- account e-mail (no session needed: a link may open on another device) ------------------
+    def request_password_reset(self, email: str) -> None:
+        """Ask for a password-reset link; answered alike whether or not an account uses ``email``."""
+        self.http.post("/api/auth/password/reset/", json={"email": email}).raise_for_status()
+
+    def confirm_password_reset(self, key: str, new_password: str) -> None:
+        """Set a new password with the key from a reset link. It signs nobody in, and every session
+        of the account ends (this client's too, if it was that account's)."""
+        body = {"key": key, "new_password": new_password}
+        self.http.post("/api/auth/password/reset/confirm/", json=body).raise_for_status()
+
+    def verify_email(self, key: str) -> None:
+        """Verify an address with the key from a verification link."""
+        self.http.post("/api/auth/email/verify/", json={"key": key}).raise_for_status()
+
+    def resend_verification(self, email: str | None = None) -> None:
+        """Send the verification link again: for the signed-in user's address, or for ``email``."""
+        if email is None:
+            self.post("/api/auth/email/verify/resend/", json={}).raise_for_status()
+        else:
+            self.http.post("/api/auth/email/verify/resend/", json={"email": email}).raise_for_status()
+
+    def change_email(self, new_email: str, password: str) -> None:
+        """Ask to change the signed-in user's address: a link goes to the new one, which becomes the
+        account's when that link is verified."""
+        body = {"new_email": new_email, "password": password}
+        self.post("/api/auth/email/change/", json=body).raise_for_status()
+
     # --- calling the API ------------------------------------------------------------------
     def request(self, method: str, url: str, **kwargs) -> httpx.Response:
         """An API call with the access token, refreshed and retried once when it is refused."""
