@@ -14,7 +14,7 @@ from authclient import AuthClient, MemoryStore, SignedOut
 from accounts.models import RevokeReason, Session
 from accounts.services import sessions_revoke
 
-from ..helpers import PASSWORD, gunicorn_serving, jti
+from ..helpers import PASSWORD, SmtpServer, gunicorn_serving, jti, links_in, mail_text
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -23,14 +23,27 @@ APP_ORIGIN = "capacitor://localhost"  # a hybrid app's web view, listed in NATIV
 
 
 @pytest.fixture(scope="module")
-def server(django_db_setup, django_db_blocker):
+def mail_server():
+    """A real SMTP server that the service's mail goes to (links for the account e-mail calls)."""
+    server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def server(django_db_setup, django_db_blocker, mail_server):
     """The service in gunicorn on the test database, with short-lived access tokens, throttles
-    raised (these tests sign alice in many times a minute) and one hybrid app's origin listed."""
+    raised (these tests sign alice in many times a minute), one hybrid app's origin listed, and
+    mail sent at once (after each request's commit) to ``mail_server``."""
     environment = {
         "ACCESS_TOKEN_LIFETIME": str(ACCESS_LIFETIME),
         "NATIVE_APP_ORIGINS": APP_ORIGIN,
         "LOGIN_THROTTLE_RATE": "1000/min",
         "REGISTER_THROTTLE_RATE": "1000/hour",
+        "PASSWORD_RESET_THROTTLE_RATE": "1000/hour",
+        "EMAIL_VERIFY_THROTTLE_RATE": "1000/hour",
+        "EMAIL_URL": f"smtp://127.0.0.1:{mail_server.port}",
+        "TASKS_BACKEND": "immediate",
     }
     with django_db_blocker.unblock(), gunicorn_serving(workers=1, threads=8, **environment) as base:
         yield base
@@ -203,3 +216,73 @@ def test_an_origin_not_listed_is_refused_body_transport(server, account):
     assert error.value.response.status_code == 400
     assert error.value.response.json()["code"] == "body_transport_forbidden"
     assert not Session.objects.exists()
+
+
+# --- account e-mail -------------------------------------------------------------------------------
+def key_from_mail(mail_server, *, to: str, link: str, after: int = 0) -> str:
+    """The key of the link starting with ``link`` in the latest mail to ``to`` that has one, among
+    those received after the first ``after`` messages."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for message in reversed(mail_server.messages[after:]):
+            links = [found for found in links_in(mail_text(message)) if found.startswith(link)]
+            if message["To"] == to and links:
+                return links[0].removeprefix(link)
+        time.sleep(0.05)
+    raise AssertionError(f"no mail to {to} with a link starting {link}")
+
+
+RESET_LINK = "http://localhost:5173/#reset="
+VERIFY_LINK = "http://localhost:5173/#verify="
+
+
+def test_a_password_reset_by_mail_sets_the_password_and_ends_the_session(
+    server, client, account, mail_server
+):
+    client.login(account, PASSWORD)
+    before = len(mail_server.messages)
+
+    client.request_password_reset("alice@example.com")
+    key = key_from_mail(mail_server, to="alice@example.com", link=RESET_LINK, after=before)
+    client.confirm_password_reset(key, "a new passphrase 9")
+
+    assert the_session().revoke_reason == RevokeReason.PASSWORD_RESET
+    with pytest.raises(SignedOut):
+        client.get("/api/users/me/")
+    assert client.logouts == ["token_revoked"]
+    with AuthClient(server) as again:
+        assert again.login(account, "a new passphrase 9")["username"] == "alice"
+    with pytest.raises(httpx.HTTPStatusError) as error:
+        client.confirm_password_reset(key, "another passphrase 10")  # a key works once
+    assert error.value.response.json()["code"] == "invalid_key"
+
+
+def test_an_unknown_address_is_answered_as_a_known_one(client, account):
+    client.request_password_reset("nobody@example.com")  # raises on anything but 2xx
+    client.resend_verification("nobody@example.com")
+
+
+def test_the_registration_link_verifies_the_address(client, account, mail_server):
+    key = key_from_mail(mail_server, to="alice@example.com", link=VERIFY_LINK)  # at registration
+    client.login(account, PASSWORD)
+    assert client.get("/api/users/me/").json()["email_verified"] is False
+
+    client.verify_email(key)
+
+    assert client.get("/api/users/me/").json()["email_verified"] is True
+
+
+def test_resend_for_the_signed_in_user_then_change_the_address(client, account, mail_server):
+    client.login(account, PASSWORD)
+    before = len(mail_server.messages)
+    client.resend_verification()  # the signed-in user's own address
+    key_from_mail(mail_server, to="alice@example.com", link=VERIFY_LINK, after=before)
+
+    before = len(mail_server.messages)
+    client.change_email("alice@example.org", PASSWORD)
+    key = key_from_mail(mail_server, to="alice@example.org", link=VERIFY_LINK, after=before)
+    assert client.get("/api/users/me/").json()["email"] == "alice@example.com"  # not before the link
+    client.verify_email(key)
+
+    me = client.get("/api/users/me/").json()
+    assert (me["email"], me["email_verified"]) == ("alice@example.org", True)
