@@ -39,6 +39,7 @@ const MESSAGES = {
   unsupported_media_type: "This page sent a request the service could not read. Reload the page and try again.",
   request_too_large: "That was too much to send at once. Please shorten it and try again.",
   server_error: "Something went wrong on our side. Please try again in a moment.",
+  invalid: "Please check what you typed: the service could not accept it.",
   invalid_key: "That link is not valid: it may have expired, or been used already. Please ask for a new one.",
   email_unverified:
     "Please verify your email address first: open the link we mailed you. Signed out? Ask for a new " +

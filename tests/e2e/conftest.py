@@ -29,7 +29,7 @@ import psycopg
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from ..helpers import PASSWORD, free_port, fresh_postgres_database
+from ..helpers import PASSWORD, SmtpServer, free_port, fresh_postgres_database
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -145,15 +145,27 @@ def other_origin(ports) -> str:
 
 
 @pytest.fixture(scope="package")
-def server_env(page_origin, server_database) -> dict[str, str]:
-    """The API server's environment (also for manage.py commands against its database)."""
+def mail_server():
+    """A real SMTP server that receives every mail the API sends (reset and verification links)."""
+    server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="package")
+def server_env(page_origin, server_database, mail_server) -> dict[str, str]:
+    """The API server's environment (also for manage.py commands against its database): mail goes
+    to ``mail_server`` right after each request's commit, with links to the demo page."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
     env.update(
         DJANGO_SETTINGS_MODULE="authproject.settings",
         DJANGO_DEBUG="0",  # with DEBUG on, every localhost port would be allowed
         DJANGO_ENV_FILE="",  # never the checkout's development .env
         DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
-        EMAIL_URL="consolemail://",
+        EMAIL_URL=f"smtp://127.0.0.1:{mail_server.port}",
+        TASKS_BACKEND="immediate",
+        PASSWORD_RESET_URL=f"{page_origin}/#reset={{key}}",
+        EMAIL_VERIFY_URL=f"{page_origin}/#verify={{key}}",
         DATABASE_URL=server_database.url,
         CACHE_URL=os.environ.get("CACHE_URL", "locmemcache://"),
         CORS_ALLOWED_ORIGINS=page_origin,
