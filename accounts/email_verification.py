@@ -19,6 +19,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from . import notices
 from .audit import audit_event_record, typed_name_digest
 from .conf import app_settings
 from .errors import InvalidKey, WrongPasswordForEmailChange
@@ -269,15 +270,10 @@ def email_change_request(*, user, new_email: str, password: str, origin: Origin 
         detail=f"to {recipient_domain(new_email)}",
     )
     verification_send(user=user, address=new_email, origin=origin)
-    if old:
-        mail_send_later(
-            to=old,
-            template="email_change_notice",
-            context={
-                "new_domain": recipient_domain(new_email),
-                "ip": origin.ip or "unknown",
-                "device": origin.user_agent[:120] or "unknown",
-                "when": now.strftime("%Y-%m-%d %H:%M UTC"),
-            },
-            user_id=str(user.pk),
+    if old:  # to the address the account still has: it changes only when the link is followed
+        notices.notice_send(
+            user=user,
+            notice=notices.Notice.EMAIL_CHANGE_REQUESTED,
+            origin=origin,
+            context={"new_domain": recipient_domain(new_email)},
         )

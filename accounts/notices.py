@@ -32,6 +32,7 @@ class Notice(models.TextChoices):
 
     PASSWORD_CHANGED = "password_changed", "password changed"
     PASSWORD_RESET = "password_reset", "password reset"
+    EMAIL_CHANGE_REQUESTED = "email_change_requested", "e-mail change requested (to the old address)"
     REUSE_DETECTED = "reuse_detected", "a session ended by refresh-token reuse"
     NEW_DEVICE = "new_device", "a sign-in from a new device"
 

@@ -25,7 +25,7 @@ from django.utils.encoding import force_bytes, force_str
 from django.utils.http import base36_to_int, urlsafe_base64_decode, urlsafe_base64_encode
 from django.utils.timesince import timesince
 
-from . import notices, selectors
+from . import email_verification, notices, selectors
 from .audit import audit_event_build, audit_event_record, audit_events_record, typed_name_hashed
 from .conf import app_settings
 from .errors import InvalidKey, PasswordRejected
@@ -94,9 +94,13 @@ def password_reset_request(*, email: str, origin: Origin = NOWHERE) -> None:
 @task()
 def password_reset_mail(*, email: str, ip: str | None, user_agent: str) -> int:
     """Record the request and mail each active account using ``email`` (case-insensitive) its link;
-    returns how many. An address that names no active account is recorded once, as a keyed hash."""
+    returns how many. An address that names no active account (under EMAIL_VERIFICATION mandatory,
+    none whose address is verified) is recorded once, as a keyed hash."""
     origin = Origin(ip=ip, user_agent=user_agent)
     users = selectors.users_active_with_email(email=email)
+    if app_settings.EMAIL_VERIFICATION == email_verification.MANDATORY:
+        # Only a verified address may reset: an unverified one may not be its owner's.
+        users = [user for user in users if email_verification.email_is_verified(user=user)]
     if not users:
         event = audit_event_build(
             type=AuditEventType.PASSWORD_RESET_REQUESTED, origin=origin, detail="no active account"

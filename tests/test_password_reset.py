@@ -13,11 +13,12 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.tokens import default_token_generator
 from django.utils.encoding import force_bytes
+from django.utils import timezone
 from django.utils.http import urlsafe_base64_encode
 from django_tasks_db.models import DBTaskResult
 
 from accounts.audit import typed_name_hashed
-from accounts.models import AuditEvent, AuditEventType, RevokeReason, Session
+from accounts.models import AuditEvent, AuditEventType, EmailAddressState, RevokeReason, Session
 from accounts.password_reset import password_reset_key, password_reset_mail
 
 from .helpers import (
@@ -99,6 +100,27 @@ def test_every_active_account_using_the_address_gets_its_own_link_whatever_its_c
         key = line.removeprefix("myapp://reset/").removesuffix("?from=mail")
         assert key.startswith(urlsafe_base64_encode(force_bytes(account.pk)) + ".")
         assert confirm(key).status_code == 200
+
+
+def test_under_mandatory_verification_only_a_verified_address_gets_a_link(
+    user_factory, mailoutbox, settings
+):
+    """An unverified address may not be its account's owner's: it is answered alike and mailed
+    nothing; verified, it gets its link."""
+    settings.ACCOUNTS_EMAIL_VERIFICATION = "mandatory"
+    unverified = user_factory(username="una", email="una@example.com")
+    verified = user_factory(username="vera", email="vera@example.com")
+    EmailAddressState.objects.create(
+        user=verified, verified_email="vera@example.com", verified_at=timezone.now()
+    )
+
+    answers = [ask("una@example.com"), ask("vera@example.com")]
+
+    assert [a.status_code for a in answers] == [202, 202] and answers[0].json() == answers[1].json()
+    assert [m.to for m in mailoutbox] == [["vera@example.com"]]
+    requested = events(AuditEventType.PASSWORD_RESET_REQUESTED)
+    assert [(e.user_id, e.detail) for e in requested] == [(None, "no active account"), (verified.pk, "")]
+    assert unverified.pk not in [e.user_id for e in requested]
 
 
 @pytest.mark.parametrize("change", ["address", "deactivated"])
