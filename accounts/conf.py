@@ -8,6 +8,8 @@ issuer and audience are simplejwt's own settings and stay in ``SIMPLE_JWT``; thi
 defaults for them are stated here.
 """
 
+import os
+import tempfile
 from datetime import timedelta
 
 from django.conf import settings
@@ -196,6 +198,20 @@ class AppSettings:
     def LOGIN_IP_THROTTLE_RATE(self) -> str:
         """Login attempts per client IP (IPv6: per /64)."""
         return self._setting("LOGIN_IP_THROTTLE_RATE", "60/min")
+
+    @property
+    def PASSWORD_CHECK_SLOTS(self) -> int:
+        """Password checks at once on this machine, across its app servers' workers (login
+        load shedding, ``accounts.password_checks``); 0: no cap. Default: half its cores (at
+        least one), so that hashing leaves cores and workers to signed-in users."""
+        return self._setting("PASSWORD_CHECK_SLOTS", max(1, (os.cpu_count() or 1) // 2))
+
+    @property
+    def PASSWORD_CHECK_SLOT_DIR(self) -> str:
+        """Where the slots' lock files are: one directory for every app server of the machine."""
+        return self._setting(
+            "PASSWORD_CHECK_SLOT_DIR", os.path.join(tempfile.gettempdir(), "authproject-password-checks")
+        )
 
     @property
     def LOGIN_GLOBAL_THROTTLE_RATE(self) -> str | None:

@@ -100,3 +100,12 @@ class EmailUnverified(
 
 class WrongPasswordForEmailChange(AuthError, code="wrong_password", message="The password is not correct."):
     """An e-mail change with the wrong password (a field error on ``password``)."""
+
+
+class PasswordChecksBusy(
+    AuthError,
+    code="throttled",
+    message="Too many sign-ins are being checked right now.",
+):
+    """Every PASSWORD_CHECK_SLOTS slot of this machine is checking a password (``password_checks``):
+    the attempt is not checked, and may be tried again in a second."""

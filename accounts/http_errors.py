@@ -19,6 +19,7 @@ from .errors import (
     EmailUnverified,
     InvalidCredentials,
     InvalidKey,
+    PasswordChecksBusy,
     PasswordRejected,
     SessionNotFound,
     TokenExpired,
@@ -70,6 +71,13 @@ class ServiceUnavailable(exceptions.APIException):
     default_code = "service_unavailable"
 
 
+class RetryInASecond(exceptions.Throttled):
+    """429 with Retry-After: 1, for a load that passes within the second."""
+
+    def __init__(self, detail=None, code=None):
+        super().__init__(wait=1, detail=detail, code=code)
+
+
 # --- domain and infrastructure errors to HTTP ----------------------------------------------------
 _HTTP_ERRORS: dict[type[AuthError], type[exceptions.APIException]] = {
     InvalidCredentials: Unauthorized,
@@ -82,6 +90,7 @@ _HTTP_ERRORS: dict[type[AuthError], type[exceptions.APIException]] = {
     DuplicateRefreshCookie: BadRequest,
     InvalidKey: BadRequest,
     EmailUnverified: exceptions.PermissionDenied,
+    PasswordChecksBusy: RetryInASecond,
 }
 
 

@@ -34,6 +34,7 @@ from .devices import device_name
 from .errors import (
     EmailUnverified,
     InvalidCredentials,
+    PasswordChecksBusy,
     TokenExpired,
     TokenRevoked,
     UsernameTaken,
@@ -41,6 +42,7 @@ from .errors import (
 )
 from .models import AuditEvent, AuditEventType, RevokeReason, Session
 from .origin import NOWHERE, Origin
+from .password_checks import password_check_slot
 from .statements import Param, Statement, insert_if
 from .tokens import AccessToken, RefreshToken
 
@@ -144,7 +146,12 @@ def session_login(*, username: str, password: str, origin: Origin) -> IssuedToke
     work. Under EMAIL_VERIFICATION "mandatory" an unverified address opens no session
     (EmailUnverified), after the password was found right.
     """
-    user = authenticate(origin.request, username=username, password=password)
+    try:
+        with password_check_slot():
+            user = authenticate(origin.request, username=username, password=password)
+    except PasswordChecksBusy:
+        metrics.login_counted(result="throttled")
+        raise
     if user is None:
         metrics.login_counted(result="failed")
         audit_event_record(type=AuditEventType.LOGIN_FAILED, username=username, origin=origin)

@@ -3,8 +3,9 @@ budget (LOGIN_GLOBAL_THROTTLE_RATE) keeps for signed-in users.
 
 Two app servers, each `make serve` in this checkout (DEBUG off, PostgreSQL and Redis, NUM_PROXIES=1
 as behind nginx, the login limits at their defaults, ``--workers`` sync workers), on databases of
-their own: "budget" with LOGIN_GLOBAL_THROTTLE_RATE at ``--budget-rate`` (default 10/s, the
-setting's default), "no budget" with it off.
+their own: "budget" with LOGIN_GLOBAL_THROTTLE_RATE at ``--budget-rate`` (default 10/s) and
+PASSWORD_CHECK_SLOTS at ``--slots`` (default: half the cores, both the settings' defaults), "no
+budget" with neither.
 Each round, for each server in turn:
 
 - quiet: wrk GET /api/users/me/ with a Bearer token for ``--duration`` seconds;
@@ -167,8 +168,8 @@ def report(options, results: dict, started: str, load: list[float]) -> tuple[str
         "|---|---|---|---|---|---|---|---|",
     ]
     met = True
-    budget = f"budget {options.budget_rate}" + (" (the default)" if options.budget_rate == "10/s" else "")
-    for name, label in (("budget", budget), ("nobudget", "no budget (`off`)")):
+    budget = f"budget {options.budget_rate}, {options.slots} slot(s)"
+    for name, label in (("budget", budget), ("nobudget", "no budget, no slots")):
         runs = results[name]
         ratios = [f["p99"] / q["p99"] for q, f in zip(runs["quiet"], runs["flood_me"], strict=True)]
         ratio = statistics.median(ratios)
@@ -229,6 +230,12 @@ def main() -> None:
     parser.add_argument(
         "--budget-rate", default="10/s", help="the budget server's LOGIN_GLOBAL_THROTTLE_RATE (default 10/s)"
     )
+    parser.add_argument(
+        "--slots",
+        type=int,
+        default=max(1, (os.cpu_count() or 1) // 2),
+        help="the budget server's PASSWORD_CHECK_SLOTS (default: the setting's, half the cores)",
+    )
     parser.add_argument("--output", type=Path, help="write the section into this Markdown file")
     parser.add_argument(
         "--database-url",
@@ -258,6 +265,8 @@ def main() -> None:
             options.database_url + "_budget",
             options.cache_url,
             LOGIN_GLOBAL_THROTTLE_RATE=options.budget_rate,
+            PASSWORD_CHECK_SLOTS=str(options.slots),
+            PASSWORD_CHECK_SLOT_DIR=str(scratch / "slots"),
         )
         servers["nobudget"] = start(
             "nobudget",
@@ -268,6 +277,7 @@ def main() -> None:
             options.database_url + "_nobudget",
             options.nobudget_cache_url,
             LOGIN_GLOBAL_THROTTLE_RATE="off",
+            PASSWORD_CHECK_SLOTS="0",
         )
         print(f"serving; logs in {logs}", flush=True)
         load = [os.getloadavg()[0]]

@@ -261,6 +261,8 @@ def test_the_known_settings_are_the_app_settings_without_simple_jwts_own():
         "METRICS_TOKEN",
         "NATIVE_APP_ORIGINS",
         "PASSWORD_CHANGE_THROTTLE_RATE",
+        "PASSWORD_CHECK_SLOTS",
+        "PASSWORD_CHECK_SLOT_DIR",
         "PASSWORD_RESET_CONFIRM_THROTTLE_RATE",
         "PASSWORD_RESET_THROTTLE_RATE",
         "PASSWORD_RESET_TIMEOUT",

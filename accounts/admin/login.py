@@ -9,6 +9,8 @@ from .. import metrics
 from ..audit import audit_event_record
 from ..models import AuditEventType
 from ..origin import request_origin
+from ..errors import PasswordChecksBusy
+from ..password_checks import password_check_slot
 from ..throttles import login_attempt_wait
 
 ADMIN_LOGIN = "Django admin"
@@ -39,7 +41,12 @@ class ThrottledAdminAuthenticationForm(AdminAuthenticationForm):
             )
         origin = request_origin(self.request)
         try:
-            cleaned = super().clean()
+            with password_check_slot():
+                cleaned = super().clean()
+        except PasswordChecksBusy:
+            metrics.login_counted(result="throttled")
+            busy = ValidationError(self.error_messages["throttled"], code="throttled", params={"wait": 1})
+            raise busy from None
         except ValidationError:  # wrong password, unknown user, or not staff
             metrics.login_counted(result="failed")
             audit_event_record(

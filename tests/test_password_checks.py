@@ -1,0 +1,106 @@
+"""Password checks at once on this machine (accounts/password_checks.py): a slot is a file another
+process can hold; with every slot taken, a login is answered 429 at once, its password unchecked."""
+
+import subprocess
+import sys
+from contextlib import contextmanager
+
+import pytest
+from django.contrib.auth.signals import user_login_failed
+from django.test import Client
+
+from accounts.models import AuditEvent, AuditEventType
+
+from .helpers import PASSWORD, BrowserClient, MetricDeltas
+
+pytestmark = pytest.mark.django_db
+
+# Another process (another worker, another app server on this machine) holding slot 0 until told.
+HOLDER = """
+import fcntl, os, sys
+descriptor = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.flock(descriptor, fcntl.LOCK_EX)
+print("held", flush=True)
+sys.stdin.readline()
+"""
+
+
+@pytest.fixture
+def one_slot(settings, tmp_path):
+    settings.ACCOUNTS_PASSWORD_CHECK_SLOTS = 1
+    settings.ACCOUNTS_PASSWORD_CHECK_SLOT_DIR = str(tmp_path)
+    return tmp_path / "slot-0"
+
+
+@contextmanager
+def held_by_another_process(slot):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(slot)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield holder
+    finally:
+        if holder.poll() is None:
+            holder.stdin.write("\n")
+            holder.stdin.flush()
+        holder.wait(timeout=10)
+
+
+@pytest.fixture
+def password_tries():
+    """How many times Django's authenticate() refused a password."""
+    tries = []
+
+    def count(sender, credentials, **kwargs):
+        tries.append(credentials.get("username"))
+
+    user_login_failed.connect(count)
+    yield tries
+    user_login_failed.disconnect(count)
+
+
+def test_with_every_slot_taken_a_login_is_429_at_once_and_its_password_unchecked(
+    user, one_slot, password_tries
+):
+    deltas = MetricDeltas()
+    with held_by_another_process(one_slot):
+        response = BrowserClient().sign_in(password="not the password")
+
+    assert response.status_code == 429, response.content
+    assert response.json()["code"] == "throttled" and response["Retry-After"] == "1"
+    assert password_tries == []
+    assert not AuditEvent.objects.filter(type=AuditEventType.LOGIN_FAILED).exists()
+    assert deltas("authproject_logins_total", result="throttled", method="password") == 1
+    assert BrowserClient().sign_in().status_code == 200  # the slot is free again
+
+
+def test_a_slot_is_given_back_after_each_check_whatever_its_outcome(user, one_slot):
+    passwords = ("wrong", PASSWORD, "wrong", PASSWORD)
+    assert [BrowserClient().sign_in(password=p).status_code for p in passwords] == [401, 200, 401, 200]
+
+
+def test_a_process_killed_while_holding_a_slot_gives_it_back(user, one_slot):
+    with held_by_another_process(one_slot) as holder:
+        assert BrowserClient().sign_in().status_code == 429
+        holder.kill()
+        holder.wait(timeout=10)
+        assert BrowserClient().sign_in().status_code == 200
+
+
+def test_no_slots_configured_means_no_cap(user, one_slot, settings):
+    settings.ACCOUNTS_PASSWORD_CHECK_SLOTS = 0
+    with held_by_another_process(one_slot):
+        assert BrowserClient().sign_in().status_code == 200
+
+
+def test_the_admin_form_waits_for_a_slot_too(user_factory, one_slot, password_tries):
+    user_factory(username="root", is_staff=True, is_superuser=True)
+    form = {"username": "root", "password": PASSWORD, "next": "/admin/"}
+    with held_by_another_process(one_slot):
+        response = Client().post("/admin/login/", form)
+
+    assert response.status_code == 200 and not response.wsgi_request.user.is_authenticated
+    assert "Too many login attempts. Try again in 1 seconds." in response.content.decode()
+    assert password_tries == []
+    assert Client().post("/admin/login/", form).status_code == 302
