@@ -150,8 +150,14 @@ http {{
 
     upstream app {{
         {servers}
+        # As the README's example: idle HTTP/1.1 connections kept for reuse, each closed by nginx
+        # before gunicorn's keepalive (5 s) would close it under a request in flight (a 502).
+        keepalive 8;
+        keepalive_timeout 4s;
     }}
     # What the README's nginx example sets, for both servers below.
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
     proxy_set_header Host $http_host;
     proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
     proxy_set_header X-Forwarded-Proto $scheme;
@@ -172,6 +178,7 @@ http {{
         # app is told the https one to redirect to.
         location / {{
             proxy_pass http://app;
+            proxy_set_header Connection "";  # a location's own proxy_set_header drops the inherited ones
             proxy_set_header Host $host:{https_port};
         }}
     }}

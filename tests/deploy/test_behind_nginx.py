@@ -5,6 +5,7 @@ whose X-Upstream header (added for the tests) names the instance that answered.
 
 import re
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
@@ -242,6 +243,21 @@ def test_stopping_one_instance_mid_run_loses_no_session(stack):
         assert session_row(stack, username)["revoked_at"] is None
 
 
+def test_requests_spaced_across_gunicorns_keepalive_get_no_502(stack):
+    """nginx speaks HTTP/1.1 to the instances and keeps idle connections (keepalive, as the README's
+    example), closing them after 4 s, before gunicorn's keepalive (5 s) would: a request sent just
+    as gunicorn closed a connection nginx reuses would be answered 502."""
+    username = stack.new_user()
+    client, access = signed_in(stack, username)
+    answers = []
+    for pause in (0, 4.5, 5.5, 0.5, 6):  # around both timeouts, so every case meets each instance
+        time.sleep(pause)
+        answers += [client.me(access) for _ in range(2)]
+    assert [a.status for a in answers] == [200] * len(answers)
+    assert {a.upstream for a in answers} == {i.address for i in stack.instances}
+    assert "prematurely closed" not in stack.nginx_error_log.read_text()
+
+
 def test_the_access_logs_print_no_token_and_no_cookie(stack):
     username = stack.new_user()
     client, access = signed_in(stack, username, page=True)
@@ -254,7 +270,7 @@ def test_the_access_logs_print_no_token_and_no_cookie(stack):
     secrets_sent = {access, client.cookies["refresh_token"], client.cookies["csrftoken"], client.csrf}
 
     logs = {i.name: i.log.read_text() for i in stack.instances}
-    assert all('"GET /api/users/me/ HTTP/1.0" 200' in text for text in logs.values()), logs
+    assert all('"GET /api/users/me/ HTTP/1.1" 200' in text for text in logs.values()), logs
     for text in logs.values():
         assert not [s for s in secrets_sent if s in text]
         assert "eyJ" not in text  # the start of every JWT
