@@ -56,7 +56,8 @@ def bounced(deployment, pgbouncer, static_root, tmp_path_factory):
     """Two instances through pgbouncer with DATABASE_PREPARED_STATEMENTS=0 (the README's advice)."""
     logs = tmp_path_factory.mktemp("bounced")
     values = environment(pgbouncer, static_root, DATABASE_PREPARED_STATEMENTS="0")
-    instances = [Serve(name, port, values, logs).start() for name, port in zip("ab", free_ports(2), strict=True)]
+    ports = free_ports(2)
+    instances = [Serve(name, port, values, logs).start() for name, port in zip("ab", ports, strict=True)]
     yield instances
     for instance in instances:
         instance.stop()
@@ -125,7 +126,9 @@ def test_through_pgbouncer_login_refresh_me_reuse_revocation_and_logout_work(bou
 
 
 @pytest.mark.parametrize("prepared", ["1", "0"])
-def test_prepared_statements_under_transaction_pooling(deployment, pgbouncer, static_root, tmp_path, prepared):
+def test_prepared_statements_under_transaction_pooling(
+    deployment, pgbouncer, static_root, tmp_path, prepared
+):
     """psycopg prepares a statement run 5 times (named _pg3_0, _pg3_1, ... on each client connection)
     on the server connection it ran on; in transaction mode the next transaction may get another one.
     A pgbouncer before 1.21 passes the names on untouched, and PostgreSQL answers that the statement
