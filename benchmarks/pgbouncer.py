@@ -108,8 +108,9 @@ def report(options, runs: dict, started: str, load: list[float], software: str) 
         "`DATABASE_PREPARED_STATEMENTS=0`, and through a pgbouncer in transaction mode (pool size "
         f"{options.pool_size}) with `DATABASE_PREPARED_STATEMENTS=0`; wrk with {options.connections} "
         f"connections (one per thread), {options.duration:g} s per run, {options.rounds} rounds "
-        "alternating the three; medians over the rounds. Ratio = the subject's median req/s over "
-        "direct's. CPU = the instance's gunicorn processes' user + system time per request (not "
+        "alternating the three; medians over the rounds. Ratio = the median over the rounds of the "
+        "subject's req/s over direct's in the same round (neighbours in time, so the machine's other "
+        "load moves both alike). CPU = the instance's gunicorn processes' user + system time per request (not "
         "PostgreSQL's or pgbouncer's).",
         "",
         "| workload | subject | req/s (rounds) | ratio to direct | p50 ms | p99 ms | CPU ms/request "
@@ -117,14 +118,15 @@ def report(options, runs: dict, started: str, load: list[float], software: str) 
         "|---|---|---|---|---|---|---|---|",
     ]
     for workload in WORKLOADS:
-        direct = statistics.median(r["rps"] for r in runs[workload]["direct"])
+        direct = runs[workload]["direct"]
         for subject in SUBJECTS:
             rs = runs[workload][subject]
             rps = statistics.median(r["rps"] for r in rs)
+            ratio = statistics.median(r["rps"] / d["rps"] for r, d in zip(rs, direct, strict=True))
             rounds = ", ".join(f"{r['rps']:.0f}" for r in rs)
             median = {k: statistics.median(r[k] for r in rs) for k in ("p50", "p99", "cpu_ms")}
             lines.append(
-                f"| {workload} | {subject} | {rps:.0f} ({rounds}) | {rps / direct:.2f}x "
+                f"| {workload} | {subject} | {rps:.0f} ({rounds}) | {ratio:.2f}x "
                 f"| {median['p50']:.2f} "
                 f"| {median['p99']:.2f} | {median['cpu_ms']:.2f} | {sum(r['failed'] for r in rs)} |"
             )
