@@ -13,6 +13,8 @@ NGINX  ?= /usr/sbin/nginx
 WRK    ?= /usr/bin/wrk
 # The metrics scraper of the deployment tests (tests/deploy/test_prometheus.py).
 PROMETHEUS ?= /usr/bin/prometheus
+# The connection pooler of the deployment tests (tests/deploy/test_pgbouncer.py) and benchmarks/pgbouncer.py.
+PGBOUNCER ?= /usr/sbin/pgbouncer
 # The production app server, as `make serve` runs it (gunicorn.conf.py reads HOST, PORT and
 # WEB_CONCURRENCY from the environment); benchmarks start it the same way.
 GUNICORN = $(BIN)/python -m gunicorn -c authproject/gunicorn.conf.py authproject.wsgi
@@ -38,8 +40,8 @@ $(CHROMIUM):
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core
 
 # A Debian package whose scripts would start the system's own service (nginx on port 80, prometheus
-# on 9090): a policy-rc.d that refuses (only while installing, and only if the machine has none)
-# keeps it stopped; the tests run their own.
+# on 9090, pgbouncer on 6432): a policy-rc.d that refuses (only while installing, and only if the
+# machine has none) keeps it stopped; the tests run their own.
 define apt_install_stopped
 	$(SUDO) apt-get update -qq
 	if [ -e /usr/sbin/policy-rc.d ]; then \
@@ -56,6 +58,9 @@ $(NGINX):
 
 $(PROMETHEUS):
 	$(call apt_install_stopped,prometheus)
+
+$(PGBOUNCER):
+	$(call apt_install_stopped,pgbouncer)
 
 $(WRK):
 	$(SUDO) apt-get update -qq
@@ -117,8 +122,8 @@ superuser: install .env
 
 # The whole suite, on whatever DATABASE_URL and CACHE_URL name (SQLite and local memory by default),
 # with the end-to-end tests in Chromium.
-test: install-test $(CHROMIUM) $(NGINX) $(WRK) $(PROMETHEUS)
-	CHROMIUM=$(CHROMIUM) PROMETHEUS=$(PROMETHEUS) PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 \
+test: install-test $(CHROMIUM) $(NGINX) $(WRK) $(PROMETHEUS) $(PGBOUNCER)
+	CHROMIUM=$(CHROMIUM) PROMETHEUS=$(PROMETHEUS) PGBOUNCER=$(PGBOUNCER) PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 \
 	  $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The hot paths against a bare floor view, beside dj-rest-auth (benchmarks/hot_paths.py; ~5 minutes):

@@ -149,6 +149,23 @@ def wrk(
     }
 
 
+# --- RESULTS.md -----------------------------------------------------------------------------------
+def write_section(path: Path, section: str) -> None:
+    """Put the section into the file: in place of the section with the same heading (the section's
+    first line) if there is one (up to the next "## " heading), else at the end; the rest is kept."""
+    heading = section.splitlines()[0].rstrip()
+    text = path.read_text() if path.exists() else ""
+    lines = text.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if line.rstrip() == heading), None)
+    if start is None:
+        text = text.rstrip("\n") + ("\n\n\n" if text.strip() else "") + section
+    else:
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        following = "".join(lines[end:])
+        text = "".join(lines[:start]) + section + ("\n\n" + following if following else "")
+    path.write_text(text)
+
+
 # --- the machine ----------------------------------------------------------------------------------
 def version_line(command: list[str]) -> str:
     """The first line a command prints about its version."""

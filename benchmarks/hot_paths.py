@@ -51,7 +51,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import _common
-from _common import PAGE_ORIGIN, PASSWORD, ROOT
+from _common import PAGE_ORIGIN, PASSWORD, ROOT, write_section
 from servers import Client, Serve
 
 PEER_DIR = ROOT / "benchmarks" / "peer"
@@ -475,21 +475,6 @@ def report(
 def figure(value: float) -> str:
     """Three significant digits, or the whole number when it has more: 0.0312, 0.58, 6.74, 1204."""
     return f"{value:.0f}" if value >= 100 else f"{value:#.3g}".rstrip(".")
-
-
-def write_section(path: Path, section: str) -> None:
-    """Put the section into the file: in place of the section with the same heading if there is one
-    (up to the next "## " heading), else at the end; the rest of the file is kept."""
-    text = path.read_text() if path.exists() else ""
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == SECTION), None)
-    if start is None:
-        text = text.rstrip("\n") + ("\n\n\n" if text.strip() else "") + section
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        following = "".join(lines[end:])
-        text = "".join(lines[:start]) + section + ("\n\n" + following if following else "")
-    path.write_text(text)
 
 
 def main() -> None:

@@ -16,9 +16,11 @@ import subprocess
 import time
 from http.cookies import SimpleCookie
 from pathlib import Path
+from urllib.parse import urlsplit
 
 BASE_DIR = Path(__file__).resolve().parents[1]
 NGINX = os.environ.get("NGINX", "/usr/sbin/nginx")
+PGBOUNCER = os.environ.get("PGBOUNCER", "/usr/sbin/pgbouncer")
 STARTUP_TIMEOUT = 120  # `make serve` migrates and collects static files first; CI's machine is busy
 
 
@@ -148,8 +150,14 @@ http {{
 
     upstream app {{
         {servers}
+        # As the README's example: idle HTTP/1.1 connections kept for reuse, each closed by nginx
+        # before gunicorn's keepalive (5 s) would close it under a request in flight (a 502).
+        keepalive 8;
+        keepalive_timeout 4s;
     }}
     # What the README's nginx example sets, for both servers below.
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
     proxy_set_header Host $http_host;
     proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
     proxy_set_header X-Forwarded-Proto $scheme;
@@ -170,6 +178,7 @@ http {{
         # app is told the https one to redirect to.
         location / {{
             proxy_pass http://app;
+            proxy_set_header Connection "";  # a location's own proxy_set_header drops the inherited ones
             proxy_set_header Host $host:{https_port};
         }}
     }}
@@ -210,6 +219,74 @@ class Nginx:
         if self.process and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=20)
+
+
+PGBOUNCER_INI = """
+[databases]
+; PgBouncer 1.18 refuses the startup parameter "options", in which the app sends its
+; statement_timeout (DATABASE_TIMEOUT): it is ignored below and set on each server connection here.
+{name} = host={host} port={server_port} dbname={name} connect_query='SET statement_timeout = {timeout_ms}'
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {port}
+unix_socket_dir =
+auth_type = trust
+auth_file = {prefix}/userlist.txt
+pool_mode = transaction
+default_pool_size = {pool_size}
+max_client_conn = 200
+ignore_startup_parameters = options
+{extra}
+"""
+
+
+class PgBouncer:
+    """PgBouncer in the foreground, transaction pooling, with its own configuration and port, in front
+    of one PostgreSQL database: never the system's service. ``url`` is the database's URL through it."""
+
+    def __init__(self, prefix: Path, database_url: str, port: int, *, pool_size: int = 10, extra: str = ""):
+        self.prefix, self.port, self.pool_size, self.extra = prefix, port, pool_size, extra
+        self.server = urlsplit(database_url)
+        self.url = self.server._replace(netloc=f"{self.server.username}@127.0.0.1:{port}").geturl()
+        self.log = prefix / "pgbouncer.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self, *, statement_timeout_ms: int = 5000) -> "PgBouncer":
+        """Write the configuration and start pgbouncer; return once it listens."""
+        user = self.server.username
+        (self.prefix / "userlist.txt").write_text(f'"{user}" ""\n')  # auth_type trust: the name only
+        ini = self.prefix / "pgbouncer.ini"
+        ini.write_text(
+            PGBOUNCER_INI.format(
+                name=self.server.path.lstrip("/"),
+                host=self.server.hostname,
+                server_port=self.server.port or 5432,
+                port=self.port,
+                prefix=self.prefix,
+                pool_size=self.pool_size,
+                timeout_ms=statement_timeout_ms,
+                extra=self.extra,
+            )
+        )
+        # pgbouncer refuses to run as root: it then reads its files and becomes nobody.
+        as_user = ["-u", "nobody"] if os.geteuid() == 0 else []
+        with self.log.open("w") as output:
+            command = [PGBOUNCER, *as_user, str(ini)]
+            self.process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+        wait_for_port(self.port, self.process, self.log)
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=20)
+
+
+def pgbouncer_version() -> str:
+    """e.g. "PgBouncer 1.18.0"."""
+    result = subprocess.run([PGBOUNCER, "--version"], capture_output=True, text=True, check=True, timeout=30)
+    return result.stdout.splitlines()[0]
 
 
 class Answer:

@@ -99,6 +99,7 @@ class Deployment:
     instances: list[Serve]
     environment: dict[str, str]
     database_url: str
+    nginx_error_log: Path
     users: list[str] = field(default_factory=list)
 
     def client(self, *, page: bool = False) -> Client:
@@ -198,6 +199,7 @@ def deployment(tmp_path_factory, database_url, static_root):
             instances=instances,
             environment=environment,
             database_url=database_url,
+            nginx_error_log=root / "nginx" / "error.log",
         )
     finally:
         nginx.stop()

@@ -4,11 +4,15 @@ whose X-Upstream header (added for the tests) names the instance that answered.
 """
 
 import re
+import subprocess
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 from playwright.sync_api import expect
+
+from benchmarks.servers import Client, Nginx, Serve, free_ports
 
 from ..e2e.conftest import DemoPage
 from ..helpers import PASSWORD, jti
@@ -242,6 +246,64 @@ def test_stopping_one_instance_mid_run_loses_no_session(stack):
         assert session_row(stack, username)["revoked_at"] is None
 
 
+def test_requests_spaced_across_gunicorns_keepalive_get_no_502(stack):
+    """nginx speaks HTTP/1.1 to the instances and keeps idle connections (keepalive, as the README's
+    example), closing them after 4 s, before gunicorn's keepalive (5 s) would: a request sent just
+    as gunicorn closed a connection nginx reuses would be answered 502."""
+    username = stack.new_user()
+    client, access = signed_in(stack, username)
+    answers = []
+    for pause in (0, 4.5, 5.5, 0.5, 6):  # around both timeouts, so every case meets each instance
+        time.sleep(pause)
+        answers += [client.me(access) for _ in range(2)]
+    assert [a.status for a in answers] == [200] * len(answers)
+    assert {a.upstream for a in answers} == {i.address for i in stack.instances}
+    assert "prematurely closed" not in stack.nginx_error_log.read_text()
+
+
+def idle_connections_to(port: int) -> int:
+    """How many TCP connections to ``port`` on loopback are open now (ss, from iproute2)."""
+    command = ["ss", "-Htn", "state", "established", f"( sport = :{port} )"]
+    listing = subprocess.run(command, capture_output=True, text=True, check=True)
+    return len(listing.stdout.splitlines())
+
+
+def test_a_worker_that_keeps_connections_is_reused_by_nginx_without_a_502_across_its_keepalive(
+    stack, tmp_path
+):
+    """gunicorn's sync workers close every connection; a worker class that keeps them (gthread,
+    gunicorn's keepalive 5 s) is what nginx's upstream keepalive is for. nginx reuses the connection
+    and drops an idle one after its 4 s, before gunicorn closes it under a request."""
+    environment = {
+        **stack.environment,
+        "GUNICORN_CMD_ARGS": "--worker-class gthread --threads 2",
+        "WEB_CONCURRENCY": "1",
+    }
+    instance = Serve("gthread", free_ports(1)[0], environment, tmp_path).start()
+    (tmp_path / "nginx").mkdir()
+    names = ("https_port", "http_port", "demo_port", "demo_backend_port")
+    ports = dict(zip(names, free_ports(4), strict=True))
+    key = stack.certificate.with_suffix(".key")
+    nginx = Nginx(tmp_path / "nginx", certificate=stack.certificate, key=key, **ports).start([instance])
+    try:
+        username = stack.new_user()
+        client = Client(f"https://localhost:{ports['https_port']}", stack.certificate)
+        access = client.sign_in(username, PASSWORD).json()["access"]
+        answers, kept = [], []
+        for pause in (0, 0.2, 3.5, 4.5, 5.0, 5.5, 0.2, 6):  # around both timeouts
+            time.sleep(pause)
+            answers.append(client.me(access))
+            kept.append(idle_connections_to(instance.port))
+        assert [a.status for a in answers] == [200] * len(answers)
+        assert all(count >= 1 for count in kept), kept  # each answer left its connection open...
+        time.sleep(4.5)
+        assert idle_connections_to(instance.port) == 0  # ...until nginx's keepalive_timeout closed it
+        assert "prematurely closed" not in (tmp_path / "nginx" / "error.log").read_text()
+    finally:
+        nginx.stop()
+        instance.stop()
+
+
 def test_the_access_logs_print_no_token_and_no_cookie(stack):
     username = stack.new_user()
     client, access = signed_in(stack, username, page=True)
@@ -254,7 +316,7 @@ def test_the_access_logs_print_no_token_and_no_cookie(stack):
     secrets_sent = {access, client.cookies["refresh_token"], client.cookies["csrftoken"], client.csrf}
 
     logs = {i.name: i.log.read_text() for i in stack.instances}
-    assert all('"GET /api/users/me/ HTTP/1.0" 200' in text for text in logs.values()), logs
+    assert all('"GET /api/users/me/ HTTP/1.1" 200' in text for text in logs.values()), logs
     for text in logs.values():
         assert not [s for s in secrets_sent if s in text]
         assert "eyJ" not in text  # the start of every JWT
