@@ -1,9 +1,12 @@
 """A real Prometheus (Debian's; `make test` installs it) scraping both `make serve` instances of the
 deployment on their own ports, with the README's scrape configuration: its query API sees the
-logins made through nginx, summed over the instances and their workers."""
+logins made through nginx, summed over the instances and their workers; and a scripted flow through
+nginx moves every counter a flow can move without harming the shared deployment, by exactly what it
+did (the mail counter cannot move here: see the flow's test)."""
 
 import json
 import os
+import secrets
 import subprocess
 import time
 import urllib.parse
@@ -14,7 +17,8 @@ import pytest
 
 from benchmarks.servers import free_ports, wait_for_port
 
-from .conftest import METRICS_TOKEN
+from ..helpers import PASSWORD
+from .conftest import METRICS_TOKEN, needs_shared_services
 
 PROMETHEUS = os.environ.get("PROMETHEUS", "/usr/bin/prometheus")
 SCRAPE_CONFIG = """
@@ -112,3 +116,114 @@ def test_prometheus_scrapes_both_instances_and_sees_logins_summed(stack, prometh
     requests = 'sum by (instance) (authproject_request_duration_seconds_count{job="authproject"})'
     by_instance = prometheus.query(requests)
     assert len(by_instance) == 2 and all(float(r["value"][1]) > 0 for r in by_instance)
+
+
+def counted(metric: str, **labels: str) -> str:
+    """The query for ``metric`` summed over instances and workers; 0 while no series exists yet."""
+    selector = ",".join(f'{name}="{value}"' for name, value in {"job": "authproject", **labels}.items())
+    return f"sum({metric}{{{selector}}}) or vector(0)"
+
+
+def scripted_flow(stack) -> dict[tuple[str, str, str], int]:
+    """Through nginx, spread over both instances, the requests that move each counter a flow can move
+    without harming the shared deployment; by how much each moved them ((metric, label, value): n).
+
+    Not here: mails (the deployment queues mail in the database, TASKS_BACKEND's default with DEBUG
+    off, and runs no worker, so nothing is sent or given up), and the database and cache errors
+    (moving them would take the services that every test here shares down)."""
+    owner = stack.new_user()
+    browser = stack.client(page=True)
+    assert browser.sign_in(owner, "wrong password").status == 401  # failed
+    assert browser.sign_in(owner, PASSWORD).status == 200  # ok
+    oldest = browser.cookies["refresh_token"]
+    assert browser.refresh().status == 200  # rotated
+    previous = browser.cookies["refresh_token"]
+    assert browser.refresh().status == 200  # rotated
+    current = browser.cookies["refresh_token"]
+    browser.cookies["refresh_token"] = previous
+    assert browser.refresh().status == 200  # grace: the previous token at once (REFRESH_GRACE_SECONDS 10)
+    assert browser.cookies["refresh_token"] == current  # ...answered with the current one, no rotation
+    browser.cookies["refresh_token"] = oldest
+    answer = browser.refresh()  # two rotations old: reuse at once, whatever the grace; session revoked
+    assert (answer.status, answer.json()["code"]) == (401, "token_revoked"), answer.body
+    browser.cookies["refresh_token"] = current
+    answer = browser.refresh()  # the revoked session's current token: refused
+    assert (answer.status, answer.json()["code"]) == (401, "token_revoked"), answer.body
+
+    leaving = stack.client(page=True)
+    assert leaving.sign_in(stack.new_user(), PASSWORD).status == 200  # ok
+    answer = leaving.request("POST", "/api/auth/logout/", {}, {"X-CSRFToken": leaving.fetch_csrf()})
+    assert answer.status == 200 and "refresh_token" not in leaving.cookies, answer.body
+
+    everywhere = stack.new_user()
+    for _ in range(2):
+        answer = stack.client(page=True).sign_in(everywhere, PASSWORD)  # ok, on two devices
+        assert answer.status == 200, answer.body
+    bearer = {"Authorization": f"Bearer {answer.json()['access']}"}
+    answer = stack.client(page=True).request("POST", "/api/auth/logout-all/", {}, bearer)
+    assert (answer.status, answer.json()) == (200, {"revoked": 2}), answer.body
+
+    # A fresh username (no account), tried until the deployment's per-username limit refuses it.
+    limit = int(stack.environment.get("LOGIN_THROTTLE_RATE", "5/min").partition("/")[0])
+    stranger, client = f"nobody_{secrets.token_hex(3)}", stack.client()
+    statuses = [client.sign_in(stranger, "wrong password").status for _ in range(limit + 1)]
+    assert statuses == [401] * limit + [429]  # failed up to the limit, then throttled
+
+    return {
+        ("authproject_logins_total", "result", "ok"): 4,
+        ("authproject_logins_total", "result", "failed"): 1 + limit,
+        ("authproject_logins_total", "result", "throttled"): 1,
+        ("authproject_refreshes_total", "result", "rotated"): 2,
+        ("authproject_refreshes_total", "result", "grace"): 1,
+        ("authproject_refreshes_total", "result", "reuse_detected"): 1,
+        ("authproject_refreshes_total", "result", "refused"): 1,
+        ("authproject_sessions_revoked_total", "reason", "logout"): 1,
+        ("authproject_sessions_revoked_total", "reason", "logout_all"): 2,
+        ("authproject_sessions_revoked_total", "reason", "reuse_detected"): 1,
+        ("authproject_request_duration_seconds_count", "route", "accounts:login"): 6 + limit,
+        ("authproject_request_duration_seconds_count", "route", "accounts:refresh"): 5,
+    }
+
+
+# Every series the flow moves, so that the values before it can be read first.
+FLOW_SERIES = (
+    *(("authproject_logins_total", "result", result) for result in ("ok", "failed", "throttled")),
+    *(
+        ("authproject_refreshes_total", "result", result)
+        for result in ("rotated", "grace", "reuse_detected", "refused")
+    ),
+    *(
+        ("authproject_sessions_revoked_total", "reason", reason)
+        for reason in ("logout", "logout_all", "reuse_detected")
+    ),
+    ("authproject_request_duration_seconds_count", "route", "accounts:login"),
+    ("authproject_request_duration_seconds_count", "route", "accounts:refresh"),
+)
+
+
+@needs_shared_services
+def test_a_scripted_flow_moves_each_counter_by_exactly_what_it_did(stack, prometheus):
+    up = 'sum(up{job="authproject"})'
+    assert prometheus.wait_for(up, lambda v: v == 2) == 2, prometheus.log.read_text()[-3000:]
+    queries = {series: counted(series[0], **{series[1]: series[2]}) for series in FLOW_SERIES}
+
+    def scrape() -> dict[tuple[str, str, str], float]:
+        return {series: prometheus.value(query) for series, query in queries.items()}
+
+    before = scrape()
+    expected = scripted_flow(stack)
+    assert set(expected) == set(FLOW_SERIES)
+
+    deadline = time.monotonic() + 60
+    while not all(v >= before[s] + expected[s] for s, v in scrape().items()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(2)  # two more scrapes, so that an over-count shows too
+    after = scrape()
+    rows = [f"{'counter (summed over instances and workers)':<72} {'before':>6} {'after':>6} {'moved':>5}"]
+    for metric, label, value in FLOW_SERIES:
+        old, new = before[(metric, label, value)], after[(metric, label, value)]
+        name = f'{metric}{{{label}="{value}"}}'
+        rows.append(f"{name:<72} {old:>6g} {new:>6g} {new - old:>+5g}")
+    table = "\n".join(rows)
+    print("\n" + table)
+    assert {s: after[s] - before[s] for s in FLOW_SERIES} == expected, table
