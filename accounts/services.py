@@ -483,6 +483,10 @@ def sessions_end_for_password_set(*, user) -> int:
         detail=password_set.detail,
     )
     password_set.revoked = (password_set.revoked or 0) + revoked
+    if password_set.reason == RevokeReason.PASSWORD_SET and user.last_login is not None:
+        # Set outside the API's change and reset (which send their own): by an admin, a command,
+        # code. An account never signed in to (a new one) has nothing to be told of.
+        notices.notice_send(user=user, notice=notices.Notice.PASSWORD_CHANGED, origin=password_set.origin)
     return revoked
 
 

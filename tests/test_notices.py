@@ -112,3 +112,22 @@ def test_no_notice_is_sent_with_security_notices_off_or_without_an_address(
     assert BrowserClient(HTTP_USER_AGENT=IPHONE_SAFARI).sign_in(username="alice").status_code == 200
 
     assert smtp_server.messages == []
+
+
+def test_a_password_set_by_code_or_an_admin_mails_the_notice_unless_never_signed_in(
+    user, user_factory, smtp_server
+):
+    sign_in(MAC_CHROME)  # alice has signed in before
+    user.refresh_from_db()
+
+    user.set_password("set in a shell 1")
+    user.save()
+    newcomer = user_factory(username="newcomer")  # a password set on a new account: no news
+    newcomer.set_password("set in a shell 2")
+    newcomer.save()
+
+    [message] = smtp_server.wait_for(1)
+    assert message["To"] == "alice@example.com"
+    assert message["Subject"] == "Your authproject password was changed"
+    assert_names_device_ip_and_time(mail_text(message), "an unnamed device", "an unknown address")
+    assert len(smtp_server.messages) == 1
