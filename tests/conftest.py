@@ -31,6 +31,7 @@ from .helpers import (
     FUZZ_COUNTS,
     PASSWORD,
     TEST_CACHE_KEY_PREFIX,
+    TEST_PASSWORD_CHECK_SLOT_DIR,
     BrowserClient,
     SmtpServer,
     cache_clear_own_keys,
@@ -42,6 +43,8 @@ from .helpers import (
 os.environ["DJANGO_ENV_FILE"] = ""
 # Every server or command the tests start puts its cache keys under the run's own prefix too.
 os.environ["CACHE_KEY_PREFIX"] = TEST_CACHE_KEY_PREFIX
+# ... and takes the run's own password-check slots.
+os.environ["PASSWORD_CHECK_SLOT_DIR"] = TEST_PASSWORD_CHECK_SLOT_DIR
 
 _usernames = itertools.count(1)
 
@@ -51,7 +54,8 @@ def _cache_keys_of_our_own():
     """The run's cache keys under TEST_CACHE_KEY_PREFIX (the servers it starts get it from
     CACHE_KEY_PREFIX), so that emptying the tests' cache deletes nobody else's keys."""
     default = {**django_settings.CACHES["default"], "KEY_PREFIX": TEST_CACHE_KEY_PREFIX}
-    with override_settings(CACHES={**django_settings.CACHES, "default": default}):
+    slots = {"ACCOUNTS_PASSWORD_CHECK_SLOT_DIR": TEST_PASSWORD_CHECK_SLOT_DIR}
+    with override_settings(CACHES={**django_settings.CACHES, "default": default}, **slots):
         yield
 
 

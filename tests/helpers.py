@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -35,6 +36,10 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 # Django here and, through CACHE_KEY_PREFIX, for every server or command the tests start. Clearing
 # the tests' keys (cache_clear_own_keys) then leaves the rest of a Redis database alone.
 TEST_CACHE_KEY_PREFIX = f"authproject-test-{os.getpid()}"
+# The run's own password-check slots (accounts.password_checks: files locked across the processes of
+# a machine), so that no other run's logins on this machine take them: conftest.py sets it as
+# above, here and for every server the tests start.
+TEST_PASSWORD_CHECK_SLOT_DIR = os.path.join(tempfile.gettempdir(), f"{TEST_CACHE_KEY_PREFIX}-password-checks")
 PASSWORD = "correct horse battery staple"
 # Real user agents, for the device names made of them.
 MAC_CHROME = (
