@@ -256,14 +256,18 @@ class LoginGlobalThrottle(LoginThrottle):
 LOGIN_THROTTLES = (LoginIPThrottle, LoginUsernameIPThrottle, LoginUsernameThrottle, LoginGlobalThrottle)
 
 
-class RegisterThrottle(CountingThrottle):
+class ClientIPThrottle(CountingThrottle):
+    """A limit counted per client IP (IPv6: per /64, ``ip_bucket``)."""
+
+    def ident(self, request) -> str:
+        return ip_bucket(client_ip(request))
+
+
+class RegisterThrottle(ClientIPThrottle):
     """Registrations per client IP: each costs a password hash, and a "taken" answer tells a name."""
 
     scope = "register"
     rate_setting = "REGISTER_THROTTLE_RATE"
-
-    def ident(self, request) -> str:
-        return ip_bucket(client_ip(request))
 
 
 class PasswordChangeThrottle(CountingThrottle):
@@ -277,6 +281,12 @@ class PasswordChangeThrottle(CountingThrottle):
         return str(user.pk) if user is not None and user.is_authenticated else None
 
 
+def address_digest(address: str) -> str:
+    """An e-mail address as a throttle key: keyed-hashed like a username (``name_digest``), so the
+    cache holds no address."""
+    return typed_name_digest(address, purpose="throttle.email")
+
+
 RESET_IP_REFUSED = "password_reset_ip_limit_refused"
 
 
@@ -287,14 +297,11 @@ def reset_address(request) -> str:
     return address if isinstance(address, str) else ""
 
 
-class PasswordResetIPThrottle(CountingThrottle):
+class PasswordResetIPThrottle(ClientIPThrottle):
     """Password reset requests per client IP: each may send mail."""
 
     scope = "password_reset_ip"
     rate_setting = "PASSWORD_RESET_THROTTLE_RATE"
-
-    def ident(self, request) -> str:
-        return ip_bucket(client_ip(request))
 
     def on_refused(self, request) -> None:
         setattr(request, RESET_IP_REFUSED, True)
@@ -323,21 +330,18 @@ class PasswordResetAddressThrottle(CountingThrottle):
         address = reset_address(request)
         if not address:
             return None  # nothing to count; the serializer answers 400
-        return typed_name_digest(address, purpose="throttle.email")
+        return address_digest(address)
 
 
 # The order matters: the per-address limit reads what the per-IP limit decided for this request.
 PASSWORD_RESET_THROTTLES = (PasswordResetIPThrottle, PasswordResetAddressThrottle)
 
 
-class PasswordResetConfirmThrottle(CountingThrottle):
+class PasswordResetConfirmThrottle(ClientIPThrottle):
     """Password reset confirmations per client IP: keys are tried there."""
 
     scope = "password_reset_confirm"
     rate_setting = "PASSWORD_RESET_CONFIRM_THROTTLE_RATE"
-
-    def ident(self, request) -> str:
-        return ip_bucket(client_ip(request))
 
 
 def login_attempt_wait(request, *, username: str) -> float | None:
@@ -351,30 +355,18 @@ def login_attempt_wait(request, *, username: str) -> float | None:
     return max(waits) if waits else None
 
 
-class EmailVerifyKeyThrottle(CountingThrottle):
+class EmailVerifyKeyThrottle(ClientIPThrottle):
     """Verification keys tried per client IP."""
 
     scope = "email_verify_key"
     rate_setting = "EMAIL_VERIFY_KEY_THROTTLE_RATE"
 
-    def ident(self, request) -> str:
-        return ip_bucket(client_ip(request))
 
-
-class EmailVerifyResendIPThrottle(CountingThrottle):
+class EmailVerifyResendIPThrottle(ClientIPThrottle):
     """Verification mails asked for again, per client IP."""
 
     scope = "email_verify_ip"
     rate_setting = "EMAIL_VERIFY_THROTTLE_RATE"
-
-    def ident(self, request) -> str:
-        return ip_bucket(client_ip(request))
-
-
-def address_digest(address: str) -> str:
-    """An e-mail address as a throttle key: keyed-hashed like a username (``name_digest``), so the
-    cache holds no address."""
-    return typed_name_digest(address, purpose="throttle.email")
 
 
 class EmailVerifyResendAddressThrottle(CountingThrottle):
