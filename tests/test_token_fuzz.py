@@ -16,6 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from accounts import keys
+from accounts.email_verification import verification_key_make
+from accounts.password_reset import password_reset_key
 from accounts.tokens import RefreshToken
 
 from .helpers import FUZZ_COUNTS, BrowserClient, NativeClient, claims
@@ -260,3 +262,37 @@ def test_a_signed_token_with_any_claim_of_the_wrong_type_is_401_token_not_valid(
     assert "refresh_token" not in response.cookies or not response.cookies["refresh_token"].value
     session.refresh_from_db()
     assert (session.refresh_jti, session.revoked_at, session.idle_expires_at) == before
+
+
+# --- the keys of mailed links -------------------------------------------------------------------
+LINK_KEY_TEXT = st.text(max_size=300)  # any text a JSON body carries (hypothesis leaves out surrogates)
+
+
+@pytest.fixture
+def link_keys(user, settings):
+    """alice's real reset key and a real verification key for her address, with the key limits
+    raised (every example comes from one address)."""
+    settings.ACCOUNTS_PASSWORD_RESET_CONFIRM_THROTTLE_RATE = "100000/hour"
+    settings.ACCOUNTS_EMAIL_VERIFY_KEY_THROTTLE_RATE = "100000/hour"
+    return {
+        "/api/auth/password/reset/confirm/": password_reset_key(user),
+        "/api/auth/email/verify/": verification_key_make(user_id=user.pk, address=user.email),
+    }
+
+
+@given(data=st.data())
+@FUZZ
+@pytest.mark.parametrize("path", ["/api/auth/password/reset/confirm/", "/api/auth/email/verify/"])
+def test_mailed_link_keys_of_any_shape_get_a_4xx_never_a_500(user, link_keys, path, data):
+    """Random text and mutations of a real key, at both places a mailed key is tried: a 4xx in the
+    one error shape (the real key itself may succeed once), and alice's password unchanged unless
+    the key was her real one."""
+    real = link_keys[path]
+    key = data.draw(st.one_of(LINK_KEY_TEXT, mutated(real)))
+    password_before = type(user).objects.get(pk=user.pk).password
+    body = {"key": key, "new_password": "a new passphrase for the fuzz 7"}
+    response = BrowserClient().post(path, body, format="json")
+    assert_answered_safely(response)
+    if response.status_code != 200:
+        assert type(user).objects.get(pk=user.pk).password == password_before
+        assert response.json()["code"] in {"invalid_key", "invalid"}, response.content
