@@ -62,6 +62,8 @@ ONE_VARIABLE_ONE_SETTING = [
     ),
     ("DEFAULT_FROM_EMAIL", "Ex <no-reply@example.com>", "DEFAULT_FROM_EMAIL", "Ex <no-reply@example.com>"),
     ("EMAIL_TIMEOUT", "3", "EMAIL_TIMEOUT", 3),
+    ("PASSWORD_CHECK_SLOTS", "3", "ACCOUNTS_PASSWORD_CHECK_SLOTS", 3),
+    ("PASSWORD_CHECK_SLOT_DIR", "/run/authproject", "ACCOUNTS_PASSWORD_CHECK_SLOT_DIR", "/run/authproject"),
 ]
 # Read by the tests below, and cleared like the ones above.
 ALSO_READ = ["EMAIL_URL", "DJANGO_DEBUG", "TASKS_BACKEND", "CACHE_KEY_PREFIX", "PASSWORD_RESET_TIMEOUT"]
