@@ -167,6 +167,12 @@ def write_section(path: Path, section: str) -> None:
 
 
 # --- the machine ----------------------------------------------------------------------------------
+def checkout() -> str:
+    """The commit measured, "-dirty" when the working tree has changes."""
+    describe = ["git", "describe", "--always", "--dirty", "--abbrev=7"]
+    return subprocess.run(describe, cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+
+
 def version_line(command: list[str]) -> str:
     """The first line a command prints about its version."""
     result = subprocess.run(command, capture_output=True, text=True, check=False)

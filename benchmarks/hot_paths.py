@@ -372,12 +372,6 @@ def versions(options, python: Path) -> str:
     )
 
 
-def checkout() -> str:
-    """The commit measured as "this project", "-dirty" when the working tree has changes."""
-    describe = ["git", "describe", "--always", "--dirty", "--abbrev=7"]
-    return subprocess.run(describe, cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
-
-
 def report(
     options, subjects: list[Subject], started: str, load: list[float], software: str
 ) -> tuple[str, int]:
@@ -394,7 +388,7 @@ def report(
         "",
         f"- Machine: {_common.machine()}",
         f"- Software: {software}",
-        f"- Command: `{shlex.join(['python', 'benchmarks/hot_paths.py', *sys.argv[1:]])}` at {checkout()}",
+        f"- Command: `{shlex.join(['python', 'benchmarks/hot_paths.py', *sys.argv[1:]])}` at {_common.checkout()}",
         f"- Date: {started}; the machine's 1-minute load average was {load[0]:.1f} before the run and "
         f"{load[1]:.1f} after it",
         "",

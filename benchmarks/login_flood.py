@@ -152,7 +152,7 @@ def report(options, results: dict, started: str, load: list[float]) -> tuple[str
         SECTION,
         "",
         f"Run {started} on {_common.machine()}; load average {load[0]:.2f} before, {load[1]:.2f} after.",
-        f"Commit {_common_checkout()}. Python {sys.version.split()[0]}, Django {version('django')}, "
+        f"Commit {_common.checkout()}. Python {sys.version.split()[0]}, Django {version('django')}, "
         f"gunicorn {version('gunicorn')} ({options.workers} sync workers), "
         f"{_common.postgresql_version(options.database_url + '_budget')}, "
         f"{_common.redis_version(options.cache_url)}, {_common.wrk_version()}.",
@@ -189,25 +189,6 @@ def report(options, results: dict, started: str, load: list[float]) -> tuple[str
         + ("met." if met else "**not met**."),
     ]
     return "\n".join(lines) + "\n", met
-
-
-def _common_checkout() -> str:
-    describe = ["git", "describe", "--always", "--dirty", "--abbrev=7"]
-    return subprocess.run(describe, cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
-
-
-def write_section(path: Path, section: str) -> None:
-    """Put the section into the file in place of its own (up to the next "## "), else at the end."""
-    text = path.read_text() if path.exists() else ""
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == SECTION), None)
-    if start is None:
-        text = text.rstrip("\n") + ("\n\n\n" if text.strip() else "") + section
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        following = "".join(lines[end:])
-        text = "".join(lines[:start]) + section + ("\n\n" + following if following else "")
-    path.write_text(text)
 
 
 def main() -> None:
@@ -305,7 +286,7 @@ def main() -> None:
     section, met = report(options, results, started, load)
     print("\n" + section)
     if options.output:
-        write_section(options.output, section)
+        _common.write_section(options.output, section)
         print(f"written to {options.output}")
 
 

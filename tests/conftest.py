@@ -15,6 +15,7 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.signals import user_login_failed
 from django.conf import settings as django_settings
 from django.db import connection
 from django.test import override_settings
@@ -86,6 +87,19 @@ def smtp_server(settings):
     settings.EMAIL_TIMEOUT = 5
     yield server
     server.stop()
+
+
+@pytest.fixture
+def password_tries():
+    """How many times Django's authenticate() refused a password."""
+    tries = []
+
+    def count(sender, credentials, **kwargs):
+        tries.append(credentials.get("username"))
+
+    user_login_failed.connect(count)
+    yield tries
+    user_login_failed.disconnect(count)
 
 
 @pytest.fixture

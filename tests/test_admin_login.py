@@ -2,7 +2,6 @@
 
 import pytest
 from django.test import Client
-from django.contrib.auth.signals import user_login_failed
 from django.urls import reverse
 
 from accounts.audit import typed_name_record
@@ -29,19 +28,6 @@ def admin_login(client, username="root", password=PASSWORD, ip="203.0.113.1"):
 
 def signed_in(response) -> bool:
     return response.status_code == 302 and response.wsgi_request.user.is_authenticated
-
-
-@pytest.fixture
-def password_tries():
-    """How many times Django's authenticate() refused a password."""
-    tries = []
-
-    def count(sender, credentials, **kwargs):
-        tries.append(credentials.get("username"))
-
-    user_login_failed.connect(count)
-    yield tries
-    user_login_failed.disconnect(count)
 
 
 def test_an_admin_login_is_recorded_in_the_audit_trail(client, staff):

@@ -6,7 +6,6 @@ import sys
 from contextlib import contextmanager
 
 import pytest
-from django.contrib.auth.signals import user_login_failed
 from django.test import Client
 
 from accounts.models import AuditEvent, AuditEventType
@@ -45,19 +44,6 @@ def held_by_another_process(slot):
             holder.stdin.write("\n")
             holder.stdin.flush()
         holder.wait(timeout=10)
-
-
-@pytest.fixture
-def password_tries():
-    """How many times Django's authenticate() refused a password."""
-    tries = []
-
-    def count(sender, credentials, **kwargs):
-        tries.append(credentials.get("username"))
-
-    user_login_failed.connect(count)
-    yield tries
-    user_login_failed.disconnect(count)
 
 
 def test_with_every_slot_taken_a_login_is_429_at_once_and_its_password_unchecked(

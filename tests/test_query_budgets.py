@@ -15,7 +15,7 @@ import pytest
 from accounts.models import EmailAddressState
 from accounts.services import session_create
 
-from .helpers import BrowserClient, NativeClient
+from .helpers import BrowserClient, NativeClient, data_queries
 
 pytestmark = pytest.mark.django_db
 
@@ -34,11 +34,14 @@ def test_a_returning_users_login_reads_the_known_devices_once_more(browser, user
     """Every sign-in after the first reads the audit trail's sign-ins once (accounts.notices: is it
     a new device?); with SECURITY_NOTICES off it reads nothing more."""
     assert browser.sign_in().status_code == 200
-    with query_budget(5):
+    with query_budget(5) as on:
         assert BrowserClient().sign_in().status_code == 200
+    reads_on = [q for q in data_queries(on) if "accounts_auditevent" in q and q.startswith("SELECT")]
     settings.ACCOUNTS_SECURITY_NOTICES = False
-    with query_budget(4):
+    with query_budget(4) as off:
         assert BrowserClient().sign_in().status_code == 200
+    reads_off = [q for q in data_queries(off) if "accounts_auditevent" in q and q.startswith("SELECT")]
+    assert (len(reads_on), len(reads_off)) == (1, 0)  # the known-device read, and only with notices
 
 
 def test_a_refresh_is_one_statement_and_no_transaction(signed_in, query_budget):
