@@ -310,6 +310,46 @@ class AppSettings:
         """Verification keys tried per client IP."""
         return self._setting("EMAIL_VERIFY_KEY_THROTTLE_RATE", "30/hour")
 
+    @property
+    def MFA_TOKEN_TIMEOUT(self) -> timedelta:
+        """How long the ``mfa_token`` of a login waiting for its second factor works."""
+        return self._setting("MFA_TOKEN_TIMEOUT", timedelta(seconds=300))
+
+    @property
+    def MFA_THROTTLE_RATE(self) -> str:
+        """Second-factor codes (and re-authentications) tried per user."""
+        return self._setting("MFA_THROTTLE_RATE", "10/min")
+
+    @property
+    def MFA_ENCRYPTION_KEYS(self) -> list[str]:
+        """Fernet keys (``Fernet.generate_key()``) that encrypt TOTP secrets at rest: the first
+        encrypts, every one decrypts (add a new one first to rotate; ``manage.py rotate_mfa_keys``
+        re-encrypts). Empty: keys derived from DJANGO_SECRET_KEY and its fallbacks, so that
+        rotating the secret key (with the old one kept in the fallbacks) loses no secret."""
+        return self._setting("MFA_ENCRYPTION_KEYS", [])
+
+    @property
+    def REAUTHENTICATION_TIMEOUT(self) -> timedelta:
+        """How recent ``auth_time`` must be for adding or removing a factor, new recovery codes and
+        an e-mail change (else 401 reauthentication_required)."""
+        return self._setting("REAUTHENTICATION_TIMEOUT", timedelta(seconds=300))
+
+    @property
+    def WEBAUTHN_RP_ID(self) -> str:
+        """The WebAuthn relying party id: this site's registrable domain ("example.com"), which
+        every allowed origin's host must equal or end with."""
+        return self._setting("WEBAUTHN_RP_ID", "localhost")
+
+    @property
+    def WEBAUTHN_RP_NAME(self) -> str:
+        """The name an authenticator shows for the site; SITE_NAME unless set."""
+        return self._setting("WEBAUTHN_RP_NAME", None) or self.SITE_NAME
+
+    @property
+    def WEBAUTHN_CHALLENGE_TIMEOUT(self) -> timedelta:
+        """How long a WebAuthn challenge works (once)."""
+        return self._setting("WEBAUTHN_CHALLENGE_TIMEOUT", timedelta(minutes=5))
+
 
 app_settings = AppSettings()
 

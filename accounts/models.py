@@ -117,6 +117,11 @@ class Session(models.Model):
     user_agent = models.CharField(max_length=512, blank=True)
     # A name for people ("Chrome 131 on macOS"), from user_agent once, when the session is created.
     device = models.CharField(max_length=64, blank=True)
+    # Recent authentication: when the user last proved who they are in this session (the login, or
+    # the last re-authentication), and how (RFC 8176 "amr" values, space-separated: "pwd otp",
+    # "hwk user"). Every access token the session issues carries both (``auth_time``, ``amr``).
+    auth_time = models.DateTimeField(default=timezone.now, editable=False)
+    amr = models.CharField("signed in with", max_length=64, blank=True, editable=False)
 
     objects = SessionQuerySet.as_manager()
 
@@ -143,6 +148,11 @@ class Session(models.Model):
     def __str__(self):
         # Only the row's own fields: the admin prints this for every inline row.
         return f"session {str(self.pk)[:8]} from {self.ip or 'unknown IP'}, {self.created_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def amr_values(self) -> list[str]:
+        """The RFC 8176 methods of ``amr``, as the tokens' ``amr`` claim lists them."""
+        return self.amr.split()
 
     @property
     def refresh_issued_at(self) -> datetime:
@@ -199,6 +209,18 @@ AuditEventType = models.TextChoices(
         ("EMAIL_VERIFIED", ("email_verified", "e-mail address verified")),
         ("EMAIL_CHANGE_REQUESTED", ("email_change_requested", "e-mail change requested")),
         ("EMAIL_CHANGED", ("email_changed", "e-mail address changed")),
+        # Second factors (accounts.mfa, accounts.passkeys).
+        ("MFA_REQUIRED", ("mfa_required", "password right, second factor asked for")),
+        ("MFA_FAILED", ("mfa_failed", "second factor failed")),
+        ("REAUTHENTICATED", ("reauthenticated", "re-authenticated")),
+        ("TOTP_ENABLED", ("totp_enabled", "authenticator app turned on")),
+        ("TOTP_DISABLED", ("totp_disabled", "authenticator app turned off")),
+        ("RECOVERY_CODES_GENERATED", ("recovery_codes_generated", "recovery codes generated")),
+        ("RECOVERY_CODE_USED", ("recovery_code_used", "recovery code used")),
+        ("PASSKEY_ADDED", ("passkey_added", "passkey added")),
+        ("PASSKEY_REMOVED", ("passkey_removed", "passkey removed")),
+        ("PASSKEY_CLONED", ("passkey_cloned", "cloned passkey refused")),
+        ("MFA_RESET", ("mfa_reset", "second factors removed")),
         *((reason.name, (reason.value, reason.label)) for reason in RevokeReason),
     ],
 )
@@ -282,3 +304,120 @@ class EmailAddressState(models.Model):
     def is_verified(self, address: str) -> bool:
         """``EmailAddressStateQuerySet.verifying``, for a row already loaded."""
         return bool(self.verified_email) and self.verified_email == address
+
+
+# --- Second factors (accounts.mfa, accounts.passkeys) ---------------------------------------------
+class TotpDevice(models.Model):
+    """A user's authenticator app (RFC 6238 TOTP). Pending until a code confirms it
+    (``confirmed_at``); only a confirmed one is a second factor.
+
+    ``secret`` is the base32 secret encrypted with the key ring (``accounts.encryption``), never the
+    secret itself. ``last_step`` is the last time step (30 s) a code was accepted for: a code is
+    accepted only for a later step, compared and stored in one statement, so each code works once.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, primary_key=True, on_delete=models.CASCADE, related_name="totp_device"
+    )
+    secret = models.TextField(editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    confirmed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_step = models.BigIntegerField(null=True, blank=True, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = "authenticator app"
+
+    def __str__(self):
+        return f"authenticator app of user {self.user_id}"
+
+
+class RecoveryCode(models.Model):
+    """One single-use recovery code, as a keyed hash (``accounts.mfa``); a used one keeps its row
+    (``used_at``) until a new set replaces the whole set."""
+
+    id = models.BigAutoField(primary_key=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="recovery_codes")
+    digest = models.CharField(max_length=64, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "digest"], name="recoverycode_user_digest_uniq")]
+
+    def __str__(self):
+        return f"recovery code {self.pk} of user {self.user_id}"
+
+
+class Passkey(models.Model):
+    """A WebAuthn credential (``accounts.passkeys``). Its public key is public; the signature
+    counter is kept to refuse a cloned authenticator."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="passkeys")
+    name = models.CharField(max_length=64)
+    # The credential id, base64url without padding (at most 1023 bytes: 1364 characters).
+    credential_id = models.CharField(max_length=1400, unique=True, editable=False)
+    public_key = models.BinaryField(editable=False)  # COSE_Key
+    sign_count = models.BigIntegerField(default=0, editable=False)
+    aaguid = models.CharField(max_length=36, blank=True, editable=False)
+    transports = models.CharField(max_length=128, blank=True, editable=False)  # comma list
+    backed_up = models.BooleanField(default=False, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    def __str__(self):
+        return f"passkey {self.name!r} of user {self.user_id}"
+
+
+class WebAuthnChallenge(models.Model):
+    """A WebAuthn challenge handed out: a SHA-256 digest of it, its purpose, its user (none for a
+    passwordless sign-in), its expiry; used once (``used_at`` set in one conditional statement)."""
+
+    class Purpose(models.TextChoices):
+        REGISTER = "register", "register a passkey"
+        LOGIN = "login", "passwordless sign-in"
+        MFA = "mfa", "second factor"
+        REAUTHENTICATE = "reauthenticate", "re-authentication"
+
+    id = models.BigAutoField(primary_key=True)
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    purpose = models.CharField(max_length=16, choices=Purpose.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    mfa_token = models.ForeignKey("MfaToken", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["expires_at"], name="webauthnchallenge_expiry_idx")]
+
+    def __str__(self):
+        return f"{self.get_purpose_display()} challenge {self.pk}"
+
+
+class MfaToken(models.Model):
+    """The pending second step of a login: the password was right, a second factor is asked for.
+
+    Only a SHA-256 digest of the token is kept. It remembers the refresh token's transport asked
+    for at login. It works once (``used_at``), until ``expires_at``, and dies after
+    ``mfa.MAX_FAILURES`` wrong codes (``failures``, counted in one statement each).
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    transport = models.CharField(max_length=8)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField()
+    failures = models.PositiveSmallIntegerField(default=0)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "pending second step"
+        indexes = [models.Index(fields=["expires_at"], name="mfatoken_expiry_idx")]
+
+    def __str__(self):
+        return f"pending second step {str(self.pk)[:8]} of user {self.user_id}"

@@ -35,6 +35,11 @@ class Notice(models.TextChoices):
     EMAIL_CHANGE_REQUESTED = "email_change_requested", "e-mail change requested (to the old address)"
     REUSE_DETECTED = "reuse_detected", "a session ended by refresh-token reuse"
     NEW_DEVICE = "new_device", "a sign-in from a new device"
+    # Second factors (context: ``factor``, e.g. "an authenticator app", 'the passkey "Laptop"').
+    SECOND_FACTOR_ADDED = "second_factor_added", "a second factor added"
+    SECOND_FACTOR_REMOVED = "second_factor_removed", "a second factor removed (``by_admin``: by an admin)"
+    RECOVERY_CODES_REGENERATED = "recovery_codes_regenerated", "new recovery codes"
+    PASSKEY_CLONED = "passkey_cloned", "a cloned passkey refused (context: ``passkey``, its name)"
 
 
 def _when(moment: datetime) -> str:

@@ -56,6 +56,10 @@ class IssuedTokens:
     refresh: RefreshToken
 
 
+# RFC 8176 values of a session's ``amr``: how its user signed in or last re-authenticated.
+PASSWORD = ("pwd",)
+
+
 def new_jti() -> str:
     """A fresh random token id (122 random bits)."""
     return uuid.uuid4().hex
@@ -64,7 +68,7 @@ def new_jti() -> str:
 def tokens_issue(*, session: Session) -> IssuedTokens:
     """The session's current refresh token and a new access token bound to the same session."""
     refresh = RefreshToken.for_session(session)
-    return IssuedTokens(session=session, access=refresh.access_token, refresh=refresh)
+    return IssuedTokens(session=session, access=refresh.access_token.authenticated_as(session), refresh=refresh)
 
 
 def user_create(*, username: str, email: str, password: str, origin: Origin = NOWHERE):
@@ -80,9 +84,12 @@ def user_create(*, username: str, email: str, password: str, origin: Origin = NO
     return user
 
 
-def session_create(*, user, ip: str | None, user_agent: str, now: datetime | None = None) -> Session:
-    """A new session for a user who has just proved who they are; the device is named here, once."""
-    session = session_build(user=user, ip=ip, user_agent=user_agent, now=now)
+def session_create(
+    *, user, ip: str | None, user_agent: str, now: datetime | None = None, amr: Collection[str] = PASSWORD
+) -> Session:
+    """A new session for a user who has just proved who they are (``amr``: how, RFC 8176 values);
+    the device is named here, once."""
+    session = session_build(user=user, ip=ip, user_agent=user_agent, now=now, amr=amr)
     session.save(force_insert=True)
     return session
 
@@ -94,7 +101,9 @@ def session_create_if(*, user, ip: str | None, user_agent: str, condition: Query
     return session if insert_if(session, condition) else None
 
 
-def session_build(*, user, ip: str | None, user_agent: str, now: datetime | None = None) -> Session:
+def session_build(
+    *, user, ip: str | None, user_agent: str, now: datetime | None = None, amr: Collection[str] = PASSWORD
+) -> Session:
     """An unsaved session, as ``session_create`` saves it."""
     now = now or timezone.now()
     absolute_expires_at = now + app_settings.SESSION_MAX_AGE
@@ -109,12 +118,16 @@ def session_build(*, user, ip: str | None, user_agent: str, now: datetime | None
         ip=ip,
         user_agent=user_agent,
         device=device_name(user_agent),
+        auth_time=now,
+        amr=" ".join(amr),
     )
 
 
-def session_open(*, user, origin: Origin, session: Session | None = None) -> IssuedTokens:
+def session_open(
+    *, user, origin: Origin, session: Session | None = None, amr: Collection[str] = PASSWORD
+) -> IssuedTokens:
     """Open a session for a user whose credentials were checked, record the login, issue tokens.
-    ``session``: one created already (``session_create_if``), else a new one.
+    ``session``: one created already (``session_create_if``), else a new one, signed in by ``amr``.
 
     A sign-in over HTTP (``origin.request`` set) sends ``user_logged_in`` as Django's ``login()``
     does, last of all; Django's own receiver ``update_last_login`` keeps ``last_login`` then (so a
@@ -127,7 +140,7 @@ def session_open(*, user, origin: Origin, session: Session | None = None) -> Iss
         # last_login (None: the account never signed in before).
         notices.notice_new_device_maybe(user=user, origin=origin, first_sign_in=user.last_login is None)
     if session is None:
-        session = session_create(user=user, ip=origin.ip, user_agent=origin.user_agent)
+        session = session_create(user=user, ip=origin.ip, user_agent=origin.user_agent, amr=amr)
     audit_event_record(
         type=AuditEventType.LOGIN_SUCCEEDED, user_id=user.pk, session_id=session.pk, origin=origin
     )
@@ -277,7 +290,7 @@ def _rotation() -> dict:
 _SESSION_ROTATE = Statement(
     _sessions_refreshable,
     update=_rotation,
-    returning=("id", "user", "refresh_jti", "idle_expires_at"),
+    returning=("id", "user", "refresh_jti", "idle_expires_at", "auth_time", "amr"),
 )
 
 

@@ -22,6 +22,11 @@ from .errors import TokenExpired, TokenInvalid, TokenMissing
 from .origin import NOWHERE
 
 SESSION_ID_CLAIM = "sid"
+# Recent authentication (OpenID Connect's claims): when the user last proved who they are in this
+# session, and how (RFC 8176 method names). Access tokens carry them; the session keeps them.
+AUTH_TIME_CLAIM = "auth_time"
+AMR_CLAIM = "amr"
+MAX_AMR_VALUES = 8
 
 # The claims a token of ours may carry, each of one JSON type: a signed token whose claim has
 # another (a string ``exp``, a float ``iat``, a list ``sid``, a ``jti`` no session could hold) is
@@ -58,6 +63,9 @@ def token_claims_check(payload) -> None:
     user_id = payload.get(settings.USER_ID_CLAIM)
     if not ((type(user_id) is str and len(user_id) <= MAX_USER_ID_LENGTH) or type(user_id) is int):
         raise TokenError("Token has no valid user.")
+    amr = payload.get(AMR_CLAIM, [])
+    if not (type(amr) is list and len(amr) <= MAX_AMR_VALUES and all(type(value) is str for value in amr)):
+        raise TokenError("Token has no valid authentication methods.")
 
 
 class KeySetMixin:
@@ -111,6 +119,17 @@ class SessionClaimsMixin:
         """The ``exp`` claim as an aware datetime."""
         return datetime_from_epoch(self["exp"])
 
+    @property
+    def auth_time(self) -> datetime | None:
+        """When the user last proved who they are in this token's session (``auth_time``)."""
+        value = self.get(AUTH_TIME_CLAIM)
+        return None if value is None else datetime_from_epoch(value)
+
+    @property
+    def amr(self) -> list[str]:
+        """How they proved it (``amr``: RFC 8176 values such as "pwd", "otp", "hwk")."""
+        return list(self.get(AMR_CLAIM, []))
+
 
 class AccessToken(KeySetMixin, SessionClaimsMixin, tokens.AccessToken):
     """Short-lived bearer token; its lifetime is read when it is made, not at import."""
@@ -118,6 +137,12 @@ class AccessToken(KeySetMixin, SessionClaimsMixin, tokens.AccessToken):
     @property
     def lifetime(self) -> timedelta:
         return app_settings.ACCESS_TOKEN_LIFETIME
+
+    def authenticated_as(self, session) -> "AccessToken":
+        """Carry the session's recent authentication: ``auth_time`` and ``amr``."""
+        self[AUTH_TIME_CLAIM] = datetime_to_epoch(session.auth_time)
+        self[AMR_CLAIM] = session.amr_values
+        return self
 
 
 class RefreshToken(KeySetMixin, SessionClaimsMixin, tokens.RefreshToken):

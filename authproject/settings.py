@@ -366,6 +366,12 @@ _accounts_from_environment = {  # environment variable: (setting, cast)
     "EMAIL_VERIFY_TIMEOUT": ("ACCOUNTS_EMAIL_VERIFY_TIMEOUT", _seconds),
     "EMAIL_VERIFY_THROTTLE_RATE": ("ACCOUNTS_EMAIL_VERIFY_THROTTLE_RATE", env.str),
     "EMAIL_VERIFY_KEY_THROTTLE_RATE": ("ACCOUNTS_EMAIL_VERIFY_KEY_THROTTLE_RATE", env.str),
+    "MFA_TOKEN_TIMEOUT": ("ACCOUNTS_MFA_TOKEN_TIMEOUT", _seconds),
+    "MFA_THROTTLE_RATE": ("ACCOUNTS_MFA_THROTTLE_RATE", env.str),
+    "MFA_ENCRYPTION_KEYS": ("ACCOUNTS_MFA_ENCRYPTION_KEYS", env.list),
+    "REAUTHENTICATION_TIMEOUT": ("ACCOUNTS_REAUTHENTICATION_TIMEOUT", _seconds),
+    "WEBAUTHN_RP_ID": ("ACCOUNTS_WEBAUTHN_RP_ID", env.str),
+    "WEBAUTHN_RP_NAME": ("ACCOUNTS_WEBAUTHN_RP_NAME", env.str),
 }
 for _variable, (_setting, _cast) in _accounts_from_environment.items():
     if _variable in env:

@@ -259,6 +259,9 @@ def test_the_known_settings_are_the_app_settings_without_simple_jwts_own():
         "MAIL_MAX_ATTEMPTS",
         "MAIL_RETRY_BACKOFF",
         "METRICS_TOKEN",
+        "MFA_ENCRYPTION_KEYS",
+        "MFA_THROTTLE_RATE",
+        "MFA_TOKEN_TIMEOUT",
         "NATIVE_APP_ORIGINS",
         "PASSWORD_CHANGE_THROTTLE_RATE",
         "PASSWORD_CHECK_SLOTS",
@@ -267,6 +270,7 @@ def test_the_known_settings_are_the_app_settings_without_simple_jwts_own():
         "PASSWORD_RESET_THROTTLE_RATE",
         "PASSWORD_RESET_TIMEOUT",
         "PASSWORD_RESET_URL",
+        "REAUTHENTICATION_TIMEOUT",
         "REFRESH_BODY_TRANSPORT",
         "REFRESH_COOKIE_DOMAIN",
         "REFRESH_COOKIE_HOST_PREFIX",
@@ -281,6 +285,9 @@ def test_the_known_settings_are_the_app_settings_without_simple_jwts_own():
         "SESSION_MAX_AGE",
         "SESSION_RETENTION",
         "SITE_NAME",
+        "WEBAUTHN_CHALLENGE_TIMEOUT",
+        "WEBAUTHN_RP_ID",
+        "WEBAUTHN_RP_NAME",
     ]
 
 

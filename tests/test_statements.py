@@ -101,7 +101,7 @@ _SESSION_ROTATE_SQL = (
     'AND "accounts_session"."refresh_jti" = (%s) AND "accounts_session"."user_id" = (%s) '
     'AND EXISTS(SELECT %s AS "a" FROM "auth_user" U0 '
     'WHERE (U0."is_active" AND U0."id" = ("accounts_session"."user_id")) LIMIT 1)) '
-    'RETURNING "id", "user_id", "refresh_jti", "idle_expires_at"'
+    'RETURNING "id", "user_id", "refresh_jti", "idle_expires_at", "auth_time", "amr"'
 )
 PINNED = {
     "accounts.selectors._USER_FOR_ACCESS_TOKEN": {
@@ -189,11 +189,11 @@ _SESSION_COLUMNS = ", ".join(
     f'"{column}"'
     for column in (
         "id", "user_id", "refresh_jti", "previous_jti", "created_at", "last_used_at", "idle_expires_at",
-        "absolute_expires_at", "revoke_reason", "ip", "user_agent", "device",
+        "absolute_expires_at", "revoke_reason", "ip", "user_agent", "device", "auth_time", "amr",
     )
 )
 _SESSION_IF_VERIFIED_SQL = (
-    f'INSERT INTO "accounts_session" ({_SESSION_COLUMNS}) SELECT {", ".join(["%s"] * 12)} '
+    f'INSERT INTO "accounts_session" ({_SESSION_COLUMNS}) SELECT {", ".join(["%s"] * 14)} '
     'WHERE EXISTS(SELECT "accounts_emailaddressstate"."user_id" AS "pk" FROM "accounts_emailaddressstate" '
     'WHERE ("accounts_emailaddressstate"."user_id" = %s '
     'AND "accounts_emailaddressstate"."verified_email" = %s '
