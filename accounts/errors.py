@@ -109,3 +109,24 @@ class PasswordChecksBusy(
 ):
     """Every PASSWORD_CHECK_SLOTS slot of this machine is checking a password (``password_checks``):
     the attempt is not checked, and may be tried again in a second."""
+
+
+class InvalidCode(AuthError, code="invalid_code", message="The code is not correct."):
+    """A wrong, used or expired second-factor code (TOTP or recovery code), or a passkey assertion
+    that does not verify: deliberately one error for all."""
+
+
+class MfaTokenInvalid(
+    AuthError,
+    code="mfa_token_invalid",
+    message="This sign-in has expired; sign in again with your password.",
+):
+    """An ``mfa_token`` that is unknown, used, expired, or dead after too many wrong codes."""
+
+
+class ReauthenticationRequired(
+    AuthError,
+    code="reauthentication_required",
+    message="Confirm it is you first: re-authenticate, then try again.",
+):
+    """A change that needs a recent authentication (``auth_time`` within REAUTHENTICATION_TIMEOUT)."""

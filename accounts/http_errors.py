@@ -17,10 +17,13 @@ from .errors import (
     BodyTransportForbidden,
     DuplicateRefreshCookie,
     EmailUnverified,
+    InvalidCode,
     InvalidCredentials,
     InvalidKey,
+    MfaTokenInvalid,
     PasswordChecksBusy,
     PasswordRejected,
+    ReauthenticationRequired,
     SessionNotFound,
     TokenExpired,
     TokenInvalid,
@@ -91,6 +94,9 @@ _HTTP_ERRORS: dict[type[AuthError], type[exceptions.APIException]] = {
     InvalidKey: BadRequest,
     EmailUnverified: exceptions.PermissionDenied,
     PasswordChecksBusy: RetryInASecond,
+    InvalidCode: Unauthorized,
+    MfaTokenInvalid: Unauthorized,
+    ReauthenticationRequired: Unauthorized,
 }
 
 
