@@ -6,6 +6,7 @@ import logging
 import os
 from urllib.parse import urlsplit
 
+from cryptography.fernet import Fernet
 from django.conf import settings
 from django.contrib.auth import password_validation
 from django.core import checks
@@ -249,6 +250,27 @@ def check_secret_key_fallbacks(app_configs=None, **kwargs):
                 id="accounts.E041",
             )
         )
+    return errors
+
+
+@checks.register(checks.Tags.security)
+def check_mfa_encryption_keys(app_configs=None, **kwargs):
+    """Every key of MFA_ENCRYPTION_KEYS must be a Fernet key: a key that is not would fail the first
+    enrolment of an authenticator app (or, listed after the first, the reading of a secret)."""
+    errors = []
+    for position, key in enumerate(app_settings.MFA_ENCRYPTION_KEYS, start=1):
+        try:
+            Fernet(key)
+        except (ValueError, TypeError):
+            errors.append(
+                checks.Error(
+                    f"Key {position} of ACCOUNTS_MFA_ENCRYPTION_KEYS (MFA_ENCRYPTION_KEYS) is not a Fernet "
+                    "key (32 random bytes, URL-safe base64).",
+                    hint="Make one with: python3 -c 'from cryptography.fernet import Fernet; "
+                    "print(Fernet.generate_key().decode())'",
+                    id="accounts.E047",
+                )
+            )
     return errors
 
 

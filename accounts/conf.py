@@ -323,9 +323,10 @@ class AppSettings:
     @property
     def MFA_ENCRYPTION_KEYS(self) -> list[str]:
         """Fernet keys (``Fernet.generate_key()``) that encrypt TOTP secrets at rest: the first
-        encrypts, every one decrypts (add a new one first to rotate; ``manage.py rotate_mfa_keys``
-        re-encrypts). Empty: keys derived from DJANGO_SECRET_KEY and its fallbacks, so that
-        rotating the secret key (with the old one kept in the fallbacks) loses no secret."""
+        encrypts, every one decrypts (to rotate: a new key first, then ``manage.py rotate_mfa_keys``,
+        then drop the old one). Empty: a key derived from DJANGO_SECRET_KEY encrypts, and keys
+        derived from its fallbacks decrypt, so that rotating the secret key loses no secret; the
+        derived keys always decrypt (``accounts.encryption``)."""
         return self._setting("MFA_ENCRYPTION_KEYS", [])
 
     @property

@@ -2,9 +2,11 @@
 
 Pure functions over ``cryptography``'s Fernet (AES-128-CBC with HMAC-SHA256, authenticated) and
 MultiFernet: the ring's first key encrypts, every key decrypts, and ``secret_reencrypt`` moves a
-value to the first key. The ring is MFA_ENCRYPTION_KEYS, or, when that is empty, one key derived
-(HKDF-SHA256) from DJANGO_SECRET_KEY and one from each of its fallbacks, so that rotating the
-secret key the way Django's SECRET_KEY_FALLBACKS allows keeps every secret readable.
+value to the first key. The ring is MFA_ENCRYPTION_KEYS, then one key derived (HKDF-SHA256) from
+DJANGO_SECRET_KEY and one from each of its fallbacks: without MFA_ENCRYPTION_KEYS the derived key
+encrypts, and rotating the secret key the way Django's SECRET_KEY_FALLBACKS allows keeps every secret
+readable; with it, secrets encrypted before it was set still read, until ``manage.py rotate_mfa_keys``
+moves them to its first key.
 """
 
 import base64
@@ -34,9 +36,9 @@ def key_derive(secret_key: str) -> bytes:
 
 def ring_keys() -> tuple[bytes, ...]:
     """The ring's keys as they are configured now, the encrypting one first."""
-    if app_settings.MFA_ENCRYPTION_KEYS:
-        return tuple(key.encode() if isinstance(key, str) else key for key in app_settings.MFA_ENCRYPTION_KEYS)
-    return tuple(key_derive(key) for key in (settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS))
+    configured = (key.encode() if isinstance(key, str) else key for key in app_settings.MFA_ENCRYPTION_KEYS)
+    derived = (key_derive(key) for key in (settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS))
+    return (*configured, *derived)
 
 
 @lru_cache(maxsize=4)

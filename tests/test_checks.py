@@ -33,6 +33,7 @@ ACCOUNTS_CHECKS = [
     checks.check_password_set_ends_sessions,
     checks.check_secret_key_fallbacks,
     checks.check_throttle_rates,
+    checks.check_mfa_encryption_keys,
 ]
 
 
@@ -624,3 +625,21 @@ def test_manage_check_refuses_a_misspelt_email_verification_from_the_environment
     result = manage_py("check", unset=("DJANGO_DEBUG",), DJANGO_DEBUG="1", EMAIL_VERIFICATION="Mandatory")
     assert result.returncode != 0
     assert "accounts.E042" in result.stderr
+
+
+# --- E047: MFA_ENCRYPTION_KEYS ------------------------------------------------------------------
+def test_an_mfa_encryption_key_that_is_not_a_fernet_key_is_refused_naming_its_place(safe):
+    from cryptography.fernet import Fernet
+
+    safe.ACCOUNTS_MFA_ENCRYPTION_KEYS = [Fernet.generate_key().decode(), "not-a-key"]
+    assert error_ids() == ["accounts.E047"]
+    errors = checks.check_mfa_encryption_keys()
+    assert [e.msg.split(" of ")[0] for e in errors] == ["Key 2"]
+    assert "MFA_ENCRYPTION_KEYS" in errors[0].msg
+
+
+def test_fernet_keys_pass_the_mfa_encryption_check(safe):
+    from cryptography.fernet import Fernet
+
+    safe.ACCOUNTS_MFA_ENCRYPTION_KEYS = [Fernet.generate_key().decode() for _ in range(2)]
+    assert "accounts.E047" not in error_ids()
