@@ -401,6 +401,7 @@ APP_COMMANDS = (
     "generate_signing_key",
     "send_test_mail",
     "migrate_once",
+    "rotate_mfa_keys",
 )
 
 
