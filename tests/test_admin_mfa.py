@@ -3,6 +3,7 @@ and the admin's window on it: the user's factors on their page (never a secret),
 factors" button and list action behind a confirmation page, permission-checked, audited, a notice
 mailed. Sessions show how they signed in. (The command, reset_mfa, is in test_commands.py.)"""
 
+import base64
 import re
 from datetime import timedelta
 
@@ -124,3 +125,160 @@ def test_the_summary_shows_each_factor_without_a_secret_or_digest(user):
     assert (name, last_used_at) == ("Laptop", None)
     stored = TotpDevice.objects.get(user=user).secret
     assert secret not in repr(summary) and stored not in repr(summary)
+
+
+# --- the user's page ------------------------------------------------------------------------------
+def factors_fieldset(content: str) -> str:
+    """The text of the "Second factors" fieldset of a user's page."""
+    pattern = r'<fieldset class="module aligned second-factors">(.*?)</fieldset>'
+    [fieldset] = re.findall(pattern, content, re.S)
+    return " ".join(re.sub(r"<[^>]+>", " ", fieldset).split())
+
+
+def test_the_user_page_shows_each_factor_and_never_a_secret_digest_or_public_key(admin_client, user):
+    secret = second_factors_give(user, recovery_codes=10, used_codes=3, passkeys=("Laptop", "Phone"))
+    used = timezone.now() - timedelta(days=1)
+    TotpDevice.objects.filter(user=user).update(last_used_at=used)
+    Passkey.objects.filter(name="Phone").update(last_used_at=used)
+    device = TotpDevice.objects.get(user=user)
+
+    content = admin_client.get(user_page(user)).content.decode()
+
+    shown = factors_fieldset(content)
+    local = timezone.localtime
+    confirmed, last_used = f"{local(device.confirmed_at):%Y-%m-%d %H:%M}", f"{local(used):%Y-%m-%d %H:%M}"
+    assert f"Authenticator app: on, confirmed {confirmed}, last used {last_used}" in shown
+    assert "Recovery codes left: 7" in shown
+    laptop, phone = Passkey.objects.order_by("created_at", "pk")
+    assert f"Laptop: added {local(laptop.created_at):%Y-%m-%d %H:%M}, last used never" in shown
+    assert f"Phone: added {local(phone.created_at):%Y-%m-%d %H:%M}, last used {last_used}" in shown
+    never_shown = [secret, device.secret, *RecoveryCode.objects.values_list("digest", flat=True)]
+    for passkey in (laptop, phone):
+        key = bytes(passkey.public_key)
+        never_shown += [key.hex(), base64.b64encode(key).decode(), passkey.credential_id]
+    assert not [value for value in never_shown if value in content]
+    assert f'href="{remove_url(user)}"' in content
+
+
+@pytest.mark.parametrize(
+    ("totp", "expected"),
+    [
+        ("off", "Authenticator app: off"),
+        ("pending", "Authenticator app: pending: enrolled, not yet confirmed"),
+    ],
+)
+def test_the_user_page_says_when_the_app_is_off_or_pending(admin_client, user, totp, expected):
+    second_factors_give(user, totp=totp, recovery_codes=0, passkeys=())
+    content = admin_client.get(user_page(user)).content.decode()
+    shown = factors_fieldset(content)
+    assert expected in shown and "Recovery codes left: 0" in shown and "Passkeys: none" in shown
+    # Nothing to remove but a pending enrolment: the button is there only while there is something.
+    assert (f'href="{remove_url(user)}"' in content) is (totp == "pending")
+
+
+# --- removing from the user's page ----------------------------------------------------------------
+def test_the_remove_button_asks_first_then_removes_audits_mails_and_comes_back(
+    admin_client, admin_user, user, make_session, django_capture_on_commit_callbacks, mailoutbox
+):
+    second_factors_give(user, recovery_codes=10, passkeys=("Laptop",))
+    session = make_session(user=user)
+
+    confirmation = admin_client.get(remove_url(user))
+
+    assert confirmation.status_code == 200
+    page = confirmation.content.decode()
+    assert "Are you sure you want to remove every second factor of this user?" in page
+    assert "alice: the authenticator app, 10 recovery codes and 1 passkey" in page
+    assert 'name="csrfmiddlewaretoken"' in page and 'name="post" value="yes"' in page
+    assert factor_rows(user)["TotpDevice"] == 1  # asking removes nothing
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(remove_url(user), {"post": "yes"}, follow=True)
+
+    assert response.redirect_chain == [(user_page(user), 302)]
+    said = "Removed the authenticator app, 10 recovery codes and 1 passkey of alice."
+    assert said in response.content.decode()
+    assert factor_rows(user) == NONE_LEFT
+    assert "Authenticator app: off" in factors_fieldset(response.content.decode())
+    [event] = AuditEvent.objects.filter(type=AuditEventType.MFA_RESET)
+    assert (event.user, event.actor) == (user, admin_user)
+    assert event.detail == "removed the authenticator app, 10 recovery codes and 1 passkey; Django admin"
+    [entry] = LogEntry.objects.filter(object_id=str(user.pk))
+    assert entry.user == admin_user
+    assert entry.change_message == (
+        "Removed second factors: the authenticator app, 10 recovery codes and 1 passkey."
+    )
+    [mail] = mailoutbox
+    assert mail.to == ["alice@example.com"] and "An administrator of authproject removed" in mail.body
+    assert Session.objects.active().filter(pk=session.pk).exists()
+
+
+def test_removing_from_a_user_with_no_factor_says_so_and_records_nothing(admin_client, user):
+    response = admin_client.post(remove_url(user), {"post": "yes"}, follow=True)
+    assert "Nothing removed from alice: no second factor." in response.content.decode()
+    assert not AuditEvent.objects.filter(type=AuditEventType.MFA_RESET).exists()
+    assert not LogEntry.objects.exists()
+
+
+def test_the_remove_view_refuses_a_post_without_the_csrf_token(admin_user, user):
+    second_factors_give(user)
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(admin_user)
+    assert browser.post(remove_url(user), {"post": "yes"}).status_code == 403
+    assert factor_rows(user)["TotpDevice"] == 1
+
+
+def test_a_missing_user_is_the_admins_own_redirect(admin_client):
+    response = admin_client.get(reverse("admin:auth_user_remove_second_factors", args=[987654]))
+    assert response.status_code == 302 and response.url == reverse("admin:index")
+
+
+# --- the list action ------------------------------------------------------------------------------
+def test_the_list_action_asks_first_then_removes_the_selected_users_factors(
+    admin_client, admin_user, user, user_factory, django_capture_on_commit_callbacks, mailoutbox
+):
+    bob, carol = user_factory(username="bob"), user_factory(username="carol")
+    for each in (user, bob, carol):
+        second_factors_give(each)
+    chosen = {"action": "remove_second_factors", "_selected_action": [user.pk, bob.pk]}
+
+    confirmation = admin_client.post(USERS_URL, chosen)
+
+    assert confirmation.status_code == 200
+    page = confirmation.content.decode()
+    assert "Are you sure you want to remove every second factor of these users?" in page
+    assert "alice: the authenticator app, 10 recovery codes and 1 passkey" in page and "bob:" in page
+    assert "carol" not in page
+    assert 'name="action" value="remove_second_factors"' in page
+    assert AuditEvent.objects.filter(type=AuditEventType.MFA_RESET).count() == 0
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(USERS_URL, {**chosen, "post": "yes"}, follow=True)
+
+    assert "Removed the second factors of alice and bob." in response.content.decode()
+    assert factor_rows(user) == factor_rows(bob) == NONE_LEFT
+    assert factor_rows(carol)["TotpDevice"] == 1
+    events = AuditEvent.objects.filter(type=AuditEventType.MFA_RESET)
+    assert {event.user_id for event in events} == {user.pk, bob.pk}
+    assert {event.actor_id for event in events} == {admin_user.pk}
+    assert sorted(mail.to[0] for mail in mailoutbox) == ["alice@example.com", "bob@example.com"]
+
+
+# --- permission -----------------------------------------------------------------------------------
+def test_a_staff_member_who_may_not_change_users_cannot_remove_factors(client, user, user_factory):
+    viewer = user_factory(username="viewer", is_staff=True)
+    viewer.user_permissions.add(*Permission.objects.filter(codename__in=["view_user", "view_session"]))
+    client.force_login(viewer)
+    second_factors_give(user)
+
+    content = client.get(user_page(user)).content.decode()
+    assert "Authenticator app: on" in factors_fieldset(content)  # they may see the factors ...
+    assert remove_url(user) not in content  # ... not remove them
+    listing = client.get(USERS_URL)
+    action_form = listing.context["action_form"]  # None: no action at all
+    assert action_form is None or "remove_second_factors" not in dict(action_form.fields["action"].choices)
+    assert client.get(remove_url(user)).status_code == 403
+    assert client.post(remove_url(user), {"post": "yes"}).status_code == 403
+    client.post(USERS_URL, {"action": "remove_second_factors", "_selected_action": [user.pk], "post": "yes"})
+    assert factor_rows(user)["TotpDevice"] == 1
+    assert not AuditEvent.objects.filter(type=AuditEventType.MFA_RESET).exists()
