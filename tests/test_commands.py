@@ -22,9 +22,17 @@ from django.utils import timezone
 from accounts import keys
 from accounts.management.commands.list_sessions import COLUMNS
 from accounts.management.commands.migrate_once import MIGRATION_LOCK_KEY
-from accounts.models import AuditEvent, AuditEventType, RevokeReason, Session
+from accounts.models import (
+    AuditEvent,
+    AuditEventType,
+    Passkey,
+    RecoveryCode,
+    RevokeReason,
+    Session,
+    TotpDevice,
+)
 
-from .helpers import BASE_DIR, MAC_CHROME, manage_py, served_database_url
+from .helpers import BASE_DIR, MAC_CHROME, manage_py, second_factors_give, served_database_url
 
 pytestmark = pytest.mark.django_db
 
@@ -268,6 +276,72 @@ def test_revoke_sessions_bad_arguments_give_a_clear_error(db, args, message):
         run("revoke_sessions", *args)
 
 
+# --- reset_mfa ----------------------------------------------------------------------------------
+def test_reset_mfa_with_noinput_removes_every_factor_audits_and_mails_the_user(
+    bob, make_session, django_capture_on_commit_callbacks, mailoutbox
+):
+    second_factors_give(bob, recovery_codes=10, used_codes=1, passkeys=("Laptop", "Phone"))
+    session = make_session(user=bob)
+    with django_capture_on_commit_callbacks(execute=True):
+        out, _ = run("reset_mfa", "--user", "bob", "--noinput")
+    assert out.strip() == (
+        "Removed the authenticator app, 9 recovery codes and 2 passkeys of bob. Their sessions stay."
+    )
+    assert not any(model.objects.filter(user=bob).exists() for model in (TotpDevice, RecoveryCode, Passkey))
+    [event] = AuditEvent.objects.filter(type=AuditEventType.MFA_RESET)
+    assert (event.user, event.actor) == (bob, None)
+    assert event.detail == (
+        "removed the authenticator app, 9 recovery codes and 2 passkeys; manage.py reset_mfa"
+    )
+    [mail] = mailoutbox
+    assert mail.to == ["bob@example.com"] and "removed every second factor" in mail.body
+    assert Session.objects.active().filter(pk=session.pk).exists()
+
+
+def test_reset_mfa_says_what_it_will_remove_and_goes_on_when_told_yes(bob, monkeypatch, capsys):
+    second_factors_give(bob, totp="pending", recovery_codes=0, passkeys=())
+    out, _ = run("reset_mfa", "--user", "bob", stdin="yes\n", monkeypatch=monkeypatch)
+    asked = capsys.readouterr().out  # input() writes its question to the terminal
+    assert asked == "Remove the authenticator app (not yet confirmed) of bob? Type 'yes' to go on: "
+    assert "Removed the authenticator app (not yet confirmed) of bob." in out
+    assert not TotpDevice.objects.filter(user=bob).exists()
+
+
+@pytest.mark.parametrize("answer", ["no\n", "\n", ""])  # "" is end of input: cron, a pipe
+def test_reset_mfa_without_confirmation_removes_nothing(bob, monkeypatch, answer):
+    second_factors_give(bob)
+    with pytest.raises(CommandError, match="Nothing removed: not confirmed"):
+        run("reset_mfa", "--user", "bob", stdin=answer, monkeypatch=monkeypatch)
+    assert TotpDevice.objects.filter(user=bob).exists() and Passkey.objects.filter(user=bob).exists()
+    assert not AuditEvent.objects.filter(type=AuditEventType.MFA_RESET).exists()
+
+
+@pytest.mark.parametrize("noinput", [(), ("--noinput",)])
+def test_reset_mfa_for_a_user_with_no_factor_asks_nothing_and_records_nothing(bob, noinput):
+    out, _ = run("reset_mfa", "--user", "bob", *noinput)  # no stdin: a question would fail
+    assert out.strip() == "bob has no second factor: nothing removed."
+    assert not AuditEvent.objects.filter(type=AuditEventType.MFA_RESET).exists()
+
+
+def test_reset_mfa_at_verbosity_0_prints_nothing(bob):
+    second_factors_give(bob)
+    out, err = run("reset_mfa", "--user", "bob", "--noinput", "-v", "0")
+    assert (out, err) == ("", "")
+    assert not TotpDevice.objects.filter(user=bob).exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "the following arguments are required: --user"),
+        (("--user", "nobody", "--noinput"), "No user with username 'nobody'"),
+    ],
+)
+def test_reset_mfa_bad_arguments_give_a_clear_error(db, args, message):
+    with pytest.raises(CommandError, match=message):
+        run("reset_mfa", *args)
+
+
 # --- flush_expired_sessions ---------------------------------------------------------------------
 @pytest.fixture
 def dead_and_alive(make_session):
@@ -397,6 +471,7 @@ def test_flush_analyzes_a_table_it_shrank_by_a_large_part_and_leaves_the_others(
 APP_COMMANDS = (
     "list_sessions",
     "revoke_sessions",
+    "reset_mfa",
     "flush_expired_sessions",
     "generate_signing_key",
     "send_test_mail",
@@ -428,6 +503,7 @@ def test_the_exit_statuses_are_the_documented_ones(tmp_path):
     manage_py("migrate", "--noinput", check=True, **database)
     assert manage_py("revoke_sessions", "--all-users", "--noinput", **database).returncode == 0
     assert manage_py("revoke_sessions", "--user", "nobody", **database).returncode == 1
+    assert manage_py("reset_mfa", "--user", "nobody", "--noinput", **database).returncode == 1
     done = manage_py("revoke_sessions", "--all-users", "--batch-size", "none", **database)
     assert done.returncode == 2, done.stderr
     assert manage_py("list_sessions", "--status", "asleep", **database).returncode == 2
