@@ -27,8 +27,10 @@ from accounts.models import (
     WebAuthnChallenge,
 )
 from accounts.origin import Origin
+from accounts.services import session_create
 
 from .helpers import second_factors_give
+from .test_admin import cells
 
 pytestmark = pytest.mark.django_db
 
@@ -282,3 +284,35 @@ def test_a_staff_member_who_may_not_change_users_cannot_remove_factors(client, u
     client.post(USERS_URL, {"action": "remove_second_factors", "_selected_action": [user.pk], "post": "yes"})
     assert factor_rows(user)["TotpDevice"] == 1
     assert not AuditEvent.objects.filter(type=AuditEventType.MFA_RESET).exists()
+
+
+# --- sessions say how they signed in --------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("amr", "words"),
+    [
+        (("pwd",), "password"),
+        (("pwd", "otp"), "password + authenticator code"),
+        (("hwk", "user"), "passkey"),
+        (("pwd", "hwk", "user"), "password + passkey"),
+        (("pwd", "sms"), "password + sms"),  # a value with no name is shown as it is
+        ((), "-"),
+    ],
+)
+def test_a_session_says_how_its_user_signed_in_in_words(user, amr, words):
+    session = session_create(user=user, ip=None, user_agent="", amr=amr)
+    assert session.amr_display == words
+
+
+def test_the_sessions_list_page_and_user_page_say_how_each_session_signed_in(admin_client, user):
+    session = session_create(user=user, ip="192.0.2.5", user_agent="Firefox", amr=("pwd", "otp"))
+    session_create(user=user, ip="192.0.2.6", user_agent="Firefox", amr=("hwk", "user"))
+
+    rows = cells(admin_client.get(reverse("admin:accounts_session_changelist")))
+    assert sorted(row["Signed in with"] for row in rows) == ["passkey", "password + authenticator code"]
+
+    page = admin_client.get(reverse("admin:accounts_session_change", args=[session.pk])).content.decode()
+    assert 'title="amr: pwd otp">password + authenticator code</span>' in page
+    assert "Last proved who they are" in page
+
+    inline = admin_client.get(user_page(user)).content.decode()
+    assert inline.count("password + authenticator code") == 1 and "Signed in with" in inline

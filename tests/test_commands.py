@@ -31,6 +31,7 @@ from accounts.models import (
     Session,
     TotpDevice,
 )
+from accounts.services import session_create
 
 from .helpers import BASE_DIR, MAC_CHROME, manage_py, second_factors_give, served_database_url
 
@@ -66,9 +67,10 @@ def test_list_sessions_shows_active_sessions_as_a_table_with_a_count(make_sessio
     revoked = make_session(user=bob, state="revoked")
     out, _ = run("list_sessions")
     header, *rows, summary = out.strip().splitlines()
-    assert header.split() == ["SESSION", "USER", "STATUS", "CREATED", "LAST", "USED", "ENDS", "IP", "DEVICE"]
+    assert header.split() == "SESSION USER STATUS CREATED LAST USED ENDS AMR IP DEVICE".split()
     [row] = rows
     assert row.split()[:3] == [str(active.pk)[:8], "bob", "active"]
+    assert table_fields(row)["AMR"] == "pwd"
     assert row.endswith("203.0.113.4      Chrome 131 on macOS")
     assert f"{timezone.localtime(active.expires_at):%Y-%m-%d %H:%M}" in row
     assert summary == "1 active session"
@@ -79,7 +81,7 @@ def test_list_sessions_rows_stay_short_whatever_the_user_agent(make_session, use
     long_name = user_factory(username="a_rather_long_username_indeed")
     make_session(user=long_name, ip="2001:db8:ffff:ffff:ffff:ffff:ffff:1", user_agent=MAC_CHROME + " x" * 200)
     out, _ = run("list_sessions")
-    assert max(len(line) for line in out.splitlines()) <= 150
+    assert max(len(line) for line in out.splitlines()) <= 160
 
 
 @pytest.mark.parametrize("flag", [("--status", "all"), ("--all",)])
@@ -134,8 +136,22 @@ def test_list_sessions_json_is_pure_json_on_stdout_with_the_count_on_stderr(make
     assert row["id"] == str(session.pk) and row["user"] == "bob" and row["status"] == "active"
     assert row["ip"] == "203.0.113.4" and row["revoked_at"] is None
     assert (row["device"], row["user_agent"]) == ("Firefox", "Firefox")
+    assert (row["amr"], row["auth_time"]) == (["pwd"], session.auth_time.isoformat())
     assert not any("jti" in key for key in row)
     assert err.strip() == "1 active session"
+
+
+def test_list_sessions_shows_how_each_session_signed_in(bob):
+    second_step = session_create(user=bob, ip="203.0.113.4", user_agent="Firefox", amr=("pwd", "otp"))
+    passkey = session_create(user=bob, ip="203.0.113.4", user_agent="Firefox", amr=("hwk", "user"))
+    out, _ = run("list_sessions")
+    shown = {table_fields(line)["SESSION"]: table_fields(line)["AMR"] for line in out.splitlines()[1:-1]}
+    assert shown == {str(second_step.pk)[:8]: "pwd+otp", str(passkey.pk)[:8]: "hwk+user"}
+    out, _ = run("list_sessions", "--json")
+    assert {row["id"]: row["amr"] for row in json.loads(out)} == {
+        str(second_step.pk): ["pwd", "otp"],
+        str(passkey.pk): ["hwk", "user"],
+    }
 
 
 def test_list_sessions_json_with_no_sessions_is_an_empty_array(db):
@@ -553,7 +569,7 @@ def test_list_sessions_into_head_prints_the_first_line_and_nothing_on_stderr(man
         timeout=60,
         check=False,
     )
-    assert result.stdout.split() == "SESSION USER STATUS CREATED LAST USED ENDS IP DEVICE".split()  # the header
+    assert result.stdout.split() == "SESSION USER STATUS CREATED LAST USED ENDS AMR IP DEVICE".split()  # the header
     assert result.stderr == ""
     assert result.returncode == 141  # list_sessions' status, as pipefail reports it
 

@@ -29,7 +29,7 @@ class ActiveSessionInline(admin.TabularInline):
     the user's page (see admin/accounts/user_change_form.html)."""
 
     model = Session
-    fields = ("device_name", "ip", "created", "last_used", "ends")
+    fields = ("device_name", "signed_in_with", "ip", "created", "last_used", "ends")
     readonly_fields = (*fields, "revoke")
     extra = 0
     can_delete = False
@@ -46,6 +46,7 @@ class ActiveSessionInline(admin.TabularInline):
         return (*self.fields, *revoke)
 
     device_name = SessionAdmin.device_name
+    signed_in_with = SessionAdmin.signed_in_with
     created = SessionAdmin.created
     last_used = SessionAdmin.last_used
 
