@@ -35,6 +35,18 @@ class RevokeReason(models.TextChoices):
     PASSWORD_RESET = "password_reset", "password reset"
 
 
+# RFC 8176 "amr" values as people read them ("signed in with" in the admin and list_sessions): one
+# name a method; a value not listed is shown as it is.
+AMR_NAMES = {
+    "pwd": "password",
+    "otp": "authenticator code",
+    "hwk": "passkey",  # a key in hardware (a security key, a platform authenticator)
+    "swk": "passkey",  # a key in software (a synced passkey)
+}
+# Values that qualify the others rather than name a way of signing in: "user" (the authenticator
+# verified its user: a PIN or a biometric), "mfa" (more than one factor, already plain from the rest).
+AMR_QUALIFIERS = frozenset({"user", "pin", "mfa"})
+
 # The states the admin filter, the commands and ``Session.status`` name; "all" is every session.
 SESSION_STATUSES = ("active", "expired", "revoked", "all")
 
@@ -153,6 +165,13 @@ class Session(models.Model):
     def amr_values(self) -> list[str]:
         """The RFC 8176 methods of ``amr``, as the tokens' ``amr`` claim lists them."""
         return self.amr.split()
+
+    @property
+    def amr_display(self) -> str:
+        """How the user signed in, in words: "password", "password + authenticator code", "passkey";
+        "-" when the session does not say (``AMR_NAMES``)."""
+        names = [AMR_NAMES.get(value, value) for value in self.amr_values if value not in AMR_QUALIFIERS]
+        return " + ".join(dict.fromkeys(names)) or "-"
 
     @property
     def refresh_issued_at(self) -> datetime:

@@ -278,11 +278,33 @@ class PasswordResetConfirmSerializer(serializers.Serializer):
 class SessionSerializer(serializers.ModelSerializer):
     expires_at = serializers.DateTimeField(read_only=True)  # Session.expires_at: the earlier expiry
     current = serializers.SerializerMethodField()
+    amr = serializers.ListField(
+        child=serializers.CharField(),
+        source="amr_values",
+        read_only=True,
+        help_text='How the user signed in, as RFC 8176 values: ["pwd"], ["pwd", "otp"], ["hwk", "user"].',
+    )
+    auth_time = serializers.DateTimeField(
+        read_only=True, help_text="When the user signed in, or last re-authenticated, in this session."
+    )
 
     class Meta:
         model = Session
         # device: a name for people ("Chrome 131 on macOS"), from user_agent when the session began.
-        fields = ["id", "created_at", "last_used_at", "expires_at", "ip", "device", "user_agent", "current"]
+        # amr and auth_time: what the session's access tokens carry (RFC 8176 methods; the sign-in's
+        # or the last re-authentication's time).
+        fields = [
+            "id",
+            "created_at",
+            "last_used_at",
+            "expires_at",
+            "ip",
+            "device",
+            "user_agent",
+            "amr",
+            "auth_time",
+            "current",
+        ]
         read_only_fields = fields
 
     def get_current(self, session) -> bool:

@@ -496,3 +496,35 @@ def run_worker(*, until: float) -> None:
             return
         time.sleep(0.05)
     raise AssertionError("tasks still waiting")
+
+
+def second_factors_give(
+    user, *, totp: str = "on", recovery_codes: int = 10, used_codes: int = 0, passkeys=("Laptop",)
+) -> str:
+    """Give ``user`` second factors as enrolment leaves them, made directly (``totp``: "on",
+    "pending" or "off"; recovery codes as digests; passkeys by name, each with a public key); the
+    TOTP secret, encrypted at rest, is returned so that a test can look for it where it must not be."""
+    from django.utils import timezone
+
+    from accounts.encryption import secret_encrypt
+    from accounts.models import Passkey, RecoveryCode, TotpDevice
+
+    secret = "JBSWY3DPEHPK3PXP" + secrets.token_hex(4).upper().translate(str.maketrans("0189", "ABCD"))
+    now = timezone.now()
+    if totp != "off":
+        TotpDevice.objects.create(
+            user=user, secret=secret_encrypt(secret), confirmed_at=now if totp == "on" else None
+        )
+    RecoveryCode.objects.bulk_create(
+        RecoveryCode(user=user, digest=secrets.token_hex(32), used_at=now if number < used_codes else None)
+        for number in range(recovery_codes)
+    )
+    for name in passkeys:
+        Passkey.objects.create(
+            user=user,
+            name=name,
+            credential_id=secrets.token_urlsafe(32),
+            public_key=b"\xa5\x01\x02\x03&" + secrets.token_bytes(64),
+            sign_count=3,
+        )
+    return secret

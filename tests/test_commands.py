@@ -22,9 +22,18 @@ from django.utils import timezone
 from accounts import keys
 from accounts.management.commands.list_sessions import COLUMNS
 from accounts.management.commands.migrate_once import MIGRATION_LOCK_KEY
-from accounts.models import AuditEvent, AuditEventType, RevokeReason, Session
+from accounts.models import (
+    AuditEvent,
+    AuditEventType,
+    Passkey,
+    RecoveryCode,
+    RevokeReason,
+    Session,
+    TotpDevice,
+)
+from accounts.services import session_create
 
-from .helpers import BASE_DIR, MAC_CHROME, manage_py, served_database_url
+from .helpers import BASE_DIR, MAC_CHROME, manage_py, second_factors_give, served_database_url
 
 pytestmark = pytest.mark.django_db
 
@@ -58,9 +67,10 @@ def test_list_sessions_shows_active_sessions_as_a_table_with_a_count(make_sessio
     revoked = make_session(user=bob, state="revoked")
     out, _ = run("list_sessions")
     header, *rows, summary = out.strip().splitlines()
-    assert header.split() == ["SESSION", "USER", "STATUS", "CREATED", "LAST", "USED", "ENDS", "IP", "DEVICE"]
+    assert header.split() == "SESSION USER STATUS CREATED LAST USED ENDS AMR IP DEVICE".split()
     [row] = rows
     assert row.split()[:3] == [str(active.pk)[:8], "bob", "active"]
+    assert table_fields(row)["AMR"] == "pwd"
     assert row.endswith("203.0.113.4      Chrome 131 on macOS")
     assert f"{timezone.localtime(active.expires_at):%Y-%m-%d %H:%M}" in row
     assert summary == "1 active session"
@@ -71,7 +81,7 @@ def test_list_sessions_rows_stay_short_whatever_the_user_agent(make_session, use
     long_name = user_factory(username="a_rather_long_username_indeed")
     make_session(user=long_name, ip="2001:db8:ffff:ffff:ffff:ffff:ffff:1", user_agent=MAC_CHROME + " x" * 200)
     out, _ = run("list_sessions")
-    assert max(len(line) for line in out.splitlines()) <= 150
+    assert max(len(line) for line in out.splitlines()) <= 160
 
 
 @pytest.mark.parametrize("flag", [("--status", "all"), ("--all",)])
@@ -126,8 +136,22 @@ def test_list_sessions_json_is_pure_json_on_stdout_with_the_count_on_stderr(make
     assert row["id"] == str(session.pk) and row["user"] == "bob" and row["status"] == "active"
     assert row["ip"] == "203.0.113.4" and row["revoked_at"] is None
     assert (row["device"], row["user_agent"]) == ("Firefox", "Firefox")
+    assert (row["amr"], row["auth_time"]) == (["pwd"], session.auth_time.isoformat())
     assert not any("jti" in key for key in row)
     assert err.strip() == "1 active session"
+
+
+def test_list_sessions_shows_how_each_session_signed_in(bob):
+    second_step = session_create(user=bob, ip="203.0.113.4", user_agent="Firefox", amr=("pwd", "otp"))
+    passkey = session_create(user=bob, ip="203.0.113.4", user_agent="Firefox", amr=("hwk", "user"))
+    out, _ = run("list_sessions")
+    shown = {table_fields(line)["SESSION"]: table_fields(line)["AMR"] for line in out.splitlines()[1:-1]}
+    assert shown == {str(second_step.pk)[:8]: "pwd+otp", str(passkey.pk)[:8]: "hwk+user"}
+    out, _ = run("list_sessions", "--json")
+    assert {row["id"]: row["amr"] for row in json.loads(out)} == {
+        str(second_step.pk): ["pwd", "otp"],
+        str(passkey.pk): ["hwk", "user"],
+    }
 
 
 def test_list_sessions_json_with_no_sessions_is_an_empty_array(db):
@@ -268,6 +292,72 @@ def test_revoke_sessions_bad_arguments_give_a_clear_error(db, args, message):
         run("revoke_sessions", *args)
 
 
+# --- reset_mfa ----------------------------------------------------------------------------------
+def test_reset_mfa_with_noinput_removes_every_factor_audits_and_mails_the_user(
+    bob, make_session, django_capture_on_commit_callbacks, mailoutbox
+):
+    second_factors_give(bob, recovery_codes=10, used_codes=1, passkeys=("Laptop", "Phone"))
+    session = make_session(user=bob)
+    with django_capture_on_commit_callbacks(execute=True):
+        out, _ = run("reset_mfa", "--user", "bob", "--noinput")
+    assert out.strip() == (
+        "Removed the authenticator app, 9 recovery codes and 2 passkeys of bob. Their sessions stay."
+    )
+    assert not any(model.objects.filter(user=bob).exists() for model in (TotpDevice, RecoveryCode, Passkey))
+    [event] = AuditEvent.objects.filter(type=AuditEventType.MFA_RESET)
+    assert (event.user, event.actor) == (bob, None)
+    assert event.detail == (
+        "removed the authenticator app, 9 recovery codes and 2 passkeys; manage.py reset_mfa"
+    )
+    [mail] = mailoutbox
+    assert mail.to == ["bob@example.com"] and "removed every second factor" in mail.body
+    assert Session.objects.active().filter(pk=session.pk).exists()
+
+
+def test_reset_mfa_says_what_it_will_remove_and_goes_on_when_told_yes(bob, monkeypatch, capsys):
+    second_factors_give(bob, totp="pending", recovery_codes=0, passkeys=())
+    out, _ = run("reset_mfa", "--user", "bob", stdin="yes\n", monkeypatch=monkeypatch)
+    asked = capsys.readouterr().out  # input() writes its question to the terminal
+    assert asked == "Remove the authenticator app (not yet confirmed) of bob? Type 'yes' to go on: "
+    assert "Removed the authenticator app (not yet confirmed) of bob." in out
+    assert not TotpDevice.objects.filter(user=bob).exists()
+
+
+@pytest.mark.parametrize("answer", ["no\n", "\n", ""])  # "" is end of input: cron, a pipe
+def test_reset_mfa_without_confirmation_removes_nothing(bob, monkeypatch, answer):
+    second_factors_give(bob)
+    with pytest.raises(CommandError, match="Nothing removed: not confirmed"):
+        run("reset_mfa", "--user", "bob", stdin=answer, monkeypatch=monkeypatch)
+    assert TotpDevice.objects.filter(user=bob).exists() and Passkey.objects.filter(user=bob).exists()
+    assert not AuditEvent.objects.filter(type=AuditEventType.MFA_RESET).exists()
+
+
+@pytest.mark.parametrize("noinput", [(), ("--noinput",)])
+def test_reset_mfa_for_a_user_with_no_factor_asks_nothing_and_records_nothing(bob, noinput):
+    out, _ = run("reset_mfa", "--user", "bob", *noinput)  # no stdin: a question would fail
+    assert out.strip() == "bob has no second factor: nothing removed."
+    assert not AuditEvent.objects.filter(type=AuditEventType.MFA_RESET).exists()
+
+
+def test_reset_mfa_at_verbosity_0_prints_nothing(bob):
+    second_factors_give(bob)
+    out, err = run("reset_mfa", "--user", "bob", "--noinput", "-v", "0")
+    assert (out, err) == ("", "")
+    assert not TotpDevice.objects.filter(user=bob).exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "the following arguments are required: --user"),
+        (("--user", "nobody", "--noinput"), "No user with username 'nobody'"),
+    ],
+)
+def test_reset_mfa_bad_arguments_give_a_clear_error(db, args, message):
+    with pytest.raises(CommandError, match=message):
+        run("reset_mfa", *args)
+
+
 # --- flush_expired_sessions ---------------------------------------------------------------------
 @pytest.fixture
 def dead_and_alive(make_session):
@@ -397,6 +487,7 @@ def test_flush_analyzes_a_table_it_shrank_by_a_large_part_and_leaves_the_others(
 APP_COMMANDS = (
     "list_sessions",
     "revoke_sessions",
+    "reset_mfa",
     "flush_expired_sessions",
     "generate_signing_key",
     "send_test_mail",
@@ -429,6 +520,7 @@ def test_the_exit_statuses_are_the_documented_ones(tmp_path):
     manage_py("migrate", "--noinput", check=True, **database)
     assert manage_py("revoke_sessions", "--all-users", "--noinput", **database).returncode == 0
     assert manage_py("revoke_sessions", "--user", "nobody", **database).returncode == 1
+    assert manage_py("reset_mfa", "--user", "nobody", "--noinput", **database).returncode == 1
     done = manage_py("revoke_sessions", "--all-users", "--batch-size", "none", **database)
     assert done.returncode == 2, done.stderr
     assert manage_py("list_sessions", "--status", "asleep", **database).returncode == 2
@@ -478,7 +570,7 @@ def test_list_sessions_into_head_prints_the_first_line_and_nothing_on_stderr(man
         timeout=60,
         check=False,
     )
-    assert result.stdout.split() == "SESSION USER STATUS CREATED LAST USED ENDS IP DEVICE".split()  # the header
+    assert result.stdout.split() == "SESSION USER STATUS CREATED LAST USED ENDS AMR IP DEVICE".split()  # the header
     assert result.stderr == ""
     assert result.returncode == 141  # list_sessions' status, as pipefail reports it
 

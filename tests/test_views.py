@@ -2,17 +2,21 @@
 
 import json
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import override_settings
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 from rest_framework_simplejwt import views as jwt_views
 
 from accounts import views
 from accounts.models import RevokeReason, Session
 from accounts.serializers import LoginSerializer
+from accounts.services import session_create
 from accounts.tokens import AccessToken, RefreshToken
 
 from .helpers import MAC_CHROME, PASSWORD, BrowserClient
@@ -266,13 +270,26 @@ def test_sessions_lists_active_sessions_and_marks_the_current_one(api, user):
         "ip",
         "device",
         "user_agent",
+        "amr",
+        "auth_time",
         "current",
     }
     current = [s for s in sessions if s["current"]]
     assert len(current) == 1
     assert current[0]["id"] == str(AccessToken(api.access).session_id)
+    assert current[0]["amr"] == ["pwd"]
+    assert parse_datetime(current[0]["auth_time"]) == Session.objects.get(pk=current[0]["id"]).auth_time
     [listed_other] = [s for s in sessions if not s["current"]]
     assert (listed_other["device"], listed_other["user_agent"]) == ("Chrome 131 on macOS", MAC_CHROME)
+
+
+def test_the_sessions_list_says_how_each_session_signed_in(api, user):
+    """``amr`` as the session's access tokens carry it; ``auth_time`` the sign-in's time."""
+    now = timezone.now() - timedelta(minutes=3)
+    second_step = session_create(user=user, ip="192.0.2.4", user_agent="Firefox", amr=("pwd", "otp"), now=now)
+    listed = {s["id"]: s for s in api.get("/api/auth/sessions/").json()}
+    assert listed[str(second_step.pk)]["amr"] == ["pwd", "otp"]
+    assert parse_datetime(listed[str(second_step.pk)]["auth_time"]) == now
 
 
 def test_the_sessions_list_never_shows_another_users_active_session(api, user, make_session, user_factory):

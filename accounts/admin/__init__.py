@@ -1,17 +1,18 @@
 """The admin: a window on the services, fast with a million sessions.
 
-Sessions and audit events are read-only here; revoking goes through ``accounts.services``. One
-module per job: ``login`` (the login form under the login limits), ``scale`` (what keeps
-changelists fast with a million rows), ``sessions`` (the session admin and revoking), ``users``
-(sessions on the user admin), ``audit`` (the audit trail's admin) and ``shared`` (what they
-share). This module registers the admins, and every name below stays importable from
-``accounts.admin``.
+Sessions and audit events are read-only here; revoking goes through ``accounts.services``, removing
+second factors through ``accounts.mfa``. One module per job: ``login`` (the login form under the
+login limits), ``scale`` (what keeps changelists fast with a million rows), ``sessions`` (the
+session admin and revoking), ``users`` (sessions on the user admin), ``factors`` (second factors on
+the user admin), ``audit`` (the audit trail's admin) and ``shared`` (what they share). This module
+registers the admins, and every name below stays importable from ``accounts.admin``.
 """
 
 from django.contrib import admin
 
 from ..models import AuditEvent, Session
 from .audit import AuditEventAdmin
+from .factors import UserSecondFactorsAdminMixin
 from .login import ADMIN_LOGIN, ThrottledAdminAuthenticationForm
 from .scale import (
     COUNT_CAP,
@@ -48,6 +49,7 @@ __all__ = [
     "SessionAdmin",
     "SessionStatusFilter",
     "ThrottledAdminAuthenticationForm",
+    "UserSecondFactorsAdminMixin",
     "UserSessionsAdminMixin",
     "admin_change_url",
     "id_prefix_q",

@@ -20,7 +20,7 @@ from django.template.defaultfilters import pluralize
 from django.urls import path
 from django.utils import timezone
 from django.utils.dateformat import format as format_date
-from django.utils.html import conditional_escape
+from django.utils.html import conditional_escape, format_html
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 from django.utils.text import get_text_list
@@ -122,7 +122,17 @@ class SessionStatusFilter(admin.SimpleListFilter):
 
 class SessionAdmin(RevokeViewMixin, FastChangeListMixin, admin.ModelAdmin):
     # Short cells, so that the table fits a 1400-pixel window with the admin's sidebar open.
-    list_display = ("short_id", "user", "device_name", "ip_address", "created", "last_used", "ends", "status")
+    list_display = (
+        "short_id",
+        "user",
+        "device_name",
+        "signed_in_with",
+        "ip_address",
+        "created",
+        "last_used",
+        "ends",
+        "status",
+    )
     list_display_links = ("short_id",)
     list_filter = (SessionStatusFilter,)
     list_select_related = ("user",)
@@ -137,6 +147,8 @@ class SessionAdmin(RevokeViewMixin, FastChangeListMixin, admin.ModelAdmin):
         "device",
         "user_agent",
         "ip",
+        "signed_in_with",
+        "authenticated_at",
         "created_at",
         "last_used_at",
         "rotated_at",
@@ -186,6 +198,17 @@ class SessionAdmin(RevokeViewMixin, FastChangeListMixin, admin.ModelAdmin):
     def device_name(self, session: Session) -> str:
         """The device's name (the full user agent is on the session's page)."""
         return session.device or "unknown"
+
+    @admin.display(description="signed in with")
+    def signed_in_with(self, session: Session) -> str:
+        """How the user signed in, in words ("password + authenticator code"); the RFC 8176 values
+        in a tooltip."""
+        return format_html('<span title="amr: {}">{}</span>', session.amr or "-", session.amr_display)
+
+    @admin.display(description="last proved who they are")
+    def authenticated_at(self, session: Session) -> str:
+        """``auth_time``: the sign-in, or the last re-authentication in this session."""
+        return display_for_value(session.auth_time, "")
 
     @admin.display(description="IP", ordering="ip")
     def ip_address(self, session: Session) -> str:

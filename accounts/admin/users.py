@@ -1,6 +1,7 @@
 """Sessions on the user admin: the user's active sessions on their page, each with a Revoke button,
-a "Revoke all sessions" button and list action, the user's e-mail verification (read-only), and the
-mixing of these into whatever admin the project registered for its user model."""
+a "Revoke all sessions" button and list action, the user's e-mail verification (read-only), their
+second factors (``factors``), and the mixing of these into whatever admin the project registered
+for its user model."""
 
 from django.contrib import admin
 from django.contrib.admin.options import IS_POPUP_VAR
@@ -18,6 +19,7 @@ from .. import services
 from ..email_verification import email_state_summary
 from ..models import Session
 from ..origin import request_origin
+from .factors import UserSecondFactorsAdminMixin
 from .sessions import RevokeViewMixin, SessionAdmin, may_revoke, revoke_sessions, short_datetime
 from .shared import admin_change_url
 
@@ -27,7 +29,7 @@ class ActiveSessionInline(admin.TabularInline):
     the user's page (see admin/accounts/user_change_form.html)."""
 
     model = Session
-    fields = ("device_name", "ip", "created", "last_used", "ends")
+    fields = ("device_name", "signed_in_with", "ip", "created", "last_used", "ends")
     readonly_fields = (*fields, "revoke")
     extra = 0
     can_delete = False
@@ -44,6 +46,7 @@ class ActiveSessionInline(admin.TabularInline):
         return (*self.fields, *revoke)
 
     device_name = SessionAdmin.device_name
+    signed_in_with = SessionAdmin.signed_in_with
     created = SessionAdmin.created
     last_used = SessionAdmin.last_used
 
@@ -72,9 +75,10 @@ class ActiveSessionInline(admin.TabularInline):
         return False
 
 
-class UserSessionsAdminMixin(RevokeViewMixin):
+class UserSessionsAdminMixin(UserSecondFactorsAdminMixin, RevokeViewMixin):
     """Sessions on the project's user admin: the user's active sessions (each with a Revoke
-    button), a "Revoke all sessions" button on their page, and the same as a list action.
+    button), a "Revoke all sessions" button on their page, and the same as a list action; and the
+    user's second factors, with a "Remove second factors" button and list action.
 
     ``AccountsConfig.ready`` mixes it into whatever admin the project registered for its user
     model (Django's own ``UserAdmin`` here); a project whose user admin is registered later, or on
@@ -94,10 +98,6 @@ class UserSessionsAdminMixin(RevokeViewMixin):
             actions[name] = (func, name, description)
         return actions
 
-    def _url_name(self, view: str) -> str:
-        """This admin's URL name for ``view`` ("change", "revoke_sessions")."""
-        return f"{self.opts.app_label}_{self.opts.model_name}_{view}"
-
     def get_urls(self):
         revoke = path(
             "<path:object_id>/revoke-sessions/",
@@ -110,8 +110,9 @@ class UserSessionsAdminMixin(RevokeViewMixin):
         url = reverse(f"{self.admin_site.name}:{self._url_name('revoke_sessions')}", args=[object_id])
         context = {**(extra_context or {}), "revoke_sessions_url": url}
         user = self.get_object(request, unquote(object_id))
-        if user is not None:  # the e-mail verification, read-only, below the first fieldset
+        if user is not None:  # the e-mail verification and the factors, below the first fieldset
             context["email_verification"] = email_state_summary(user=user)
+            context.update(self.second_factors_context(request, user))
         return super().change_view(request, object_id, form_url, extra_context=context)
 
     def user_change_password(self, request, id, form_url=""):

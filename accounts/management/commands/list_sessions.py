@@ -9,17 +9,18 @@ from django.utils import timezone
 from django.utils.text import Truncator
 
 from accounts import selectors
-from accounts.models import SESSION_STATUSES
+from accounts.models import AMR_NAMES, SESSION_STATUSES
 
 from ._common import AccountsCommand, positive_int
 
-COLUMNS = (  # header, width (0: the rest of the line); about 145 characters in all
+COLUMNS = (  # header, width (0: the rest of the line); about 160 characters in all
     ("SESSION", 8),
     ("USER", 14),
     ("STATUS", 26),
     ("CREATED", 16),
     ("LAST USED", 16),
     ("ENDS", 16),
+    ("AMR", 12),  # how they signed in: RFC 8176 values joined by "+" ("pwd+otp", "hwk+user")
     ("IP", 15),
     ("DEVICE", 0),
 )
@@ -32,6 +33,8 @@ def session_row(session, now) -> dict:
         "user": session.user.get_username(),
         "status": session.status(now=now),
         "device": session.device,
+        "amr": session.amr_values,
+        "auth_time": session.auth_time.isoformat(),
         "created_at": session.created_at.isoformat(),
         "last_used_at": session.last_used_at.isoformat(),
         "expires_at": session.expires_at.isoformat(),
@@ -58,8 +61,9 @@ class Command(AccountsCommand):
     help = (
         "List sign-in sessions, newest first: active ones unless --status says otherwise. The table "
         "shows each session's id by its first 8 characters (enough for revoke_sessions --session), "
-        "its status with the revoke reason, when it ends or ended, and the device; --json gives every "
-        "field in full. Rows stream from the database in chunks, so memory stays flat however many "
+        "its status with the revoke reason, when it ends or ended, how the user signed in (AMR, RFC 8176 "
+        f"values: {', '.join(f'{value} {name}' for value, name in AMR_NAMES.items())}) and the device; "
+        "--json gives every field in full. Rows stream from the database in chunks, so memory stays flat however many "
         "there are. Token ids are never shown. -v 0 prints the rows alone (no header, no count)."
     )
 
@@ -130,6 +134,7 @@ class Command(AccountsCommand):
                         moment(session.created_at),
                         moment(session.last_used_at),
                         moment(session.ends_at),
+                        "+".join(session.amr_values) or "-",
                         session.ip or "-",
                         session.device or "-",
                     ]
