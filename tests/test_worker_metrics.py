@@ -67,7 +67,7 @@ def test_the_worker_serves_the_mail_counters_to_the_metrics_token(served):
 
 @pytest.mark.parametrize(
     "authorization",
-    [None, "Bearer", "Bearer wrong", f"Bearer {METRICS_TOKEN}x", f"Basic {METRICS_TOKEN}", f"{METRICS_TOKEN}"],
+    [None, "Bearer", "Bearer wrong", f"Bearer {METRICS_TOKEN}x", f"Basic {METRICS_TOKEN}", METRICS_TOKEN],
 )
 def test_the_worker_answers_401_without_the_right_token_as_the_app_does(served, client, authorization):
     status, headers, body = scrape(served, authorization)
