@@ -10,6 +10,7 @@ import secrets
 import signal
 import subprocess
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -70,7 +71,15 @@ class Prometheus:
                 stderr=subprocess.STDOUT,
             )
         wait_for_port(self.port, self.process, self.log)
-        return self
+        # Listening is not ready: until its storage is open, the query API answers 503.
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/-/ready", timeout=10):
+                    return self
+            except urllib.error.HTTPError:
+                assert time.monotonic() < deadline, self.log.read_text()[-3000:]
+                time.sleep(0.2)
 
     def __exit__(self, *exc) -> None:
         self.process.terminate()
