@@ -110,9 +110,13 @@ serve: install
 # Sends the mail that the app servers queue (TASKS_BACKEND=database, the default with DEBUG off):
 # Django's database task worker, DEBUG as `make serve`. Any number, on any machine, beside the app
 # servers: each claims a task with SELECT ... FOR UPDATE SKIP LOCKED (see README, Deployment).
-# More options in WORKER_ARGS, e.g. WORKER_ARGS="--interval 5".
+# More options in WORKER_ARGS, e.g. WORKER_ARGS="--interval 5". With METRICS_TOKEN set, it serves its
+# metrics (the mails it sent) on WORKER_METRICS_HOST:WORKER_METRICS_PORT (manage.py accounts_worker:
+# db_worker plus that server). Not in gunicorn's PROMETHEUS_MULTIPROC_DIR, even when the environment
+# names it for `make serve`: the worker counts in its own process and serves its own counts.
 worker: install
-	exec $(BIN)/python manage.py db_worker $(WORKER_ARGS)
+	unset PROMETHEUS_MULTIPROC_DIR prometheus_multiproc_dir; \
+	  exec $(BIN)/python manage.py accounts_worker $(WORKER_ARGS)
 
 # The first admin (or another): asks for a username, email and password; DEBUG on, like `make run`.
 # With DJANGO_SUPERUSER_USERNAME, DJANGO_SUPERUSER_EMAIL and DJANGO_SUPERUSER_PASSWORD set it asks nothing.

@@ -284,6 +284,17 @@ class AppSettings:
         return self._setting("METRICS_TOKEN", None)
 
     @property
+    def WORKER_METRICS_HOST(self) -> str:
+        """The address the mail worker (``manage.py accounts_worker``) serves its metrics on: the
+        loopback, unless the scraper is on another machine."""
+        return self._setting("WORKER_METRICS_HOST", "127.0.0.1")
+
+    @property
+    def WORKER_METRICS_PORT(self) -> int:
+        """The port of the mail worker's metrics: each worker of a machine needs its own."""
+        return self._setting("WORKER_METRICS_PORT", 9108)
+
+    @property
     def EMAIL_VERIFICATION(self) -> str:
         """"none" (no verification mail), "optional" (mailed; login works unverified) or "mandatory"
         (a login with the right password for an unverified address is refused, 403

@@ -14,13 +14,23 @@ are this process's.
 
 ``/metrics`` answers only ``Authorization: Bearer <METRICS_TOKEN>``: 404 while no token is set (the
 endpoint does not exist), 401 for a missing or wrong one, compared in constant time.
+
+A process that serves no HTTP of its own counts too: the mail worker (``manage.py accounts_worker``,
+what ``make worker`` runs) sends the mails, so only it holds ``authproject_mails_total``'s counts.
+``metrics_serve`` serves them on a port of its own, the way prometheus-client intends for such a
+process (its ``start_http_server``), but through ``metrics_view`` itself: the same token rule, the
+same answers.
 """
 
 import os
+import socket
+import threading
 import time
+from socketserver import ThreadingMixIn
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.utils.crypto import constant_time_compare
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
@@ -175,3 +185,51 @@ def metrics_view(request):
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
     return HttpResponse(generate_latest(registry()), content_type=CONTENT_TYPE_LATEST)
+
+
+# --- a port of its own, for a process that serves no HTTP (the mail worker) ------------------------
+METRICS_PATH = "/metrics"
+
+
+def metrics_request(environ) -> HttpRequest:
+    """What ``metrics_view`` reads of a request (its method and headers), from a WSGI environ."""
+    request = HttpRequest()
+    request.method, request.META = environ["REQUEST_METHOD"].upper(), environ
+    request.path = request.path_info = environ.get("PATH_INFO", "")
+    return request
+
+
+def metrics_wsgi_app(environ, start_response):
+    """A WSGI application that answers ``GET /metrics`` with ``metrics_view`` (the token checked as
+    the app's own /metrics checks it) and every other path with the app's 404."""
+    from .error_views import not_found
+
+    request = metrics_request(environ)
+    try:
+        if request.path != METRICS_PATH:
+            raise Http404
+        response = metrics_view(request)
+    except Http404:  # another path, or no METRICS_TOKEN (the worker then serves nothing at all)
+        response = not_found(request)
+    start_response(f"{response.status_code} {response.reason_phrase}", list(response.items()))
+    return [response.content]
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No line on stderr per scrape (wsgiref's default), every 15 s for ever."""
+
+    def log_message(self, format, *args):  # noqa: A002 - the name of the method it overrides
+        pass
+
+
+def metrics_serve(*, host: str, port: int) -> WSGIServer:
+    """Serve ``metrics_wsgi_app`` on host:port from a daemon thread (one more thread per scrape, so
+    that a slow client holds up no other); the server, for ``shutdown()``. OSError when the address
+    cannot be bound (in use, or not this machine's)."""
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]  # an IPv6 address works too
+    server_class = type(
+        "MetricsServer", (ThreadingMixIn, WSGIServer), {"address_family": family, "daemon_threads": True}
+    )
+    server = make_server(host, port, metrics_wsgi_app, server_class=server_class, handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, name="metrics-server", daemon=True).start()
+    return server

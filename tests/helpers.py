@@ -482,8 +482,9 @@ def signal_handlers_kept():
 
 
 def run_worker(*, until: float) -> None:
-    """``manage.py db_worker --batch`` (the command `make worker` runs) in this process, again and
-    again until no task is left waiting or ``until`` (a time.monotonic()) passes."""
+    """``manage.py db_worker --batch`` (what `make worker`'s accounts_worker runs, without its
+    metrics port) in this process, again and again until no task is left waiting or ``until`` (a
+    time.monotonic()) passes."""
     from django.core.management import call_command
     from django_tasks_db.models import DBTaskResult
 

@@ -289,6 +289,8 @@ def test_the_known_settings_are_the_app_settings_without_simple_jwts_own():
         "WEBAUTHN_CHALLENGE_TIMEOUT",
         "WEBAUTHN_RP_ID",
         "WEBAUTHN_RP_NAME",
+        "WORKER_METRICS_HOST",
+        "WORKER_METRICS_PORT",
     ]
 
 

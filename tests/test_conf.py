@@ -33,6 +33,8 @@ DEFAULTS = {  # the values the README's configuration table documents
     "PASSWORD_RESET_THROTTLE_RATE": "5/hour",
     "PASSWORD_RESET_CONFIRM_THROTTLE_RATE": "20/hour",
     "SITE_NAME": "authproject",
+    "WORKER_METRICS_HOST": "127.0.0.1",
+    "WORKER_METRICS_PORT": 9108,
 }
 LIFETIMES = ("ACCESS_TOKEN_LIFETIME", "REFRESH_TOKEN_LIFETIME")
 

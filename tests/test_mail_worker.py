@@ -2,8 +2,10 @@
 each claims a task with SELECT ... FOR UPDATE SKIP LOCKED and marks it running in the same
 transaction, so the other never sees it as ready. The second test holds a claim open and shows
 another worker's query passing over it (it fails without the row lock, and hangs into
-lock_timeout without SKIP LOCKED)."""
+lock_timeout without SKIP LOCKED). The last: `make worker` serves the mails it sent on its own
+metrics port, outside gunicorn's PROMETHEUS_MULTIPROC_DIR even when the environment names it."""
 
+import http.client
 import os
 import secrets
 import signal
@@ -19,7 +21,7 @@ from django_tasks_db.models import DBTaskResult
 from accounts.mail import mail_send_later
 from accounts.models import AuditEvent, AuditEventType
 
-from .helpers import BASE_DIR, SmtpServer, served_database_url
+from .helpers import BASE_DIR, SmtpServer, free_port, served_database_url
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -139,3 +141,40 @@ def test_a_task_being_claimed_is_skipped_by_another_worker_not_waited_for_or_tak
         done.set()
         thread.join(timeout=30)
     assert claimed["first"] != claimed["second"]
+
+
+def test_make_worker_serves_the_mails_it_sent_on_its_own_port_outside_gunicorns_directory(
+    settings, tmp_path
+):
+    settings.TASKS = DATABASE_BACKEND
+    token, port = secrets.token_urlsafe(32), free_port()
+    gunicorns = tmp_path / "gunicorn-metrics"  # as /etc/authproject.env might name it for make serve
+    gunicorns.mkdir()
+    log = tmp_path / "worker.log"
+    worker = make_worker(
+        log,
+        EMAIL_URL="consolemail://",
+        METRICS_TOKEN=token,
+        WORKER_METRICS_PORT=str(port),
+        PROMETHEUS_MULTIPROC_DIR=str(gunicorns),
+    )
+    try:
+        wait_for_line(log, f"Serving the worker's metrics on http://127.0.0.1:{port}/metrics", worker)
+        with transaction.atomic():
+            for i in range(3):
+                mail_send_later(to=f"user{i}@example.com", template="test_mail")
+        deadline = time.monotonic() + 60
+        while DBTaskResult.objects.exclude(status="SUCCESSFUL").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        connection.request("GET", "/metrics", headers={"Authorization": f"Bearer {token}"})
+        answer = connection.getresponse()
+        body = answer.read().decode()
+        connection.close()
+    finally:
+        stop(worker)
+
+    assert answer.status == 200, body
+    assert 'authproject_mails_total{result="sent"} 3.0' in body.splitlines()
+    assert 'authproject_mails_total{result="failed"} 0.0' in body.splitlines()
+    assert list(gunicorns.iterdir()) == []  # nothing written among gunicorn's files

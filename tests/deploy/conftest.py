@@ -166,6 +166,7 @@ def deployment(tmp_path_factory, database_url, static_root):
         # Every test client is 127.0.0.1: the per-IP limits would count the whole suite as one client.
         LOGIN_IP_THROTTLE_RATE="10000/min",
         REGISTER_THROTTLE_RATE="10000/hour",
+        PASSWORD_RESET_THROTTLE_RATE="10000/hour",
         # The deployment's own password-check slots, shared by its two instances as on one machine:
         # the default directory is every process's on this machine (other checkouts' servers and
         # tests), whose checks would take the slot and make a login here a 429 by chance.

@@ -1,21 +1,25 @@
 """A real Prometheus (Debian's; `make test` installs it) scraping both `make serve` instances of the
-deployment on their own ports, with the README's scrape configuration: its query API sees the
-logins made through nginx, summed over the instances and their workers; and a scripted flow through
-nginx moves every counter a flow can move without harming the shared deployment, by exactly what it
-did (the mail counter cannot move here: see the flow's test)."""
+deployment on their own ports and a `make worker` beside them on its metrics port, with the README's
+scrape configuration: its query API sees the logins made through nginx, summed over the instances
+and their workers; and a scripted flow through nginx moves every counter a flow can move without
+harming the shared deployment, by exactly what it did, the mails the worker sent included."""
 
 import json
 import os
 import secrets
+import signal
 import subprocess
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import psycopg
 import pytest
+from django_tasks_db.models import DBTaskResult
 
-from benchmarks.servers import free_ports, wait_for_port
+from benchmarks.servers import BASE_DIR, free_ports, wait_for_port
 
 from ..helpers import PASSWORD
 from .conftest import METRICS_TOKEN, needs_shared_services
@@ -28,7 +32,11 @@ scrape_configs:
   - job_name: authproject
     authorization: {{credentials_file: {token_file}}}
     static_configs: [{{targets: [{targets}]}}]
+  - job_name: authproject-worker
+    authorization: {{credentials_file: {token_file}}}
+    static_configs: [{{targets: [{worker_targets}]}}]
 """
+JOBS = 'job=~"authproject|authproject-worker"'  # the app servers' and the mail worker's
 
 pytestmark = pytest.mark.skipif(
     not Path(PROMETHEUS).exists(), reason=f"no Prometheus at {PROMETHEUS} (`make test` installs it)"
@@ -38,13 +46,16 @@ pytestmark = pytest.mark.skipif(
 class Prometheus:
     """A Prometheus server on a free loopback port, its data in a temporary directory."""
 
-    def __init__(self, root: Path, targets: list[str]):
+    def __init__(self, root: Path, targets: list[str], worker_targets: list[str]):
         self.root, (self.port,) = root, free_ports(1)
         token_file = root / "metrics-token"
         token_file.write_text(METRICS_TOKEN)
         token_file.chmod(0o600)
-        quoted = ", ".join(f'"{target}"' for target in targets)
-        (root / "prometheus.yml").write_text(SCRAPE_CONFIG.format(token_file=token_file, targets=quoted))
+        quoted = {
+            "targets": ", ".join(f'"{target}"' for target in targets),
+            "worker_targets": ", ".join(f'"{target}"' for target in worker_targets),
+        }
+        (root / "prometheus.yml").write_text(SCRAPE_CONFIG.format(token_file=token_file, **quoted))
         self.log = root / "prometheus.log"
 
     def __enter__(self) -> "Prometheus":
@@ -60,7 +71,15 @@ class Prometheus:
                 stderr=subprocess.STDOUT,
             )
         wait_for_port(self.port, self.process, self.log)
-        return self
+        # Listening is not ready: until its storage is open, the query API answers 503.
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/-/ready", timeout=10):
+                    return self
+            except urllib.error.HTTPError:
+                assert time.monotonic() < deadline, self.log.read_text()[-3000:]
+                time.sleep(0.2)
 
     def __exit__(self, *exc) -> None:
         self.process.terminate()
@@ -89,18 +108,48 @@ class Prometheus:
             time.sleep(0.5)
 
 
+@pytest.fixture(scope="module")
+def worker(deployment, tmp_path_factory):
+    """`make worker` beside the deployment, with the servers' environment (the README's) and a free
+    WORKER_METRICS_PORT; that port. It sends what the deployment queued so far, then what it queues."""
+    (port,) = free_ports(1)
+    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            ["make", "--no-print-directory", "worker"],
+            cwd=BASE_DIR,
+            env={**deployment.environment, "WORKER_METRICS_PORT": str(port)},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # SIGTERM to the group reaches the worker, not only make
+        )
+    wait_for_port(port, process, log)
+    yield port
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 @pytest.fixture
-def prometheus(stack, tmp_path):
+def prometheus(stack, worker, tmp_path):
     # The instances' own ports, by a name in DJANGO_ALLOWED_HOSTS (the README: "by an address in
-    # DJANGO_ALLOWED_HOSTS"); plain http, which SECURE_SSL_REDIRECT lets through for /metrics.
+    # DJANGO_ALLOWED_HOSTS"); plain http, which SECURE_SSL_REDIRECT lets through for /metrics. The
+    # worker's port, as a job of its own.
     targets = [f"localhost:{instance.port}" for instance in stack.instances]
-    with Prometheus(tmp_path, targets) as server:
+    with Prometheus(tmp_path, targets, [f"127.0.0.1:{worker}"]) as server:
         yield server
 
 
-def test_prometheus_scrapes_both_instances_and_sees_logins_summed(stack, prometheus):
+def test_prometheus_scrapes_both_instances_and_the_worker_and_sees_logins_summed(stack, prometheus):
     up = 'sum(up{job="authproject"})'
     assert prometheus.wait_for(up, lambda v: v == 2) == 2, prometheus.log.read_text()[-3000:]
+    worker_up = 'sum(up{job="authproject-worker"})'
+    assert prometheus.wait_for(worker_up, lambda v: v == 1) == 1, prometheus.log.read_text()[-3000:]
+    sent = 'sum(authproject_mails_total{job="authproject-worker",result="sent"})'
+    assert prometheus.wait_for(sent, lambda v: v is not None) is not None
     failed = 'sum(authproject_logins_total{job="authproject",result="failed"})'
     before = prometheus.wait_for(failed, lambda v: v is not None)
     assert before is not None
@@ -119,18 +168,50 @@ def test_prometheus_scrapes_both_instances_and_sees_logins_summed(stack, prometh
 
 
 def counted(metric: str, **labels: str) -> str:
-    """The query for ``metric`` summed over instances and workers; 0 while no series exists yet."""
-    selector = ",".join(f'{name}="{value}"' for name, value in {"job": "authproject", **labels}.items())
+    """The query for ``metric`` summed over instances, their workers and the mail worker; 0 while no
+    series exists yet."""
+    selector = ",".join([JOBS, *(f'{name}="{value}"' for name, value in labels.items())])
     return f"sum({metric}{{{selector}}}) or vector(0)"
+
+
+def mails_waiting(database_url: str) -> int:
+    """Mails queued in the deployment's database and not yet sent (or being sent)."""
+    query = f"SELECT count(*) FROM {DBTaskResult._meta.db_table} WHERE status IN ('READY', 'RUNNING')"
+    with psycopg.connect(database_url) as connection:
+        return connection.execute(query).fetchone()[0]
+
+
+def mails_sent_by_the_worker(port: int) -> float:
+    """authproject_mails_total{result="sent"} as the worker answers it now (its own /metrics)."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        lines = response.read().decode().splitlines()
+    [line] = [line for line in lines if line.startswith('authproject_mails_total{result="sent"}')]
+    return float(line.rpartition(" ")[2])
+
+
+def queue_drained(stack, worker: int, prometheus) -> None:
+    """Wait until the worker has sent everything queued (earlier tests' mails too), and Prometheus
+    has scraped its count since."""
+    deadline = time.monotonic() + 60
+    while mails_waiting(stack.database_url) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert mails_waiting(stack.database_url) == 0, "the worker left mails unsent"
+    sent = mails_sent_by_the_worker(worker)
+    query = 'sum(authproject_mails_total{job="authproject-worker",result="sent"})'
+    assert prometheus.wait_for(query, lambda v: v == sent) == sent
 
 
 def scripted_flow(stack) -> dict[tuple[str, str, str], int]:
     """Through nginx, spread over both instances, the requests that move each counter a flow can move
     without harming the shared deployment; by how much each moved them ((metric, label, value): n).
 
-    Not here: mails (the deployment queues mail in the database, TASKS_BACKEND's default with DEBUG
-    off, and runs no worker, so nothing is sent or given up), and the database and cache errors
-    (moving them would take the services that every test here shares down)."""
+    The mails: the app servers queue them in the database (TASKS_BACKEND's default with DEBUG off)
+    and the `make worker` beside them sends them. Not here: a mail given up (it takes 4 failed sends
+    over 12 minutes), and the database and cache errors (moving them would take the services that
+    every test here shares down)."""
     owner = stack.new_user()
     browser = stack.client(page=True)
     assert browser.sign_in(owner, "wrong password").status == 401  # failed
@@ -169,6 +250,12 @@ def scripted_flow(stack) -> dict[tuple[str, str, str], int]:
     statuses = [client.sign_in(stranger, "wrong password").status for _ in range(limit + 1)]
     assert statuses == [401] * limit + [429]  # failed up to the limit, then throttled
 
+    # Mails: the three registrations' verification links (EMAIL_VERIFICATION=optional), the owner's
+    # notice of the reuse above (SECURITY_NOTICES), and a password reset link (the sign-ins above
+    # send none: a first sign-in, then the same device again).
+    answer = stack.client().request("POST", "/api/auth/password/reset/", {"email": f"{owner}@example.com"})
+    assert answer.status == 202, answer.body
+
     return {
         ("authproject_logins_total", "result", "ok"): 4,
         ("authproject_logins_total", "result", "failed"): 1 + limit,
@@ -182,6 +269,8 @@ def scripted_flow(stack) -> dict[tuple[str, str, str], int]:
         ("authproject_sessions_revoked_total", "reason", "reuse_detected"): 1,
         ("authproject_request_duration_seconds_count", "route", "accounts:login"): 6 + limit,
         ("authproject_request_duration_seconds_count", "route", "accounts:refresh"): 5,
+        ("authproject_mails_total", "result", "sent"): 3 + 1 + 1,
+        ("authproject_mails_total", "result", "failed"): 0,
     }
 
 
@@ -198,18 +287,20 @@ FLOW_SERIES = (
     ),
     ("authproject_request_duration_seconds_count", "route", "accounts:login"),
     ("authproject_request_duration_seconds_count", "route", "accounts:refresh"),
+    *(("authproject_mails_total", "result", result) for result in ("sent", "failed")),
 )
 
 
 @needs_shared_services
-def test_a_scripted_flow_moves_each_counter_by_exactly_what_it_did(stack, prometheus):
-    up = 'sum(up{job="authproject"})'
-    assert prometheus.wait_for(up, lambda v: v == 2) == 2, prometheus.log.read_text()[-3000:]
+def test_a_scripted_flow_moves_each_counter_by_exactly_what_it_did(stack, worker, prometheus):
+    up = f"sum(up{{{JOBS}}})"
+    assert prometheus.wait_for(up, lambda v: v == 3) == 3, prometheus.log.read_text()[-3000:]
     queries = {series: counted(series[0], **{series[1]: series[2]}) for series in FLOW_SERIES}
 
     def scrape() -> dict[tuple[str, str, str], float]:
         return {series: prometheus.value(query) for series, query in queries.items()}
 
+    queue_drained(stack, worker, prometheus)  # the earlier tests' mails, sent before the flow's
     before = scrape()
     expected = scripted_flow(stack)
     assert set(expected) == set(FLOW_SERIES)
@@ -219,7 +310,8 @@ def test_a_scripted_flow_moves_each_counter_by_exactly_what_it_did(stack, promet
         time.sleep(0.5)
     time.sleep(2)  # two more scrapes, so that an over-count shows too
     after = scrape()
-    rows = [f"{'counter (summed over instances and workers)':<72} {'before':>6} {'after':>6} {'moved':>5}"]
+    heading = "counter (summed over instances, their workers and the mail worker)"
+    rows = [f"{heading:<72} {'before':>6} {'after':>6} {'moved':>5}"]
     for metric, label, value in FLOW_SERIES:
         old, new = before[(metric, label, value)], after[(metric, label, value)]
         name = f'{metric}{{{label}="{value}"}}'
