@@ -493,6 +493,7 @@ APP_COMMANDS = (
     "send_test_mail",
     "migrate_once",
     "rotate_mfa_keys",
+    "accounts_worker",
 )
 
 

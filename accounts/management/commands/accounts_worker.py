@@ -18,6 +18,8 @@ from django_tasks_db.management.commands import db_worker
 from accounts.conf import app_settings
 from accounts.metrics import METRICS_PATH, metrics_serve
 
+from ._common import AccountsCommand
+
 logger = logging.getLogger("accounts.worker")
 
 # prometheus-client's multiprocess mode, which it enters on import when either is in the
@@ -26,7 +28,7 @@ logger = logging.getLogger("accounts.worker")
 MULTIPROCESS_VARIABLES = ("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir")
 
 
-class Command(db_worker.Command):
+class Command(AccountsCommand, db_worker.Command):
     help = (
         "django-tasks-db's db_worker (the same options), which sends the mail the app servers queue, "
         "serving its metrics (authproject_mails_total) at GET /metrics on WORKER_METRICS_HOST:"
