@@ -593,6 +593,9 @@ def passkey_second_factor(*, credential: dict, mfa_token: str, origin):
 
 @extend_schema_view(
     post=extend_schema(
+        description="The login's second step: the `mfa_token` login answered and a code (the "
+        "authenticator app's, or a recovery code) or a passkey; answers as login does, in the "
+        "transport login was asked for.",
         responses={
             200: _by_transport(
                 "MfaVerifyAnswer",
