@@ -562,7 +562,9 @@ class TotpConfirmView(NoStoreMixin, ApiView):
     def post(self, request):
         serializer = CodeSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        codes = mfa.totp_confirm(user=request.user, **serializer.validated_data, origin=request_origin(request))
+        codes = mfa.totp_confirm(
+            user=request.user, **serializer.validated_data, origin=request_origin(request)
+        )
         return Response({"recovery_codes": codes})
 
 
@@ -639,7 +641,9 @@ class MfaVerifyView(TokenView):
     def perform(self, serializer):
         origin, data = request_origin(self.request), serializer.validated_data
         if "passkey" in data:
-            return passkey_second_factor(credential=data["passkey"], mfa_token=data["mfa_token"], origin=origin)
+            return passkey_second_factor(
+                credential=data["passkey"], mfa_token=data["mfa_token"], origin=origin
+            )
         return services.session_login_second_step(pending=self.pending, code=data["code"], origin=origin)
 
 

@@ -167,5 +167,6 @@ def test_a_revoked_sessions_token_cannot_reauthenticate(stale):
 
 
 def test_without_a_bearer_token_reauthenticating_is_401(user):
-    response = NativeClient().post("/api/auth/reauthenticate/", {"password": PASSWORD}, format="json", secure=True)
+    body = {"password": PASSWORD}
+    response = NativeClient().post("/api/auth/reauthenticate/", body, format="json", secure=True)
     assert_json_error(response, 401, "not_authenticated")

@@ -309,7 +309,8 @@ def pending_step(user, settings):
 
 
 def second_step(mfa_token, code):
-    return BrowserClient().post("/api/auth/mfa/verify/", {"mfa_token": mfa_token, "code": code}, format="json")
+    body = {"mfa_token": mfa_token, "code": code}
+    return BrowserClient().post("/api/auth/mfa/verify/", body, format="json")
 
 
 @given(data=st.data())
