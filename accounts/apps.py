@@ -18,7 +18,10 @@ class AccountsConfig(AppConfig):
             from django.contrib import admin
 
             from .admin import ThrottledAdminAuthenticationForm, user_admin_add_sessions
+            from .admin.login import ADMIN_LOGIN_TEMPLATE
 
             user_admin_add_sessions(admin.site)
             if admin.site.login_form is None:  # the project chose no form of its own
                 admin.site.login_form = ThrottledAdminAuthenticationForm
+                if admin.site.login_template is None:  # Django's page, plus the form's code field
+                    admin.site.login_template = ADMIN_LOGIN_TEMPLATE
