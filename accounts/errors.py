@@ -130,3 +130,11 @@ class ReauthenticationRequired(
     message="Confirm it is you first: re-authenticate, then try again.",
 ):
     """A change that needs a recent authentication (``auth_time`` within REAUTHENTICATION_TIMEOUT)."""
+
+
+class PasskeyExists(AuthError, code="passkey_exists", message="This passkey is registered already."):
+    """A registration of a credential whose id a passkey has already (credential ids are unique)."""
+
+
+class PasskeyNotFound(AuthError, code="not_found", message="Passkey not found."):
+    """No such passkey among the user's own."""

@@ -21,6 +21,8 @@ from .errors import (
     InvalidCredentials,
     InvalidKey,
     MfaTokenInvalid,
+    PasskeyExists,
+    PasskeyNotFound,
     PasswordChecksBusy,
     PasswordRejected,
     ReauthenticationRequired,
@@ -55,6 +57,12 @@ class BadRequest(exceptions.APIException):
     status_code = status.HTTP_400_BAD_REQUEST
     default_detail = "Bad request."
     default_code = "bad_request"
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "Conflict."
+    default_code = "conflict"
 
 
 class CsrfFailed(exceptions.PermissionDenied):
@@ -97,6 +105,8 @@ _HTTP_ERRORS: dict[type[AuthError], type[exceptions.APIException]] = {
     InvalidCode: Unauthorized,
     MfaTokenInvalid: Unauthorized,
     ReauthenticationRequired: Unauthorized,
+    PasskeyExists: Conflict,
+    PasskeyNotFound: exceptions.NotFound,
 }
 
 

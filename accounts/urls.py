@@ -25,4 +25,20 @@ urlpatterns = [
     path("auth/email/verify/", views.EmailVerifyView.as_view(), name="email-verify"),
     path("auth/email/verify/resend/", views.EmailVerifyResendView.as_view(), name="email-verify-resend"),
     path("auth/email/change/", views.EmailChangeView.as_view(), name="email-change"),
+    path(
+        "auth/passkeys/register/options/",
+        views.PasskeyRegisterOptionsView.as_view(),
+        name="passkey-register-options",
+    ),
+    path("auth/passkeys/register/", views.PasskeyRegisterView.as_view(), name="passkey-register"),
+    path("auth/passkeys/<uuid:passkey_id>/", views.PasskeyDetailView.as_view(), name="passkey-detail"),
+    path(
+        "auth/passkeys/login/options/", views.PasskeyLoginOptionsView.as_view(), name="passkey-login-options"
+    ),
+    path("auth/passkeys/login/", views.PasskeyLoginView.as_view(), name="passkey-login"),
+    path(
+        "auth/passkeys/reauthenticate/options/",
+        views.PasskeyReauthenticateOptionsView.as_view(),
+        name="passkey-reauthenticate-options",
+    ),
 ]

@@ -30,6 +30,7 @@ from . import (
     health,
     keys,
     metrics,
+    passkeys,
     password_reset,
     selectors,
     services,
@@ -44,8 +45,10 @@ from .models import RevokeReason
 from .negotiation import JSONNegotiation
 from .origin import request_origin, request_origin_lazy
 from .parsers import StrictJSONParser
-from .schema import AnyShapeSerializer, AppAutoSchema
+from .permissions import RecentlyAuthenticated
+from .schema import DERIVED_ERRORS, AnyShapeSerializer, AppAutoSchema
 from .serializers import (
+    CreationOptionsSerializer,
     DetailSerializer,
     EmailChangeSerializer,
     EmailVerifyResendSerializer,
@@ -54,12 +57,18 @@ from .serializers import (
     LoginSerializer,
     LogoutSerializer,
     MeSerializer,
+    PasskeyLoginBodySerializer,
+    PasskeyLoginOptionsSerializer,
+    PasskeyLoginSerializer,
+    PasskeyRegisterSerializer,
+    PasskeySerializer,
     PasswordChangeSerializer,
     PasswordResetConfirmSerializer,
     PasswordResetSerializer,
     RefreshBodySerializer,
     RefreshSerializer,
     RegisterSerializer,
+    RequestOptionsSerializer,
     RevokedCountSerializer,
     SessionSerializer,
     UserSerializer,
@@ -70,6 +79,8 @@ from .throttles import (
     EmailVerifyKeyThrottle,
     EmailVerifyResendAddressThrottle,
     EmailVerifyResendIPThrottle,
+    PasskeyLoginIPThrottle,
+    PasskeyOptionsIPThrottle,
     PasswordChangeThrottle,
     PasswordResetConfirmThrottle,
     RegisterThrottle,
@@ -485,4 +496,115 @@ class EmailChangeView(ApiView):
         return Response(
             {"detail": "Follow the link mailed to the new address to change to it."},
             status=status.HTTP_202_ACCEPTED,
+        )
+
+
+# --- passkeys (accounts.passkeys) ----------------------------------------------------------------
+NOT_RECENT = "; or the sign-in is not recent enough (`reauthentication_required`: re-authenticate first)"
+CREDENTIAL_REFUSED = (
+    "The credential does not verify: unknown or used challenge, another origin or RP ID, a bad "
+    "signature, no user verification where it is required, a counter that did not grow (`invalid_code`)"
+)
+
+
+class PasskeyRegisterOptionsView(NoStoreMixin, ApiView):
+    """POST /api/auth/passkeys/register/options/: creation options for a new passkey."""
+
+    permission_classes = (RecentlyAuthenticated,)
+    error_statuses = {401: DERIVED_ERRORS[401] + NOT_RECENT + "."}
+
+    @extend_schema(request=None, responses={200: CreationOptionsSerializer})
+    def post(self, request):
+        return Response(passkeys.passkey_registration_options(user=request.user))
+
+
+class PasskeyRegisterView(ApiView):
+    """POST /api/auth/passkeys/register/: the new credential, verified, becomes a passkey."""
+
+    error_statuses = {
+        401: f"{DERIVED_ERRORS[401]} {CREDENTIAL_REFUSED}.",
+        409: "That credential is registered already (`passkey_exists`).",
+    }
+
+    @extend_schema(request=PasskeyRegisterSerializer, responses={201: PasskeySerializer})
+    def post(self, request):
+        serializer = PasskeyRegisterSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        passkey = passkeys.passkey_register(
+            user=request.user, **serializer.validated_data, origin=request_origin(request)
+        )
+        return Response(PasskeySerializer(passkey).data, status=status.HTTP_201_CREATED)
+
+
+class PasskeyDetailView(ApiView):
+    """DELETE /api/auth/passkeys/{id}/: remove one of the caller's passkeys."""
+
+    permission_classes = (RecentlyAuthenticated,)
+    error_statuses = {
+        401: DERIVED_ERRORS[401] + NOT_RECENT + ".",
+        404: "No such passkey among the caller's own (`not_found`).",
+    }
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, passkey_id):
+        passkeys.passkey_remove(user=request.user, passkey_id=passkey_id, origin=request_origin(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PasskeyLoginOptionsView(NoStoreMixin, PublicView):
+    """POST /api/auth/passkeys/login/options/: request options for a passwordless sign-in (``{}``:
+    any passkey, user verification required), or for the second step of a login (``{mfa_token}``:
+    that user's passkeys)."""
+
+    throttle_classes = (PasskeyOptionsIPThrottle,)
+    error_statuses = {401: "The `mfa_token` is unknown, used, expired or dead (`mfa_token_invalid`)."}
+
+    @extend_schema(request=PasskeyLoginOptionsSerializer, responses={200: RequestOptionsSerializer})
+    def post(self, request):
+        serializer = PasskeyLoginOptionsSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        if "mfa_token" in serializer.validated_data:
+            return Response(passkeys.passkey_second_factor_options(**serializer.validated_data))
+        return Response(passkeys.passkey_login_options())
+
+
+class PasskeyReauthenticateOptionsView(NoStoreMixin, ApiView):
+    """POST /api/auth/passkeys/reauthenticate/options/: request options to re-authenticate with one
+    of the caller's passkeys (user verification required); the credential goes to
+    /api/auth/reauthenticate/ as ``{passkey}``."""
+
+    @extend_schema(request=None, responses={200: RequestOptionsSerializer})
+    def post(self, request):
+        return Response(passkeys.passkey_reauthenticate_options(user=request.user))
+
+
+@extend_schema_view(
+    post=extend_schema(
+        responses={
+            200: _by_transport(
+                "PasskeyLoginAnswer",
+                PasskeyLoginSerializer,
+                PasskeyLoginBodySerializer,
+                "As login answers: the refresh token in its cookie (default), or in the body with "
+                '"transport": "body" (clients that are not browsers).',
+            )
+        }
+    )
+)
+class PasskeyLoginView(TokenView):
+    """POST /api/auth/passkeys/login/: a passwordless sign-in; answers as login does."""
+
+    default_serializer_class = PasskeyLoginSerializer
+    takes_refresh_token = False
+    throttle_classes = (PasskeyLoginIPThrottle,)
+    sets_refresh_cookie = True
+    error_statuses = {
+        401: f"{CREDENTIAL_REFUSED}.",
+        403: "EMAIL_VERIFICATION is mandatory and the address is not verified: `email_unverified`.",
+    }
+    get_transport = LoginView.get_transport  # the transport asked for, as at login
+
+    def perform(self, serializer):
+        return passkeys.passkey_login(
+            credential=serializer.validated_data["credential"], origin=request_origin(self.request)
         )
