@@ -684,3 +684,25 @@ def test_registration_credentials_of_any_shape_get_a_4xx_never_a_500(user, data)
     response = client.post(REGISTER, {"credential": credential, "name": "fuzz"}, format="json")
 
     assert_refused_in_the_error_shape(response)
+
+
+def test_the_openapi_document_declares_every_answer_of_the_passkey_endpoints():
+    paths = NativeClient().get("/api/schema/", HTTP_ACCEPT="application/json").json()["paths"]
+
+    def declared(path, method="post") -> dict:
+        return paths[path][method]["responses"]
+
+    assert set(declared(REGISTER_OPTIONS)) == {"200", "401", "503"}
+    assert "reauthentication_required" in declared(REGISTER_OPTIONS)["401"]["description"]
+    assert set(declared(REGISTER)) == {"201", "400", "401", "409", "413", "415", "503"}
+    assert "passkey_exists" in declared(REGISTER)["409"]["description"]
+    assert set(declared("/api/auth/passkeys/{passkey_id}/", "delete")) == {"204", "401", "404", "503"}
+    assert set(declared(LOGIN_OPTIONS)) == {"200", "400", "401", "413", "415", "429", "503"}
+    assert "mfa_token_invalid" in declared(LOGIN_OPTIONS)["401"]["description"]
+    assert set(declared(LOGIN)) == {"200", "400", "401", "403", "413", "415", "429", "503"}
+    assert "body_transport_forbidden" in declared(LOGIN)["400"]["description"]
+    assert "invalid_code" in declared(LOGIN)["401"]["description"]
+    assert declared(LOGIN)["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/PasskeyLoginAnswer"
+    )
+    assert set(declared(REAUTHENTICATE_OPTIONS)) == {"200", "401", "503"}
