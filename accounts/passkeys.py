@@ -61,6 +61,8 @@ Purpose = WebAuthnChallenge.Purpose
 
 # RFC 8176: a hardware-bound key ("hwk") that verified its user ("user"): a passkey's sign-in.
 PASSKEY_AMR = ("hwk", "user")
+# How an Android app's ceremonies name their origin: its signing certificate's SHA-256 follows.
+ANDROID_ORIGIN = "android:apk-key-hash:"
 # WebAuthn caps a credential id at 1023 bytes (the column holds its base64url form).
 MAX_CREDENTIAL_ID_BYTES = 1023
 
@@ -79,15 +81,19 @@ def _refused_unless_it_verifies() -> Iterator[None]:
 
 # --- settings ------------------------------------------------------------------------------------
 def allowed_origins() -> list[str]:
-    """The origins a ceremony may come from: the CORS allowlist, CSRF_TRUSTED_ORIGINS and
-    NATIVE_APP_ORIGINS, as ``scheme://host[:port]``, each once. Browsers write clientDataJSON's
-    origin so, and py_webauthn compares it exactly."""
+    """The origins a ceremony may come from: the CORS allowlist, CSRF_TRUSTED_ORIGINS,
+    NATIVE_APP_ORIGINS and WEBAUTHN_ORIGINS, each once. A web origin as ``scheme://host[:port]``,
+    as browsers write clientDataJSON's (py_webauthn compares it exactly); an Android app's
+    (``android:apk-key-hash:...``, no URL) as it is listed; anything else (``*``, ``null``) never."""
     listed = [
         *getattr(settings, "CORS_ALLOWED_ORIGINS", []),
         *getattr(settings, "CSRF_TRUSTED_ORIGINS", []),
         *app_settings.NATIVE_APP_ORIGINS,
+        *app_settings.WEBAUTHN_ORIGINS,
     ]
-    return list(dict.fromkeys(filter(None, map(origin_normalized, listed))))
+    web = filter(None, map(origin_normalized, listed))
+    android = (o.strip() for o in app_settings.WEBAUTHN_ORIGINS if o.strip().startswith(ANDROID_ORIGIN))
+    return list(dict.fromkeys([*web, *android]))
 
 
 def _timeout_ms() -> int:

@@ -287,6 +287,7 @@ def test_the_known_settings_are_the_app_settings_without_simple_jwts_own():
         "SESSION_RETENTION",
         "SITE_NAME",
         "WEBAUTHN_CHALLENGE_TIMEOUT",
+        "WEBAUTHN_ORIGINS",
         "WEBAUTHN_RP_ID",
         "WEBAUTHN_RP_NAME",
     ]

@@ -337,6 +337,17 @@ def test_a_native_apps_origin_and_a_csrf_trusted_origin_are_allowed(passkey, aut
     ]
 
 
+def test_an_android_apps_origin_is_allowed_once_listed_in_webauthn_origins(passkey, authenticator, settings):
+    android = "android:apk-key-hash:Sn7kWIk4r9zFyaHFAwYJhBX5nTkoZDzTYIjMX1u9Y8E"
+    assert_json_error(sign_in(authenticator, origin=android), 401, "invalid_code")
+
+    settings.ACCOUNTS_WEBAUTHN_ORIGINS = [android, "https://localhost", "*", "null"]
+
+    assert sign_in(authenticator, origin=android).status_code == 200
+    assert passkeys.allowed_origins()[-2:] == ["https://localhost", android]  # never "*" or "null"
+    assert_json_error(sign_in(authenticator, origin="*"), 401, "invalid_code")
+
+
 def test_a_login_challenge_works_once(passkey, authenticator):
     options = login_options()
 
