@@ -402,3 +402,7 @@ class PasskeyLoginIPThrottle(ClientIPThrottle):
 
     scope = "passkey_login_ip"
     rate_setting = "LOGIN_IP_THROTTLE_RATE"
+
+    def on_refused(self, request) -> None:
+        """A sign-in refused by the limit is counted as one (``authproject_logins_total``)."""
+        metrics.login_counted(result="throttled", method="passkey")

@@ -407,8 +407,10 @@ def test_passkey_sign_ins_are_limited_per_client_ip(passkey, authenticator, sett
     for each in options:
         credential = authenticator.get(each, user_verified=False)
         assert client.post(LOGIN, {"credential": credential}, format="json").status_code == 401
+    deltas = MetricDeltas()
     response = client.post(LOGIN, {"credential": authenticator.get(options[0])}, format="json")
     assert_json_error(response, 429, "throttled")
+    assert deltas("authproject_logins_total", result="throttled", method="passkey") == 1
     other = NativeClient(REMOTE_ADDR="198.51.100.7")
     assert other.post(LOGIN_OPTIONS, {}, format="json").status_code == 200
 
