@@ -19,8 +19,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 
 from accounts.models import AuditEvent, Session
-from accounts.services import session_create
-from accounts.tokens import RefreshToken
+from accounts.services import session_create, tokens_issue
 
 from .helpers import FUZZ_COUNTS, PASSWORD, cache_clear_own_keys
 
@@ -66,13 +65,14 @@ _fuzzing_user = {}
 class FreshBearer:
     """A fresh access token for every case, as schemathesis's own authentication (so its auth
     checks can take it away and try invalid ones): a case may log out everywhere or change the
-    password, which must not leave the next case with a dead token."""
+    password, which must not leave the next case with a dead token. Its sign-in is recent, so that
+    the endpoints that need one (adding or removing a factor) are reached."""
 
     def get(self, case, context):
         if "user" not in _fuzzing_user:  # collection builds examples before any test runs
             return "collecting"
         session = session_create(user=_fuzzing_user["user"], ip=None, user_agent="schemathesis")
-        return str(RefreshToken.for_session(session).access_token)
+        return str(tokens_issue(session=session).access)  # with auth_time: a recent sign-in
 
     def set(self, case, data, context):
         case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
