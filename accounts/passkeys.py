@@ -8,7 +8,8 @@ conditional UPDATE before anything else is checked, so a challenge works once, e
 concurrent requests, and a failed ceremony burns it too.
 
 The RP ID is WEBAUTHN_RP_ID; the allowed origins are every origin the project trusts: the CORS
-allowlist, CSRF_TRUSTED_ORIGINS and NATIVE_APP_ORIGINS (``allowed_origins``). The signature counter
+allowlist, CSRF_TRUSTED_ORIGINS, NATIVE_APP_ORIGINS and WEBAUTHN_ORIGINS (``allowed_origins``;
+accounts.E046 checks them against the RP ID at startup). The signature counter
 is compared and stored in one conditional UPDATE (the stored one must be lower): a counter that
 did not grow, when the stored one or the new one is not zero, is what a cloned authenticator shows,
 and that assertion is refused, audited and the owner told.
@@ -168,6 +169,7 @@ def _descriptors(passkeys) -> list[PublicKeyCredentialDescriptor]:
 
 
 def _user_passkeys(*, user_id):
+    """The user's passkeys as the options name them: ``(credential id, transports)``, oldest first."""
     return (
         Passkey.objects.filter(user_id=user_id)
         .order_by("created_at")
