@@ -107,10 +107,12 @@ def session_create(
     return session
 
 
-def session_create_if(*, user, ip: str | None, user_agent: str, condition: QuerySet) -> Session | None:
+def session_create_if(
+    *, user, ip: str | None, user_agent: str, condition: QuerySet, amr: Collection[str] = PASSWORD
+) -> Session | None:
     """``session_create`` only if ``condition`` has a row, checked in the INSERT itself (one
     statement); else None and nothing is written."""
-    session = session_build(user=user, ip=ip, user_agent=user_agent)
+    session = session_build(user=user, ip=ip, user_agent=user_agent, amr=amr)
     return session if insert_if(session, condition) else None
 
 
@@ -230,23 +232,39 @@ def _password_suffices(*, user, mandatory: bool) -> QuerySet:
 
 
 def session_login_second_step(*, pending: MfaToken, code: str, origin: Origin) -> IssuedTokens:
-    """The login's second step: a code (authenticator app or recovery code) for a pending
-    ``mfa_token`` (``mfa.mfa_token_pending``) opens the session the password alone did not, its
-    ``amr`` "pwd otp".
+    """The login's second step with a code (authenticator app or recovery code): the session's
+    ``amr`` is "pwd otp". See ``session_second_step_open``."""
+
+    def code_used(now: datetime) -> bool:
+        return mfa.second_factor_code_use(user=pending.user, code=code, origin=origin, now=now)
+
+    return session_second_step_open(pending=pending, check=code_used, amr=PASSWORD_AND_OTP, origin=origin)
+
+
+def session_second_step_open(
+    *, pending: MfaToken, check: Callable[[datetime], bool], amr: Collection[str], origin: Origin
+) -> IssuedTokens:
+    """Open the session a password alone did not, for a pending ``mfa_token``
+    (``mfa.mfa_token_pending``), if ``check`` proves the second factor (True; False or InvalidCode:
+    it did not). ``check`` uses its factor up itself, once (a code, a passkey's challenge).
 
     In one transaction: the attempt is counted on the pending step first (MfaTokenInvalid if it
-    was used, expired or died meanwhile; the row stays locked), then the code is used (once, in its
-    own conditional statement), then the step is marked used and the session opened. A wrong code
-    commits only the count (the step dies at MAX_FAILURES), is audited, and is InvalidCode.
+    was used, expired or died meanwhile; the row stays locked), then the factor is checked, then the
+    step is marked used and the session opened. A failed check commits only the count (the step
+    dies at MAX_FAILURES), is audited, and is InvalidCode.
     """
     user, now = pending.user, timezone.now()
     with transaction.atomic():
         if not mfa.mfa_token_attempt(pending=pending, now=now):
             raise MfaTokenInvalid()
-        if mfa.second_factor_code_use(user=user, code=code, origin=origin, now=now):
+        try:
+            proved = check(now)
+        except InvalidCode:
+            proved = False
+        if proved:
             if not mfa.mfa_token_use(pending=pending, now=now):  # held by the row lock: never
                 raise MfaTokenInvalid()
-            issued = session_open(user=user, origin=origin, amr=PASSWORD_AND_OTP)
+            issued = session_open(user=user, origin=origin, amr=amr)
             metrics.login_counted(result="ok")
             return issued
     metrics.login_counted(result="failed")
@@ -257,13 +275,11 @@ def session_login_second_step(*, pending: MfaToken, code: str, origin: Origin) -
 def session_reauthenticate(
     *, user, session_id: uuid.UUID, password: str | None = None, code: str | None = None, origin: Origin
 ) -> IssuedTokens:
-    """Prove again who one is in a session (``password``, or ``code`` of a second factor): the
-    session's ``auth_time`` becomes now and its ``amr`` the method used (one UPDATE), so that the
-    access tokens it issues from now on, refreshes included, count as recently authenticated.
+    """Prove again who one is in a session, with the ``password`` or a ``code`` of a second factor
+    (a passkey: ``passkeys.passkey_reauthenticate``); see ``session_reauthenticated``.
 
     The password is checked as a login checks it (``authenticate()``, in a password-check slot);
-    a wrong one is InvalidCredentials, a wrong code InvalidCode, both audited. A session that
-    ended meanwhile is TokenRevoked.
+    a wrong one is InvalidCredentials, a wrong code InvalidCode, both audited.
     """
     if password is not None:
         with password_check_slot():
@@ -272,11 +288,29 @@ def session_reauthenticate(
     else:
         right, amr = mfa.second_factor_code_use(user=user, code=code or "", origin=origin), (mfa.OTP,)
     if not right:
-        failed = AuditEventType.LOGIN_FAILED if password is not None else AuditEventType.MFA_FAILED
-        audit_event_record(
-            type=failed, user_id=user.pk, session_id=session_id, origin=origin, detail="re-authentication"
+        session_reauthentication_failed(
+            user=user, session_id=session_id, origin=origin, password=password is not None
         )
         raise InvalidCredentials() if password is not None else InvalidCode()
+    return session_reauthenticated(user=user, session_id=session_id, amr=amr, origin=origin)
+
+
+def session_reauthentication_failed(*, user, session_id: uuid.UUID, origin: Origin, password: bool) -> None:
+    """A re-authentication refused: audited as a failed login (a password) or a failed factor."""
+    audit_event_record(
+        type=AuditEventType.LOGIN_FAILED if password else AuditEventType.MFA_FAILED,
+        user_id=user.pk,
+        session_id=session_id,
+        origin=origin,
+        detail="re-authentication",
+    )
+
+
+def session_reauthenticated(*, user, session_id: uuid.UUID, amr: Collection[str], origin: Origin) -> IssuedTokens:
+    """The user just proved who they are again (``amr``: how): the session's ``auth_time`` becomes
+    now and its ``amr`` that, in one UPDATE, so that the access tokens it issues from now on,
+    refreshes included, count as recently authenticated. A session that ended meanwhile is
+    TokenRevoked. Audited (``reauthenticated``)."""
     now = timezone.now()
     mine = Session.objects.active(now=now).filter(pk=session_id, user_id=user.pk)
     updated = update_returning(mine, auth_time=now, amr=" ".join(amr))

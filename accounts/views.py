@@ -8,7 +8,6 @@ REST_FRAMEWORK defaults. Errors are not handled here: services raise domain erro
 accounts.http_errors turns them into responses.
 """
 
-import importlib.util
 from functools import cache
 
 from django.http import HttpResponse
@@ -32,6 +31,7 @@ from . import (
     keys,
     metrics,
     mfa,
+    passkeys,
     password_reset,
     selectors,
     services,
@@ -48,10 +48,11 @@ from .negotiation import JSONNegotiation
 from .origin import request_origin, request_origin_lazy
 from .parsers import StrictJSONParser
 from .permissions import RecentlyAuthenticated
-from .schema import AnyShapeSerializer, AppAutoSchema
+from .schema import DERIVED_ERRORS, AnyShapeSerializer, AppAutoSchema
 from .serializers import (
     AccessSerializer,
     CodeSerializer,
+    CreationOptionsSerializer,
     DetailSerializer,
     EmailChangeSerializer,
     EmailVerifyResendSerializer,
@@ -63,14 +64,20 @@ from .serializers import (
     MfaStateSerializer,
     MfaVerifyBodySerializer,
     MfaVerifySerializer,
+    PasskeyLoginBodySerializer,
+    PasskeyLoginOptionsSerializer,
+    PasskeyLoginSerializer,
+    PasskeyRegisterSerializer,
+    PasskeySerializer,
     PasswordChangeSerializer,
     PasswordResetConfirmSerializer,
     PasswordResetSerializer,
-    RefreshBodySerializer,
     ReauthenticateSerializer,
     RecoveryCodesSerializer,
+    RefreshBodySerializer,
     RefreshSerializer,
     RegisterSerializer,
+    RequestOptionsSerializer,
     RevokedCountSerializer,
     SecondFactorRequiredSerializer,
     SessionSerializer,
@@ -78,12 +85,14 @@ from .serializers import (
     UserSerializer,
 )
 from .throttles import (
-    LOGIN_THROTTLES,
-    PASSWORD_RESET_THROTTLES,
     EmailVerifyKeyThrottle,
     EmailVerifyResendAddressThrottle,
     EmailVerifyResendIPThrottle,
+    LOGIN_THROTTLES,
     MfaThrottle,
+    PASSWORD_RESET_THROTTLES,
+    PasskeyLoginIPThrottle,
+    PasskeyOptionsIPThrottle,
     PasswordChangeThrottle,
     PasswordResetConfirmThrottle,
     RegisterThrottle,
@@ -583,16 +592,6 @@ class RecoveryCodesView(NoStoreMixin, ApiView):
         return Response({"recovery_codes": codes})
 
 
-def passkey_second_factor(*, credential: dict, mfa_token: str, origin):
-    """The passkey branch of the login's second step, the one place it is wired: ``accounts.passkeys``
-    (built apart) checks the assertion when that module is there; without it, 400."""
-    if importlib.util.find_spec("accounts.passkeys") is None:
-        raise ValidationError({"passkey": ["Passkeys are not available on this server."]}, code="invalid")
-    from . import passkeys
-
-    return passkeys.passkey_second_factor_verify(credential=credential, mfa_token=mfa_token, origin=origin)
-
-
 @extend_schema_view(
     post=extend_schema(
         description="The login's second step: the `mfa_token` login answered and a code (the "
@@ -620,10 +619,10 @@ class MfaVerifyView(TokenView):
     throttle_classes = (MfaThrottle,)
     pending = None
     error_statuses = {
-        400: "Invalid input (`invalid`): neither or both of `code` and `passkey`, or a passkey while "
-        "passkeys are not available; body transport refused to a browser (`body_transport_forbidden`).",
+        400: "Invalid input (`invalid`): neither or both of `code` and `passkey`; body transport "
+        "refused to a browser (`body_transport_forbidden`).",
         401: "The mfa_token is unknown, used, expired or dead after 5 wrong codes (`mfa_token_invalid`: "
-        "sign in again), or the code is wrong (`invalid_code`).",
+        "sign in again), or the code is wrong or the passkey refused (`invalid_code`).",
     }
 
     def get_transport(self, validated_data: dict):
@@ -641,20 +640,18 @@ class MfaVerifyView(TokenView):
     def perform(self, serializer):
         origin, data = request_origin(self.request), serializer.validated_data
         if "passkey" in data:
-            return passkey_second_factor(
-                credential=data["passkey"], mfa_token=data["mfa_token"], origin=origin
-            )
+            return passkeys.passkey_second_step(pending=self.pending, credential=data["passkey"], origin=origin)
         return services.session_login_second_step(pending=self.pending, code=data["code"], origin=origin)
 
 
 class ReauthenticateView(NoStoreMixin, ApiView):
-    """POST /api/auth/reauthenticate/: the password or a code again; a new access token whose
-    ``auth_time`` is now, kept by the session's next refreshes."""
+    """POST /api/auth/reauthenticate/: the password, a code or a passkey again; a new access token
+    whose ``auth_time`` is now, kept by the session's next refreshes."""
 
     throttle_classes = (MfaThrottle,)
     error_statuses = {
-        401: "No valid Bearer access token (as everywhere), a wrong password (`invalid_credentials`) or "
-        "a wrong code (`invalid_code`).",
+        401: "No valid Bearer access token (as everywhere), a wrong password (`invalid_credentials`), "
+        "or a wrong code or a refused passkey (`invalid_code`).",
         429: "Throttled (`throttled`, per user, MFA_THROTTLE_RATE), or every password-check slot busy "
         "(Retry-After: 1).",
     }
@@ -663,11 +660,127 @@ class ReauthenticateView(NoStoreMixin, ApiView):
     def post(self, request):
         serializer = ReauthenticateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        issued = services.session_reauthenticate(
-            user=request.user,
-            session_id=request.auth.session_id,
-            **serializer.validated_data,
-            origin=request_origin(request),
-        )
+        data, origin, session_id = serializer.validated_data, request_origin(request), request.auth.session_id
+        if "passkey" in data:
+            issued = passkeys.passkey_reauthenticate(
+                user=request.user, session_id=session_id, credential=data["passkey"], origin=origin
+            )
+        else:
+            issued = services.session_reauthenticate(
+                user=request.user, session_id=session_id, **data, origin=origin
+            )
         log_context_bind(user_id=request.user.pk, session_id=issued.session.pk)
         return Response(AccessSerializer(issued).data)
+
+
+# --- passkeys (accounts.passkeys) ----------------------------------------------------------------
+NOT_RECENT = "; or the sign-in is not recent enough (`reauthentication_required`: re-authenticate first)"
+CREDENTIAL_REFUSED = (
+    "The credential does not verify: unknown or used challenge, another origin or RP ID, a bad "
+    "signature, no user verification where it is required, a counter that did not grow (`invalid_code`)"
+)
+
+
+class PasskeyRegisterOptionsView(NoStoreMixin, ApiView):
+    """POST /api/auth/passkeys/register/options/: creation options for a new passkey."""
+
+    permission_classes = (RecentlyAuthenticated,)
+    error_statuses = {401: DERIVED_ERRORS[401] + NOT_RECENT + "."}
+
+    @extend_schema(request=None, responses={200: CreationOptionsSerializer})
+    def post(self, request):
+        return Response(passkeys.passkey_registration_options(user=request.user))
+
+
+class PasskeyRegisterView(ApiView):
+    """POST /api/auth/passkeys/register/: the new credential, verified, becomes a passkey."""
+
+    error_statuses = {
+        401: f"{DERIVED_ERRORS[401]} {CREDENTIAL_REFUSED}.",
+        409: "That credential is registered already (`passkey_exists`).",
+    }
+
+    @extend_schema(request=PasskeyRegisterSerializer, responses={201: PasskeySerializer})
+    def post(self, request):
+        serializer = PasskeyRegisterSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        passkey = passkeys.passkey_register(
+            user=request.user, **serializer.validated_data, origin=request_origin(request)
+        )
+        return Response(PasskeySerializer(passkey).data, status=status.HTTP_201_CREATED)
+
+
+class PasskeyDetailView(ApiView):
+    """DELETE /api/auth/passkeys/{id}/: remove one of the caller's passkeys."""
+
+    permission_classes = (RecentlyAuthenticated,)
+    error_statuses = {
+        401: DERIVED_ERRORS[401] + NOT_RECENT + ".",
+        404: "No such passkey among the caller's own (`not_found`).",
+    }
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, passkey_id):
+        passkeys.passkey_remove(user=request.user, passkey_id=passkey_id, origin=request_origin(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PasskeyLoginOptionsView(NoStoreMixin, PublicView):
+    """POST /api/auth/passkeys/login/options/: request options for a passwordless sign-in (``{}``:
+    any passkey, user verification required), or for the second step of a login (``{mfa_token}``:
+    that user's passkeys)."""
+
+    throttle_classes = (PasskeyOptionsIPThrottle,)
+    error_statuses = {401: "The `mfa_token` is unknown, used, expired or dead (`mfa_token_invalid`)."}
+
+    @extend_schema(request=PasskeyLoginOptionsSerializer, responses={200: RequestOptionsSerializer})
+    def post(self, request):
+        serializer = PasskeyLoginOptionsSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        if "mfa_token" in serializer.validated_data:
+            return Response(passkeys.passkey_second_factor_options(**serializer.validated_data))
+        return Response(passkeys.passkey_login_options())
+
+
+class PasskeyReauthenticateOptionsView(NoStoreMixin, ApiView):
+    """POST /api/auth/passkeys/reauthenticate/options/: request options to re-authenticate with one
+    of the caller's passkeys (user verification required); the credential goes to
+    /api/auth/reauthenticate/ as ``{passkey}``."""
+
+    @extend_schema(request=None, responses={200: RequestOptionsSerializer})
+    def post(self, request):
+        return Response(passkeys.passkey_reauthenticate_options(user=request.user))
+
+
+@extend_schema_view(
+    post=extend_schema(
+        responses={
+            200: _by_transport(
+                "PasskeyLoginAnswer",
+                PasskeyLoginSerializer,
+                PasskeyLoginBodySerializer,
+                "As login answers: the refresh token in its cookie (default), or in the body with "
+                '"transport": "body" (clients that are not browsers).',
+            )
+        }
+    )
+)
+class PasskeyLoginView(TokenView):
+    """POST /api/auth/passkeys/login/: a passwordless sign-in; answers as login does."""
+
+    default_serializer_class = PasskeyLoginSerializer
+    takes_refresh_token = False
+    throttle_classes = (PasskeyLoginIPThrottle,)
+    sets_refresh_cookie = True
+    error_statuses = {
+        400: f"{DERIVED_ERRORS[400]} Body transport asked for by a browser (an `Origin` header that is not "
+        "one of NATIVE_APP_ORIGINS), or turned off: `body_transport_forbidden`.",
+        401: f"{CREDENTIAL_REFUSED}.",
+        403: "EMAIL_VERIFICATION is mandatory and the address is not verified: `email_unverified`.",
+    }
+    get_transport = LoginView.get_transport  # the transport asked for, as at login
+
+    def perform(self, serializer):
+        return passkeys.passkey_login(
+            credential=serializer.validated_data["credential"], origin=request_origin(self.request)
+        )

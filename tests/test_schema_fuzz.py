@@ -73,7 +73,8 @@ _fuzzing_user = {}
 class FreshBearer:
     """A fresh access token for every case, as schemathesis's own authentication (so its auth
     checks can take it away and try invalid ones): a case may log out everywhere or change the
-    password, which must not leave the next case with a dead token."""
+    password, which must not leave the next case with a dead token. Its sign-in is recent, so that
+    the endpoints that need one (adding or removing a factor) are reached."""
 
     def get(self, case, context):
         if "user" not in _fuzzing_user:  # collection builds examples before any test runs
