@@ -387,17 +387,6 @@ def test_the_second_step_takes_a_code_or_a_passkey(user, totp, fields):
     assert_json_error(second_step(BrowserClient(), mfa_token, **fields), 400, "invalid")
 
 
-def test_a_passkey_is_400_while_passkeys_are_not_there(user, totp):
-    import importlib.util
-
-    if importlib.util.find_spec("accounts.passkeys") is not None:
-        pytest.skip("accounts.passkeys is there: its own tests cover the passkey branch")
-    mfa_token = mfa_token_of(BrowserClient().sign_in())
-    response = second_step(BrowserClient(), mfa_token, passkey={"id": "x"})
-    body = assert_json_error(response, 400, "invalid")
-    assert "passkey" in body["errors"]
-
-
 def test_an_invalid_mfa_token_spends_nothing_of_the_users_limit(user, totp, settings):
     """Only someone who proved the password can spend the user's budget of guesses."""
     settings.ACCOUNTS_MFA_THROTTLE_RATE = "2/min"

@@ -719,3 +719,57 @@ def test_the_openapi_document_declares_every_answer_of_the_passkey_endpoints():
         "/PasskeyLoginAnswer"
     )
     assert set(declared(REAUTHENTICATE_OPTIONS)) == {"200", "401", "503"}
+
+
+# --- wired into the login's second step and re-authentication ------------------------------------
+def test_after_the_password_a_passkey_opens_the_session_as_the_second_step(user, passkey, authenticator):
+    """Login names the passkey among the methods; its options and assertion, sent to mfa/verify,
+    answer as login would (the cookie transport kept), the session's amr "pwd hwk"."""
+    browser = BrowserClient()
+    login = browser.sign_in().json()
+    assert login["mfa_required"] is True and "passkey" in login["methods"]
+    options = login_options(mfa_token=login["mfa_token"])
+    credential = authenticator.get(options, user_verified=False)  # preferred, not required, here
+    body = {"mfa_token": login["mfa_token"], "passkey": credential}
+    response = browser.post("/api/auth/mfa/verify/", body, format="json")
+    assert response.status_code == 200, response.content
+    assert claims(response.json()["access"])["amr"] == ["pwd", "hwk"]
+    assert "refresh_token" in response.cookies
+    again = BrowserClient().post("/api/auth/mfa/verify/", body, format="json")  # the step worked once
+    assert_json_error(again, 401, "mfa_token_invalid")
+
+
+def test_a_refused_passkey_at_the_second_step_counts_as_a_wrong_code(user, passkey, authenticator):
+    login = BrowserClient().sign_in().json()
+    options = login_options(mfa_token=login["mfa_token"])
+    refused = authenticator.get(options, origin="https://phishing.example")
+    body = {"mfa_token": login["mfa_token"], "passkey": refused}
+    assert_json_error(BrowserClient().post("/api/auth/mfa/verify/", body, format="json"), 401, "invalid_code")
+    assert MfaToken.objects.get().failures == 1
+    assert len(audited(AuditEventType.MFA_FAILED)) == 1
+    good = authenticator.get(login_options(mfa_token=login["mfa_token"]))
+    body["passkey"] = good
+    assert BrowserClient().post("/api/auth/mfa/verify/", body, format="json").status_code == 200
+
+
+def test_a_passkey_re_authenticates_through_the_api_and_refreshes_keep_it(user, passkey, authenticator):
+    client = bearer_for(user, authenticated_ago=timedelta(hours=1))
+    assert_json_error(client.post(REGISTER_OPTIONS, format="json"), 401, "reauthentication_required")
+    options = client.post(REAUTHENTICATE_OPTIONS, format="json").json()
+    refused = authenticator.get(options, user_verified=False)
+    response = client.post("/api/auth/reauthenticate/", {"passkey": refused}, format="json")
+    assert_json_error(response, 401, "invalid_code")
+    options = client.post(REAUTHENTICATE_OPTIONS, format="json").json()
+    response = client.post("/api/auth/reauthenticate/", {"passkey": authenticator.get(options)}, format="json")
+    assert response.status_code == 200, response.content
+    fresh = claims(response.json()["access"])
+    assert fresh["amr"] == ["hwk", "user"] and fresh["auth_time"] >= int(timezone.now().timestamp()) - 5
+    recent = BrowserClient().bearer(response.json()["access"])
+    assert recent.post(REGISTER_OPTIONS, format="json").status_code == 200
+    assert [e.detail for e in audited(AuditEventType.REAUTHENTICATED)] == ["hwk user"]
+
+
+def test_re_authentication_takes_exactly_one_of_password_code_and_passkey(user, passkey):
+    client = bearer_for(user)
+    for body in ({}, {"password": "x", "passkey": {}}, {"code": "123456", "passkey": {}}):
+        assert_json_error(client.post("/api/auth/reauthenticate/", body, format="json"), 400, "invalid")
