@@ -42,7 +42,7 @@ from .errors import (
     UsernameTaken,
     WrongPassword,
 )
-from .models import AuditEvent, AuditEventType, MfaToken, RevokeReason, Session
+from .models import AuditEvent, AuditEventType, MfaToken, RevokeReason, Session, WebAuthnChallenge
 from .origin import NOWHERE, Origin
 from .password_checks import password_check_slot
 from .statements import Param, Statement, insert_if, update_returning
@@ -663,6 +663,8 @@ class FlushResult:
     sessions: int
     audit_events: int
     analyzed: tuple[str, ...] = ()  # the tables given a fresh ANALYZE (PostgreSQL)
+    # Expired or used pending second steps (mfa_token) and WebAuthn challenges: dead within minutes.
+    handed_out: int = 0
 
 
 def _key_windows(queryset, *, batch_size: int) -> Iterator:
@@ -729,7 +731,9 @@ def sessions_flush_expired(
 ) -> FlushResult:
     """Delete sessions that expired or were revoked more than ``older_than`` ago (default
     ``SESSION_RETENTION``), and audit events older than ``audit_older_than`` (default
-    ``AUDIT_RETENTION``). Active sessions are never touched. ``dry_run`` counts without deleting.
+    ``AUDIT_RETENTION``). Active sessions are never touched. The login's pending second steps and the
+    WebAuthn challenges that expired or were used go too, whatever their age: they open nothing
+    more. ``dry_run`` counts without deleting.
     A table shrunk by ``ANALYZE_AFTER_DELETING`` or more is analyzed afterwards (PostgreSQL).
     """
     now = timezone.now()
@@ -749,8 +753,17 @@ def sessions_flush_expired(
         dry_run=dry_run,
         progress=reporter("audit events"),
     )
+    handed_out = sum(
+        _delete_in_batches(
+            model.objects.filter(Q(expires_at__lte=now) | Q(used_at__isnull=False)),
+            batch_size=batch_size,
+            dry_run=dry_run,
+            progress=reporter("expired second-factor steps and challenges"),
+        )
+        for model in (MfaToken, WebAuthnChallenge)
+    )
     shrunk = [] if dry_run else [(Session, sessions), (AuditEvent, events)]
     analyzed = tuple(
         model._meta.db_table for model, deleted in shrunk if _analyze_if_shrunk(model, deleted=deleted)
     )
-    return FlushResult(sessions=sessions, audit_events=events, analyzed=analyzed)
+    return FlushResult(sessions=sessions, audit_events=events, analyzed=analyzed, handed_out=handed_out)

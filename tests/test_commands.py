@@ -639,3 +639,26 @@ def test_migrate_once_waits_while_another_instance_holds_the_migration_lock_and_
         assert "No migrations to apply." in out
         # Done, it let go: the next instance gets the lock at once.
         assert other.execute("SELECT pg_try_advisory_lock(%s)", [MIGRATION_LOCK_KEY]).fetchone()[0]
+
+
+def test_flush_deletes_expired_and_used_second_factor_steps_and_challenges_but_not_live_ones(user_factory):
+    from accounts.models import MfaToken, WebAuthnChallenge
+
+    alice, now = user_factory(username="alice"), timezone.now()
+    live, expired, used = now + timedelta(minutes=5), now - timedelta(seconds=1), now
+    for n, (expires_at, used_at) in enumerate([(live, None), (expired, None), (live, used)]):
+        when = {"expires_at": expires_at, "used_at": used_at}
+        MfaToken.objects.create(digest=f"{n:064x}", user=alice, transport="cookie", **when)
+        WebAuthnChallenge.objects.create(digest=f"{n:064x}", purpose="login", **when)
+    out, _ = run("flush_expired_sessions", "--dry-run")
+    assert out.strip() == (
+        "Would delete 0 sessions and 0 audit events, and 4 expired second-factor steps or challenges "
+        "(dry run: nothing deleted)."
+    )
+    out, _ = run("flush_expired_sessions", "--batch-size", "1")
+    assert out.strip() == (
+        "Deleted 0 sessions and 0 audit events, and 4 expired second-factor steps or challenges."
+    )
+    assert MfaToken.objects.get().expires_at == live and WebAuthnChallenge.objects.get().expires_at == live
+    out, _ = run("flush_expired_sessions")
+    assert out.strip() == "Deleted 0 sessions and 0 audit events."

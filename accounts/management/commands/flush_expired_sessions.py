@@ -13,7 +13,8 @@ from ._common import AccountsCommand, non_negative_int, positive_int
 class Command(AccountsCommand):
     help = (
         "Delete sessions that expired or were revoked more than --older-than days ago, and audit "
-        "events older than ACCOUNTS_AUDIT_RETENTION. Active sessions are never touched. Rows go in "
+        "events older than ACCOUNTS_AUDIT_RETENTION. Active sessions are never touched. Expired or used "
+        "second-factor steps (mfa_token) and passkey challenges go too, whatever their age. Rows go in "
         "batches, each its own short DELETE, walking the primary key once: memory stays flat and "
         "no lock is held for long, so it can run from cron against millions of rows. On PostgreSQL a "
         "table that lost a large part of its rows (a fifth or more) is ANALYZEd afterwards, so that "
@@ -54,6 +55,9 @@ class Command(AccountsCommand):
             return
         sessions, events = result.sessions, result.audit_events
         counts = f"{sessions} session{pluralize(sessions)} and {events} audit event{pluralize(events)}"
+        if handed_out := result.handed_out:  # said only when there were some: the line above is read
+            counts += f", and {handed_out} expired second-factor step{pluralize(handed_out)} or challenge"
+            counts += pluralize(handed_out)
         if dry_run:
             self.stdout.write(f"Would delete {counts} (dry run: nothing deleted).")
         else:
