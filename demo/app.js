@@ -66,6 +66,10 @@ const PASSKEY_MESSAGES = {
   AbortError: "The passkey request was cancelled. Try again when you are ready.",
 };
 
+/** A refused passkey says so, not "that code is not right". */
+const PASSKEY_REFUSED =
+  "That passkey was not accepted: it may have been removed from your account. Use your password instead.";
+
 /** Thrown when the person closes the "Confirm it's you" dialog: nothing changed, nothing to say. */
 class Cancelled extends Error {}
 
@@ -94,8 +98,9 @@ function say(text, kind = "info") {
 
 const FIELDS = { username: "Username", email: "Email", password: "Password", new_password: "New password" };
 
-function describe(error) {
+function describe(error, { passkey = false } = {}) {
   if (error instanceof DOMException && PASSKEY_MESSAGES[error.name]) return PASSKEY_MESSAGES[error.name];
+  if (passkey && error instanceof ApiError && error.code === "invalid_code") return PASSKEY_REFUSED;
   if (!(error instanceof ApiError)) {
     return "Cannot reach the API: check your connection, or whether the service is running, and try again.";
   }
@@ -381,7 +386,7 @@ async function reauthenticateWith(control, proof) {
     await client.reauthenticate(proof);
     closeReauthentication(true);
   } catch (error) {
-    $("#reauth-message").textContent = describe(error);
+    $("#reauth-message").textContent = describe(error, { passkey: Boolean(proof.passkey) });
     $("#reauth-message").hidden = false;
   } finally {
     control.disabled = false;
@@ -409,8 +414,11 @@ async function showSignedIn(text = "") {
   say(text, "ok");
 }
 
-/** Run an action from a button or form: disabled while it runs, errors shown on the page. */
-async function act(control, action) {
+/**
+ * Run an action from a button or form: disabled while it runs, errors shown on the page (`passkey`:
+ * the action used one, which a refusal then names).
+ */
+async function act(control, action, { passkey = false } = {}) {
   const logoutsBefore = logouts;
   control.disabled = true;
   try {
@@ -418,7 +426,7 @@ async function act(control, action) {
   } catch (error) {
     if (error instanceof Cancelled) say("Nothing was changed.");
     // If the session ended meanwhile, onLogout has already shown the signed-out page and said why.
-    else if (logouts === logoutsBefore) say(describe(error), "error");
+    else if (logouts === logoutsBefore) say(describe(error, { passkey }), "error");
   } finally {
     control.disabled = false;
   }
@@ -470,7 +478,7 @@ onSubmit($("#mfa-form"), async ({ code }) => {
 });
 
 $("#mfa-passkey").addEventListener("click", (event) =>
-  act(event.target, () => finishSecondStep({ passkey: true })),
+  act(event.target, () => finishSecondStep({ passkey: true }), { passkey: true }),
 );
 
 $("#mfa-cancel").addEventListener("click", () => {
@@ -479,7 +487,7 @@ $("#mfa-cancel").addEventListener("click", () => {
 });
 
 $("#passkey-login").addEventListener("click", (event) =>
-  act(event.target, async () => signedInOr(await client.loginWithPasskey())),
+  act(event.target, async () => signedInOr(await client.loginWithPasskey()), { passkey: true }),
 );
 
 onSubmit($("#register-form"), async ({ username, email, password }) => {
