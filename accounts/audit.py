@@ -22,13 +22,14 @@ from .origin import NOWHERE, Origin
 UNKNOWN_NAME_PREFIX = "hmac:"
 
 
-def typed_name_digest(name: str, *, purpose: str) -> str:
+def typed_name_digest(name: str, *, purpose: str, secret: str | None = None) -> str:
     """A typed name as a keyed hash: HMAC-SHA256 under SECRET_KEY (Django's ``salted_hmac``, one
     key per ``purpose``), case-folded and stripped first so that " Alice" and "alice" meet. Without
     the server's secret, a guess at the text cannot be checked against it (a bare SHA-256 can).
-    Lone surrogates, which cannot be UTF-8, are kept as they are rather than failing."""
+    Lone surrogates, which cannot be UTF-8, are kept as they are rather than failing. ``secret``:
+    another secret key than SECRET_KEY (one of its fallbacks, for digests kept across a rotation)."""
     value = name.strip().casefold().encode("utf-8", "surrogatepass")
-    return salted_hmac(f"accounts.{purpose}", value, algorithm="sha256").hexdigest()
+    return salted_hmac(f"accounts.{purpose}", value, secret=secret, algorithm="sha256").hexdigest()
 
 
 def typed_name_record(name: str) -> str:

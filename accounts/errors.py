@@ -130,3 +130,29 @@ class ReauthenticationRequired(
     message="Confirm it is you first: re-authenticate, then try again.",
 ):
     """A change that needs a recent authentication (``auth_time`` within REAUTHENTICATION_TIMEOUT)."""
+
+
+class TotpAlreadyEnabled(
+    AuthError,
+    code="totp_already_enabled",
+    message="An authenticator app is on already; turn it off first to set up another.",
+):
+    """An enrolment started, or confirmed, while a confirmed authenticator app is on: starting
+    again would replace the secret the user's app holds."""
+
+
+class TotpNotPending(
+    AuthError,
+    code="totp_not_pending",
+    message="No authenticator app is waiting to be confirmed; start the set-up first.",
+):
+    """A confirmation without an enrolment pending (none started, or turned off meanwhile)."""
+
+
+class NoSecondFactor(
+    AuthError,
+    code="no_second_factor",
+    message="Recovery codes stand in for a second factor; set one up first.",
+):
+    """New recovery codes asked for by a user without a second factor: the codes would open
+    nothing (a login without a second factor asks for none)."""

@@ -21,6 +21,7 @@ from .errors import (
     InvalidCredentials,
     InvalidKey,
     MfaTokenInvalid,
+    NoSecondFactor,
     PasswordChecksBusy,
     PasswordRejected,
     ReauthenticationRequired,
@@ -29,6 +30,8 @@ from .errors import (
     TokenInvalid,
     TokenMissing,
     TokenRevoked,
+    TotpAlreadyEnabled,
+    TotpNotPending,
     UsernameTaken,
     WrongPassword,
     WrongPasswordForEmailChange,
@@ -55,6 +58,14 @@ class BadRequest(exceptions.APIException):
     status_code = status.HTTP_400_BAD_REQUEST
     default_detail = "Bad request."
     default_code = "bad_request"
+
+
+class Conflict(exceptions.APIException):
+    """409: the request is right, but the account's state does not allow it now."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "Conflict."
+    default_code = "conflict"
 
 
 class CsrfFailed(exceptions.PermissionDenied):
@@ -97,6 +108,9 @@ _HTTP_ERRORS: dict[type[AuthError], type[exceptions.APIException]] = {
     InvalidCode: Unauthorized,
     MfaTokenInvalid: Unauthorized,
     ReauthenticationRequired: Unauthorized,
+    TotpAlreadyEnabled: Conflict,
+    TotpNotPending: Conflict,
+    NoSecondFactor: Conflict,
 }
 
 

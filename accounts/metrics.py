@@ -67,7 +67,7 @@ REQUEST_DURATION = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
-LOGIN_RESULTS = ("ok", "failed", "throttled")
+LOGIN_RESULTS = ("ok", "failed", "throttled", "mfa_required")
 REFRESH_RESULTS = ("rotated", "grace", "reuse_detected", "refused")
 MAIL_RESULTS = ("sent", "failed")
 # Methods outside this set are counted as "other": a client chooses the method, and a label value
@@ -85,7 +85,8 @@ for _result in MAIL_RESULTS:
 
 
 def login_counted(*, result: str, method: str = "password") -> None:
-    """One sign-in attempt: ``ok``, ``failed`` or ``throttled``."""
+    """One sign-in attempt: ``ok``, ``failed``, ``throttled`` or ``mfa_required`` (the password
+    right, a second factor asked for; the second step then counts ``ok`` or ``failed``)."""
     LOGINS.labels(result=result, method=method).inc()
 
 

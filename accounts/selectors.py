@@ -2,12 +2,13 @@
 
 import re
 import uuid
+from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
-from .models import EmailAddressState, Session
+from .models import EmailAddressState, Passkey, RecoveryCode, Session, TotpDevice
 from .statements import Param, Statement
 
 
@@ -89,3 +90,34 @@ def users_active_with_email(*, email: str) -> list:
     model = get_user_model()
     lookup = {f"{model.get_email_field_name()}__iexact": email, "is_active": True}
     return list(model._default_manager.filter(**lookup))
+
+
+@dataclass(frozen=True)
+class MfaState:
+    """A user's second factors, as the API shows them: never a secret or a code."""
+
+    totp: bool
+    recovery_codes_left: int
+    passkeys: list
+
+
+def mfa_state(*, user) -> MfaState:
+    """The user's second factors: whether an authenticator app is on, how many recovery codes are
+    unused, and their passkeys (oldest first). Two statements."""
+    found = (
+        get_user_model()
+        .objects.filter(pk=user.pk)
+        .values_list(
+            Exists(TotpDevice.objects.filter(user_id=OuterRef("pk"), confirmed_at__isnull=False)),
+            Subquery(
+                RecoveryCode.objects.filter(user_id=OuterRef("pk"), used_at__isnull=True)
+                .values("user_id")
+                .annotate(left=Count("pk"))
+                .values("left")
+            ),
+        )
+        .first()
+    )
+    totp, left = found or (False, 0)
+    passkeys = list(Passkey.objects.filter(user_id=user.pk).order_by("created_at", "id"))
+    return MfaState(totp=bool(totp), recovery_codes_left=left or 0, passkeys=passkeys)

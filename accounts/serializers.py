@@ -6,13 +6,16 @@ TOKEN_BLACKLIST_SERIALIZER). Unlike simplejwt's, their ``validate`` only checks 
 calls a service with it and renders the service's result with ``to_representation``.
 """
 
+import io
+
+import segno
 from django.contrib.auth import get_user_model, password_validation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import RegexValidator
 from rest_framework import serializers
 from rest_framework_simplejwt import serializers as jwt_serializers
 
-from . import transports
+from . import mfa, transports
 from .errors import UsernameTaken
 from .models import Session
 from .tokens import RefreshToken
@@ -330,3 +333,109 @@ class EmailVerifyResendSerializer(serializers.Serializer):
 class EmailChangeSerializer(serializers.Serializer):
     new_email = EmailField(max_length=254)
     password = _password_field()
+
+
+# --- second factors (accounts.mfa) ---------------------------------------------------------------
+CODE_MAX_LENGTH = 64  # a TOTP code is 6 digits, a recovery code 11 characters (spaces allowed)
+MFA_TOKEN_MAX_LENGTH = 128  # secrets.token_urlsafe(32): 43 characters
+
+
+def _code_field(**kwargs) -> serializers.CharField:
+    return StringField(max_length=CODE_MAX_LENGTH, write_only=True, **kwargs)
+
+
+class PasskeySummarySerializer(serializers.Serializer):
+    """A passkey as its owner sees it in the list (never its key)."""
+
+    id = serializers.UUIDField(read_only=True)
+    name = serializers.CharField(read_only=True)
+    created_at = serializers.DateTimeField(read_only=True)
+    last_used_at = serializers.DateTimeField(read_only=True, allow_null=True)
+
+
+class MfaStateSerializer(serializers.Serializer):
+    """``GET /api/auth/mfa/``: the caller's second factors (``selectors.mfa_state``)."""
+
+    totp = serializers.BooleanField(read_only=True, help_text="A confirmed authenticator app is on.")
+    recovery_codes_left = serializers.IntegerField(read_only=True)
+    passkeys = PasskeySummarySerializer(many=True, read_only=True)
+
+
+class TotpEnrolmentSerializer(serializers.Serializer):
+    """A pending authenticator app: the secret, the otpauth URI, and the URI as a QR code."""
+
+    secret = serializers.CharField(read_only=True, help_text="Base32; for typing into an app by hand.")
+    otpauth_uri = serializers.CharField(read_only=True)
+    qr_svg = serializers.SerializerMethodField(
+        help_text="The otpauth URI as a QR code, an SVG document (drawn by the server with segno) for "
+        "a page to show as it is; it holds the secret, so it is never cached or logged."
+    )
+
+    def get_qr_svg(self, enrolment) -> str:
+        """Drawn here, on the server, so that no page needs a QR library (or sends the secret to one)."""
+        drawn = io.BytesIO()
+        qr = segno.make(enrolment.otpauth_uri, error="m")
+        qr.save(drawn, kind="svg", xmldecl=False, nl=False, scale=4, border=4, title="Authenticator app QR code")
+        return drawn.getvalue().decode()
+
+
+class CodeSerializer(serializers.Serializer):
+    code = _code_field(help_text="The 6 digits the authenticator app shows now.")
+
+
+class RecoveryCodesSerializer(serializers.Serializer):
+    recovery_codes = serializers.ListField(
+        child=serializers.CharField(),
+        min_length=mfa.RECOVERY_CODES,
+        max_length=mfa.RECOVERY_CODES,
+        read_only=True,
+        help_text="Shown this once: each works once, instead of a code of the app (case, spaces and "
+        "dashes do not matter).",
+    )
+
+
+class SecondFactorRequiredSerializer(serializers.Serializer):
+    """Login's answer for a user with a second factor (``services.SecondFactorRequired``)."""
+
+    mfa_required = serializers.BooleanField(read_only=True)
+    mfa_token = serializers.CharField(read_only=True, help_text="For POST /api/auth/mfa/verify/; works once.")
+    methods = serializers.ListField(
+        child=serializers.ChoiceField(choices=[mfa.TOTP, mfa.RECOVERY_CODE, mfa.PASSKEY]), read_only=True
+    )
+
+
+class MfaVerifySerializer(AccessTokenFields):
+    """The login's second step: the ``mfa_token`` and either a ``code`` (the authenticator app's, or
+    a recovery code) or a ``passkey`` (a WebAuthn assertion, JSON); out, what login answers."""
+
+    mfa_token = StringField(max_length=MFA_TOKEN_MAX_LENGTH, trim_whitespace=False, write_only=True)
+    code = _code_field(required=False, help_text="A code of the authenticator app, or a recovery code.")
+    passkey = serializers.DictField(
+        required=False, write_only=True, help_text="A WebAuthn assertion (its JSON form), instead of a code."
+    )
+    user = UserSerializer(source="session.user", read_only=True)
+
+    def validate(self, attrs):
+        if ("code" in attrs) == ("passkey" in attrs):
+            raise serializers.ValidationError("Give either a code or a passkey.", code="invalid")
+        return attrs
+
+
+class MfaVerifyBodySerializer(transports.RefreshTokenFields, MfaVerifySerializer):
+    """The second step's answer when login asked for body transport."""
+
+
+class ReauthenticateSerializer(serializers.Serializer):
+    """Either the password or a code of a second factor."""
+
+    password = _password_field(required=False, write_only=True)
+    code = _code_field(required=False, help_text="A code of the authenticator app, or a recovery code.")
+
+    def validate(self, attrs):
+        if ("password" in attrs) == ("code" in attrs):
+            raise serializers.ValidationError("Give either the password or a code.", code="invalid")
+        return attrs
+
+
+class AccessSerializer(AccessTokenFields):
+    """A new access token for the caller's session (``services.IssuedTokens``'s access token)."""

@@ -27,23 +27,25 @@ from django.db.models.functions import Least
 from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
-from . import email_verification, metrics, notices
+from . import email_verification, metrics, mfa, notices
 from .audit import audit_event_build, audit_event_record, audit_events_record
 from .conf import app_settings
 from .devices import device_name
 from .errors import (
     EmailUnverified,
+    InvalidCode,
     InvalidCredentials,
+    MfaTokenInvalid,
     PasswordChecksBusy,
     TokenExpired,
     TokenRevoked,
     UsernameTaken,
     WrongPassword,
 )
-from .models import AuditEvent, AuditEventType, RevokeReason, Session
+from .models import AuditEvent, AuditEventType, MfaToken, RevokeReason, Session
 from .origin import NOWHERE, Origin
 from .password_checks import password_check_slot
-from .statements import Param, Statement, insert_if
+from .statements import Param, Statement, insert_if, update_returning
 from .tokens import AccessToken, RefreshToken
 
 
@@ -56,8 +58,19 @@ class IssuedTokens:
     refresh: RefreshToken
 
 
+@dataclass(frozen=True)
+class SecondFactorRequired:
+    """What a login with the right password answers for a user with a second factor: no session
+    yet, but an ``mfa_token`` for the second step, and the factors the user may give."""
+
+    mfa_token: str
+    methods: list[str]
+    mfa_required: bool = True
+
+
 # RFC 8176 values of a session's ``amr``: how its user signed in or last re-authenticated.
 PASSWORD = ("pwd",)
+PASSWORD_AND_OTP = ("pwd", mfa.OTP)
 
 
 def new_jti() -> str:
@@ -149,7 +162,9 @@ def session_open(
     return tokens_issue(session=session)
 
 
-def session_login(*, username: str, password: str, origin: Origin) -> IssuedTokens:
+def session_login(
+    *, username: str, password: str, origin: Origin, transport: str = "cookie"
+) -> IssuedTokens | SecondFactorRequired:
     """Check the credentials and open a session; either way the attempt goes to the audit trail.
 
     ``username`` is the value of the user model's USERNAME_FIELD. Unknown user, wrong password and
@@ -157,7 +172,9 @@ def session_login(*, username: str, password: str, origin: Origin) -> IssuedToke
     unknown user, so the three take similar time. ``authenticate()`` gets the request, so that its
     ``user_login_failed`` carries it (django-axes counts failures by it) and request-aware backends
     work. Under EMAIL_VERIFICATION "mandatory" an unverified address opens no session
-    (EmailUnverified), after the password was found right.
+    (EmailUnverified), after the password was found right. A user with a second factor gets no
+    session either, but a SecondFactorRequired whose ``mfa_token`` keeps ``transport`` (the refresh
+    token's, asked for now) for the second step (``session_login_second_step``).
     """
     try:
         with password_check_slot():
@@ -169,18 +186,15 @@ def session_login(*, username: str, password: str, origin: Origin) -> IssuedToke
         metrics.login_counted(result="failed")
         audit_event_record(type=AuditEventType.LOGIN_FAILED, username=username, origin=origin)
         raise InvalidCredentials()
-    if app_settings.EMAIL_VERIFICATION != email_verification.MANDATORY:
-        issued = session_open(user=user, origin=origin)
-    else:
-        # The session row is written only if the address is verified, in the same statement: a
-        # verified user's login takes no statement more than under "optional".
-        session = session_create_if(
-            user=user,
-            ip=origin.ip,
-            user_agent=origin.user_agent,
-            condition=email_verification.email_verified_states(user=user),
-        )
-        if session is None:
+    mandatory = app_settings.EMAIL_VERIFICATION == email_verification.MANDATORY
+    # The session row is written only if the password is all it takes (no second factor; under
+    # "mandatory", a verified address), in the same statement: such a login takes no statement
+    # more than before second factors. The others find out why nothing was written.
+    session = session_create_if(
+        user=user, ip=origin.ip, user_agent=origin.user_agent, condition=_password_suffices(user=user, mandatory=mandatory)
+    )
+    if session is None:
+        if mandatory and not email_verification.email_is_verified(user=user):
             # The right password: the answer may say so (403), but no session opens.
             metrics.login_counted(result="failed")
             audit_event_record(
@@ -191,9 +205,81 @@ def session_login(*, username: str, password: str, origin: Origin) -> IssuedToke
                 detail="e-mail address unverified",
             )
             raise EmailUnverified()
-        issued = session_open(user=user, origin=origin, session=session)
+        methods = mfa.second_factor_methods(user=user)
+        if {mfa.TOTP, mfa.PASSKEY} & set(methods):
+            metrics.login_counted(result="mfa_required")
+            audit_event_record(type=AuditEventType.MFA_REQUIRED, user_id=user.pk, origin=origin)
+            return SecondFactorRequired(mfa_token=mfa.mfa_token_issue(user=user, transport=transport), methods=methods)
+        # The last factor went between the two statements: the password is all it takes now.
+    issued = session_open(user=user, origin=origin, session=session)
     metrics.login_counted(result="ok")
     return issued
+
+
+def _password_suffices(*, user, mandatory: bool) -> QuerySet:
+    """A row if the right password alone opens a session for ``user``: they have no second factor
+    and, under EMAIL_VERIFICATION "mandatory", their address is verified."""
+    users = get_user_model().objects.filter(mfa.no_second_factor(user.pk), pk=user.pk)
+    if mandatory:
+        users = users.filter(Exists(email_verification.email_verified_states(user=user)))
+    return users
+
+
+def session_login_second_step(*, pending: MfaToken, code: str, origin: Origin) -> IssuedTokens:
+    """The login's second step: a code (authenticator app or recovery code) for a pending
+    ``mfa_token`` (``mfa.mfa_token_pending``) opens the session the password alone did not, its
+    ``amr`` "pwd otp".
+
+    In one transaction: the attempt is counted on the pending step first (MfaTokenInvalid if it
+    was used, expired or died meanwhile; the row stays locked), then the code is used (once, in its
+    own conditional statement), then the step is marked used and the session opened. A wrong code
+    commits only the count (the step dies at MAX_FAILURES), is audited, and is InvalidCode.
+    """
+    user, now = pending.user, timezone.now()
+    with transaction.atomic():
+        if not mfa.mfa_token_attempt(pending=pending, now=now):
+            raise MfaTokenInvalid()
+        if mfa.second_factor_code_use(user=user, code=code, origin=origin, now=now):
+            if not mfa.mfa_token_use(pending=pending, now=now):  # held by the row lock: never
+                raise MfaTokenInvalid()
+            issued = session_open(user=user, origin=origin, amr=PASSWORD_AND_OTP)
+            metrics.login_counted(result="ok")
+            return issued
+    metrics.login_counted(result="failed")
+    audit_event_record(type=AuditEventType.MFA_FAILED, user_id=user.pk, origin=origin)
+    raise InvalidCode()
+
+
+def session_reauthenticate(
+    *, user, session_id: uuid.UUID, password: str | None = None, code: str | None = None, origin: Origin
+) -> IssuedTokens:
+    """Prove again who one is in a session (``password``, or ``code`` of a second factor): the
+    session's ``auth_time`` becomes now and its ``amr`` the method used (one UPDATE), so that the
+    access tokens it issues from now on, refreshes included, count as recently authenticated.
+
+    The password is checked as a login checks it (``authenticate()``, in a password-check slot);
+    a wrong one is InvalidCredentials, a wrong code InvalidCode, both audited. A session that
+    ended meanwhile is TokenRevoked.
+    """
+    if password is not None:
+        with password_check_slot():
+            found = authenticate(origin.request, username=user.get_username(), password=password)
+        right, amr = found is not None and found.pk == user.pk, PASSWORD
+    else:
+        right, amr = mfa.second_factor_code_use(user=user, code=code or "", origin=origin), (mfa.OTP,)
+    if not right:
+        failed = AuditEventType.LOGIN_FAILED if password is not None else AuditEventType.MFA_FAILED
+        audit_event_record(type=failed, user_id=user.pk, session_id=session_id, origin=origin, detail="re-authentication")
+        raise InvalidCredentials() if password is not None else InvalidCode()
+    now = timezone.now()
+    mine = Session.objects.active(now=now).filter(pk=session_id, user_id=user.pk)
+    updated = update_returning(mine, auth_time=now, amr=" ".join(amr))
+    if not updated:
+        raise TokenRevoked()
+    audit_event_record(
+        type=AuditEventType.REAUTHENTICATED, user_id=user.pk, session_id=session_id, origin=origin, detail=" ".join(amr)
+    )
+    return tokens_issue(session=updated[0])
 
 
 def session_refresh(*, token: RefreshToken, origin: Origin = NOWHERE) -> IssuedTokens:

@@ -386,3 +386,33 @@ class EmailVerifyResendAddressThrottle(CountingThrottle):
         if not isinstance(address, str) or not address:
             return None  # nothing to count; the serializer answers 400
         return address_digest(address)
+
+
+# The user a request's second-factor attempt is for, when no Bearer token names them (the login's
+# second step names them by its mfa_token): set by ``mfa_attempt_wait``.
+MFA_USER = "accounts_mfa_user_id"
+
+
+class MfaThrottle(CountingThrottle):
+    """Second-factor codes and re-authentications tried, per user (MFA_THROTTLE_RATE): a code has
+    a million values, so guesses must be few. Only someone who proved the password (a working
+    ``mfa_token``) or holds the user's access token can spend it; a stranger cannot lock the user
+    out. Requests naming nobody are not counted (an invalid ``mfa_token`` spends nothing)."""
+
+    scope = "mfa"
+    rate_setting = "MFA_THROTTLE_RATE"
+
+    def ident(self, request) -> str | None:
+        user_id = getattr(request, MFA_USER, None)
+        if user_id is None:
+            user = getattr(request, "user", None)
+            user_id = user.pk if user is not None and user.is_authenticated else None
+        return None if user_id is None else str(user_id)
+
+
+def mfa_attempt_wait(request, *, user_id) -> float | None:
+    """Count one second-factor attempt of ``user_id`` (whom the caller resolved from a working
+    ``mfa_token``); None if it may go ahead, else the seconds to wait."""
+    setattr(request, MFA_USER, user_id)
+    throttle = MfaThrottle()
+    return None if throttle.allow_request(request, None) else throttle.wait()

@@ -25,4 +25,10 @@ urlpatterns = [
     path("auth/email/verify/", views.EmailVerifyView.as_view(), name="email-verify"),
     path("auth/email/verify/resend/", views.EmailVerifyResendView.as_view(), name="email-verify-resend"),
     path("auth/email/change/", views.EmailChangeView.as_view(), name="email-change"),
+    path("auth/mfa/", views.MfaStateView.as_view(), name="mfa"),
+    path("auth/mfa/totp/", views.TotpView.as_view(), name="mfa-totp"),
+    path("auth/mfa/totp/confirm/", views.TotpConfirmView.as_view(), name="mfa-totp-confirm"),
+    path("auth/mfa/recovery-codes/", views.RecoveryCodesView.as_view(), name="mfa-recovery-codes"),
+    path("auth/mfa/verify/", views.MfaVerifyView.as_view(), name="mfa-verify"),
+    path("auth/reauthenticate/", views.ReauthenticateView.as_view(), name="reauthenticate"),
 ]

@@ -8,6 +8,7 @@ REST_FRAMEWORK defaults. Errors are not handled here: services raise domain erro
 accounts.http_errors turns them into responses.
 """
 
+import importlib.util
 from functools import cache
 
 from django.http import HttpResponse
@@ -30,22 +31,27 @@ from . import (
     health,
     keys,
     metrics,
+    mfa,
     password_reset,
     selectors,
     services,
+    throttles,
     transports,
 )
 from .authentication import SessionJWTAuthentication
 from .conf import app_settings, jwt_settings
-from .errors import AuthError, SessionNotFound
+from .errors import AuthError, MfaTokenInvalid, SessionNotFound
 from .http_errors import api_exception_handler, error_body
 from .logs import log_context_bind
 from .models import RevokeReason
 from .negotiation import JSONNegotiation
 from .origin import request_origin, request_origin_lazy
 from .parsers import StrictJSONParser
+from .permissions import RecentlyAuthenticated
 from .schema import AnyShapeSerializer, AppAutoSchema
 from .serializers import (
+    AccessSerializer,
+    CodeSerializer,
     DetailSerializer,
     EmailChangeSerializer,
     EmailVerifyResendSerializer,
@@ -54,14 +60,21 @@ from .serializers import (
     LoginSerializer,
     LogoutSerializer,
     MeSerializer,
+    MfaStateSerializer,
+    MfaVerifyBodySerializer,
+    MfaVerifySerializer,
     PasswordChangeSerializer,
     PasswordResetConfirmSerializer,
     PasswordResetSerializer,
     RefreshBodySerializer,
+    ReauthenticateSerializer,
+    RecoveryCodesSerializer,
     RefreshSerializer,
     RegisterSerializer,
     RevokedCountSerializer,
+    SecondFactorRequiredSerializer,
     SessionSerializer,
+    TotpEnrolmentSerializer,
     UserSerializer,
 )
 from .throttles import (
@@ -70,6 +83,7 @@ from .throttles import (
     EmailVerifyKeyThrottle,
     EmailVerifyResendAddressThrottle,
     EmailVerifyResendIPThrottle,
+    MfaThrottle,
     PasswordChangeThrottle,
     PasswordResetConfirmThrottle,
     RegisterThrottle,
@@ -156,6 +170,10 @@ class TokenView(NoStoreMixin, AppViewMixin, jwt_views.TokenViewBase):
         result = self.perform(serializer)
         if isinstance(result, services.IssuedTokens):  # the request's later log lines name them
             log_context_bind(user_id=result.session.user_id, session_id=result.session.pk)
+        return self.answer(serializer, result)
+
+    def answer(self, serializer, result) -> Response:
+        """The serializer's rendering of the result, and the refresh token handed out."""
         response = Response(serializer.to_representation(result))
         self.hand_out(response, result)
         return response
@@ -188,10 +206,11 @@ class TokenView(NoStoreMixin, AppViewMixin, jwt_views.TokenViewBase):
         self.transport.hand_out(response, issued)
 
 
-def _by_transport(name: str, cookie, body, description: str) -> OpenApiResponse:
-    """A 200 answer in one of two shapes: the cookie transport's or the body transport's."""
+def _by_transport(name: str, cookie, body, description: str, *others) -> OpenApiResponse:
+    """A 200 answer in one of two shapes: the cookie transport's or the body transport's (or
+    ``others``: login's second-factor answer)."""
     shapes = AnyShapeSerializer(
-        component_name=name, serializers=[cookie, body], resource_type_field_name=None
+        component_name=name, serializers=[cookie, body, *others], resource_type_field_name=None
     )
     return OpenApiResponse(shapes, description=description)
 
@@ -239,7 +258,10 @@ class RegisterView(PublicView):
                 LoginBodySerializer,
                 "Cookie transport (default): the refresh token in the refresh_token cookie (Set-Cookie). "
                 'Body transport ("transport": "body", clients that are not browsers): the refresh token '
-                "and its expiry in the body, and no cookie.",
+                "and its expiry in the body, and no cookie. A user with a second factor gets "
+                '`{"mfa_required": true, "mfa_token", "methods"}` instead: no token, no cookie, no '
+                "session until POST /api/auth/mfa/verify/.",
+                SecondFactorRequiredSerializer,
             )
         }
     )
@@ -262,7 +284,15 @@ class LoginView(TokenView, jwt_views.TokenObtainPairView):
         return transports.transport_for(validated_data.get("transport", transports.COOKIE))
 
     def perform(self, serializer):
-        return services.session_login(**serializer.credentials(), origin=request_origin(self.request))
+        return services.session_login(
+            **serializer.credentials(), transport=self.transport.name, origin=request_origin(self.request)
+        )
+
+    def answer(self, serializer, result) -> Response:
+        """A second factor asked for: the mfa_token, and nothing handed out."""
+        if isinstance(result, services.SecondFactorRequired):
+            return Response(SecondFactorRequiredSerializer(result).data)
+        return super().answer(serializer, result)
 
 
 @extend_schema_view(
@@ -473,7 +503,9 @@ class EmailVerifyResendView(PublicView):
 class EmailChangeView(ApiView):
     """POST /api/auth/email/change/: a link to the new address, a notice to the old one."""
 
+    permission_classes = (RecentlyAuthenticated,)
     throttle_classes = (PasswordChangeThrottle,)  # a password is tried: the same limit as password change
+    error_statuses = {401: RecentlyAuthenticated.described}
 
     @extend_schema(request=EmailChangeSerializer, responses={202: DetailSerializer})
     def post(self, request):
@@ -486,3 +518,149 @@ class EmailChangeView(ApiView):
             {"detail": "Follow the link mailed to the new address to change to it."},
             status=status.HTTP_202_ACCEPTED,
         )
+
+
+# --- second factors (accounts.mfa) --------------------------------------------------------------
+class MfaStateView(ApiView):
+    """GET /api/auth/mfa/: the caller's second factors."""
+
+    @extend_schema(responses={200: MfaStateSerializer})
+    def get(self, request):
+        return Response(MfaStateSerializer(selectors.mfa_state(user=request.user)).data)
+
+
+class TotpView(NoStoreMixin, ApiView):
+    """POST /api/auth/mfa/totp/ starts setting up an authenticator app; DELETE turns it off."""
+
+    permission_classes = (RecentlyAuthenticated,)
+    error_statuses = {
+        401: RecentlyAuthenticated.described,
+        409: "POST: an authenticator app is on already (`totp_already_enabled`); turn it off first.",
+    }
+
+    @extend_schema(request=None, responses={200: TotpEnrolmentSerializer})
+    def post(self, request):
+        return Response(TotpEnrolmentSerializer(mfa.totp_enrol(user=request.user)).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request):
+        mfa.totp_disable(user=request.user, origin=request_origin(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TotpConfirmView(NoStoreMixin, ApiView):
+    """POST /api/auth/mfa/totp/confirm/: a code from the app turns it on; recovery codes, once."""
+
+    throttle_classes = (MfaThrottle,)
+    error_statuses = {
+        401: "No valid Bearer access token (as everywhere), or a wrong code (`invalid_code`).",
+        409: "No authenticator app waits to be confirmed (`totp_not_pending`), or one is on already "
+        "(`totp_already_enabled`).",
+    }
+
+    @extend_schema(request=CodeSerializer, responses={200: RecoveryCodesSerializer})
+    def post(self, request):
+        serializer = CodeSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        codes = mfa.totp_confirm(user=request.user, **serializer.validated_data, origin=request_origin(request))
+        return Response({"recovery_codes": codes})
+
+
+class RecoveryCodesView(NoStoreMixin, ApiView):
+    """POST /api/auth/mfa/recovery-codes/: a new set, shown once; the old set dead."""
+
+    permission_classes = (RecentlyAuthenticated,)
+    error_statuses = {
+        401: RecentlyAuthenticated.described,
+        409: "The caller has no second factor for recovery codes to stand in for (`no_second_factor`).",
+    }
+
+    @extend_schema(request=None, responses={200: RecoveryCodesSerializer})
+    def post(self, request):
+        codes = mfa.recovery_codes_regenerate(user=request.user, origin=request_origin(request))
+        return Response({"recovery_codes": codes})
+
+
+def passkey_second_factor(*, credential: dict, mfa_token: str, origin):
+    """The passkey branch of the login's second step, the one place it is wired: ``accounts.passkeys``
+    (built apart) checks the assertion when that module is there; without it, 400."""
+    if importlib.util.find_spec("accounts.passkeys") is None:
+        raise ValidationError({"passkey": ["Passkeys are not available on this server."]}, code="invalid")
+    from . import passkeys
+
+    return passkeys.passkey_second_factor_verify(credential=credential, mfa_token=mfa_token, origin=origin)
+
+
+@extend_schema_view(
+    post=extend_schema(
+        responses={
+            200: _by_transport(
+                "MfaVerifyAnswer",
+                MfaVerifySerializer,
+                MfaVerifyBodySerializer,
+                "What login answers, in the transport login was asked for: the refresh token in its "
+                "cookie (Set-Cookie), or with body transport in the body and no cookie.",
+            )
+        }
+    )
+)
+class MfaVerifyView(TokenView):
+    """POST /api/auth/mfa/verify/: the login's second step; answers as login does."""
+
+    default_serializer_class = MfaVerifySerializer
+    takes_refresh_token = False
+    sets_refresh_cookie = True
+    # Counted once the mfa_token names its user (get_transport): DRF's check before it names nobody,
+    # so it counts nothing, and a stranger's invalid token spends no one's budget.
+    throttle_classes = (MfaThrottle,)
+    pending = None
+    error_statuses = {
+        400: "Invalid input (`invalid`): neither or both of `code` and `passkey`, or a passkey while "
+        "passkeys are not available; body transport refused to a browser (`body_transport_forbidden`).",
+        401: "The mfa_token is unknown, used, expired or dead after 5 wrong codes (`mfa_token_invalid`: "
+        "sign in again), or the code is wrong (`invalid_code`).",
+    }
+
+    def get_transport(self, validated_data: dict):
+        """The transport login was asked for, kept by the pending step that the ``mfa_token`` names
+        (resolved here, once; MfaTokenInvalid if it does not work), after one attempt of its user
+        is counted (MFA_THROTTLE_RATE)."""
+        self.pending = mfa.mfa_token_pending(token=validated_data["mfa_token"])
+        if self.pending is None:
+            raise MfaTokenInvalid()
+        wait = throttles.mfa_attempt_wait(self.request, user_id=self.pending.user_id)
+        if wait is not None:
+            self.throttled(self.request, wait)
+        return transports.transport_for(self.pending.transport)
+
+    def perform(self, serializer):
+        origin, data = request_origin(self.request), serializer.validated_data
+        if "passkey" in data:
+            return passkey_second_factor(credential=data["passkey"], mfa_token=data["mfa_token"], origin=origin)
+        return services.session_login_second_step(pending=self.pending, code=data["code"], origin=origin)
+
+
+class ReauthenticateView(NoStoreMixin, ApiView):
+    """POST /api/auth/reauthenticate/: the password or a code again; a new access token whose
+    ``auth_time`` is now, kept by the session's next refreshes."""
+
+    throttle_classes = (MfaThrottle,)
+    error_statuses = {
+        401: "No valid Bearer access token (as everywhere), a wrong password (`invalid_credentials`) or "
+        "a wrong code (`invalid_code`).",
+        429: "Throttled (`throttled`, per user, MFA_THROTTLE_RATE), or every password-check slot busy "
+        "(Retry-After: 1).",
+    }
+
+    @extend_schema(request=ReauthenticateSerializer, responses={200: AccessSerializer})
+    def post(self, request):
+        serializer = ReauthenticateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        issued = services.session_reauthenticate(
+            user=request.user,
+            session_id=request.auth.session_id,
+            **serializer.validated_data,
+            origin=request_origin(request),
+        )
+        log_context_bind(user_id=request.user.pk, session_id=issued.session.pk)
+        return Response(AccessSerializer(issued).data)

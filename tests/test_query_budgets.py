@@ -11,11 +11,13 @@ For scale: dj-rest-auth with simplejwt's blacklist takes 6 (login), 9 (refresh),
 import re
 
 import pytest
+from django.utils import timezone
 
 from accounts.models import EmailAddressState
 from accounts.services import session_create
 
-from .helpers import BrowserClient, NativeClient, data_queries
+from .helpers import PASSWORD, BrowserClient, NativeClient, data_queries
+from .test_mfa import code_of, turn_on_totp
 
 pytestmark = pytest.mark.django_db
 
@@ -126,3 +128,44 @@ def test_revoking_one_of_my_sessions_takes_3_queries(api, user, query_budget):
     with query_budget(3):  # the access token's session check, the UPDATE, the audit INSERT
         response = api.delete(f"/api/auth/sessions/{other.pk}/")
     assert response.status_code == 204
+
+
+# --- second factors ---------------------------------------------------------------------------
+def test_a_login_that_asks_for_a_second_factor_takes_5_queries(user, query_budget):
+    """The user, the session INSERT whose condition finds a factor (so it writes nothing), which
+    factors, the audit event (mfa_required) and the mfa_token. A login without a second factor
+    pays nothing for the check: it is the INSERT's own condition (4, above)."""
+    turn_on_totp(user)
+    with query_budget(5):
+        response = BrowserClient().sign_in()
+    assert response.json()["mfa_required"] is True
+
+
+def test_the_second_step_with_a_code_takes_at_most_8_queries(user, query_budget, settings):
+    """The mfa_token with its user and authenticator app, the attempt counted, the code's step
+    stored, the token used, then what a login takes: the known-device read (a returning user), the
+    session, its audit event and last_login."""
+    settings.ACCOUNTS_MFA_THROTTLE_RATE = "100/min"
+    totp = turn_on_totp(user)
+    type(user).objects.filter(pk=user.pk).update(last_login=timezone.now())  # a returning user
+    mfa_token = BrowserClient().sign_in().json()["mfa_token"]
+    with query_budget(8):
+        response = BrowserClient().post(
+            "/api/auth/mfa/verify/", {"mfa_token": mfa_token, "code": code_of(totp.secret)}, format="json"
+        )
+    assert response.status_code == 200, response.content
+
+
+def test_reauthenticating_with_the_password_takes_4_queries(api, query_budget):
+    """The access token's check, authenticate()'s user, the session's one UPDATE, the audit event."""
+    with query_budget(4):
+        response = api.post("/api/auth/reauthenticate/", {"password": PASSWORD}, format="json")
+    assert response.status_code == 200, response.content
+
+
+def test_an_unknown_mfa_token_takes_1_query(user, query_budget):
+    with query_budget(1):
+        response = BrowserClient().post(
+            "/api/auth/mfa/verify/", {"mfa_token": "x" * 43, "code": "123456"}, format="json"
+        )
+    assert response.status_code == 401
