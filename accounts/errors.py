@@ -156,3 +156,11 @@ class NoSecondFactor(
 ):
     """New recovery codes asked for by a user without a second factor: the codes would open
     nothing (a login without a second factor asks for none)."""
+
+
+class PasskeyExists(AuthError, code="passkey_exists", message="This passkey is registered already."):
+    """A registration of a credential whose id a passkey has already (credential ids are unique)."""
+
+
+class PasskeyNotFound(AuthError, code="not_found", message="Passkey not found."):
+    """No such passkey among the user's own."""

@@ -22,6 +22,8 @@ from .errors import (
     InvalidKey,
     MfaTokenInvalid,
     NoSecondFactor,
+    PasskeyExists,
+    PasskeyNotFound,
     PasswordChecksBusy,
     PasswordRejected,
     ReauthenticationRequired,
@@ -111,6 +113,8 @@ _HTTP_ERRORS: dict[type[AuthError], type[exceptions.APIException]] = {
     TotpAlreadyEnabled: Conflict,
     TotpNotPending: Conflict,
     NoSecondFactor: Conflict,
+    PasskeyExists: Conflict,
+    PasskeyNotFound: exceptions.NotFound,
 }
 
 

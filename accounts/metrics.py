@@ -68,6 +68,7 @@ REQUEST_DURATION = Histogram(
 )
 
 LOGIN_RESULTS = ("ok", "failed", "throttled", "mfa_required")
+LOGIN_METHODS = ("password", "passkey")
 REFRESH_RESULTS = ("rotated", "grace", "reuse_detected", "refused")
 MAIL_RESULTS = ("sent", "failed")
 # Methods outside this set are counted as "other": a client chooses the method, and a label value
@@ -77,7 +78,8 @@ UNMATCHED = "unmatched"  # no URL pattern: a 404, or a static file WhiteNoise se
 
 # Every known series exists from the start at 0, so that rate() and alerts see the first event.
 for _result in LOGIN_RESULTS:
-    LOGINS.labels(result=_result, method="password")
+    for _method in LOGIN_METHODS:
+        LOGINS.labels(result=_result, method=_method)
 for _result in REFRESH_RESULTS:
     REFRESHES.labels(result=_result)
 for _result in MAIL_RESULTS:
@@ -86,7 +88,8 @@ for _result in MAIL_RESULTS:
 
 def login_counted(*, result: str, method: str = "password") -> None:
     """One sign-in attempt: ``ok``, ``failed``, ``throttled`` or ``mfa_required`` (the password
-    right, a second factor asked for; the second step then counts ``ok`` or ``failed``)."""
+    right, a second factor asked for; the second step then counts ``ok`` or ``failed``), by
+    ``method`` (LOGIN_METHODS)."""
     LOGINS.labels(result=result, method=method).inc()
 
 

@@ -17,7 +17,7 @@ from rest_framework_simplejwt import serializers as jwt_serializers
 
 from . import mfa, transports
 from .errors import UsernameTaken
-from .models import Session
+from .models import Passkey, Session
 from .tokens import RefreshToken
 
 PASSWORD_MAX_LENGTH = 4096  # hashing is deliberately slow; refuse megabyte "passwords"
@@ -439,3 +439,78 @@ class ReauthenticateSerializer(serializers.Serializer):
 
 class AccessSerializer(AccessTokenFields):
     """A new access token for the caller's session (``services.IssuedTokens``'s access token)."""
+
+
+# --- passkeys (accounts.passkeys) --------------------------------------------------------------
+class CredentialField(serializers.DictField):
+    """A WebAuthn credential in its JSON form (``PublicKeyCredential.toJSON()``): an object, which
+    accounts.passkeys parses and verifies (anything else in it is an invalid_code there)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault(
+            "help_text", "The credential's JSON form, as PublicKeyCredential.toJSON() gives it."
+        )
+        super().__init__(**kwargs)
+
+
+class PasskeySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Passkey
+        fields = ["id", "name", "created_at"]
+        read_only_fields = fields
+
+
+class PasskeyRegisterSerializer(serializers.Serializer):
+    credential = CredentialField(write_only=True)
+    name = StringField(max_length=Passkey._meta.get_field("name").max_length)
+
+
+class CreationOptionsSerializer(serializers.Serializer):
+    """Creation options in their JSON form (WebAuthn Level 3), for
+    ``PublicKeyCredential.parseCreationOptionsFromJSON()`` and ``navigator.credentials.create()``."""
+
+    rp = serializers.DictField(help_text="{id: WEBAUTHN_RP_ID, name: WEBAUTHN_RP_NAME}")
+    user = serializers.DictField(help_text="{id (base64url, opaque), name, displayName}")
+    challenge = serializers.CharField(help_text="base64url; works once, for WEBAUTHN_CHALLENGE_TIMEOUT")
+    pubKeyCredParams = serializers.ListField(child=serializers.DictField())
+    timeout = serializers.IntegerField(help_text="milliseconds")
+    excludeCredentials = serializers.ListField(
+        child=serializers.DictField(), help_text="The user's passkeys."
+    )
+    authenticatorSelection = serializers.DictField()
+    attestation = serializers.CharField()
+
+
+class RequestOptionsSerializer(serializers.Serializer):
+    """Request options in their JSON form (WebAuthn Level 3), for
+    ``PublicKeyCredential.parseRequestOptionsFromJSON()`` and ``navigator.credentials.get()``."""
+
+    challenge = serializers.CharField(help_text="base64url; works once, for WEBAUTHN_CHALLENGE_TIMEOUT")
+    timeout = serializers.IntegerField(help_text="milliseconds")
+    rpId = serializers.CharField(help_text="WEBAUTHN_RP_ID")
+    allowCredentials = serializers.ListField(
+        child=serializers.DictField(), help_text="The user's passkeys; empty for a passwordless sign-in."
+    )
+    userVerification = serializers.CharField()
+
+
+class PasskeyLoginOptionsSerializer(serializers.Serializer):
+    """Nothing, for a passwordless sign-in; a login's ``mfa_token``, for the second step."""
+
+    mfa_token = StringField(
+        required=False, max_length=MFA_TOKEN_MAX_LENGTH, trim_whitespace=False, write_only=True
+    )
+
+
+class PasskeyLoginSerializer(AccessTokenFields):
+    """A credential and the refresh token's ``transport`` in; login's answer out."""
+
+    credential = CredentialField(write_only=True)
+    transport = serializers.ChoiceField(
+        choices=transports.CHOICES, default=transports.COOKIE, write_only=True
+    )
+    user = UserSerializer(source="session.user", read_only=True)
+
+
+class PasskeyLoginBodySerializer(transports.RefreshTokenFields, PasskeyLoginSerializer):
+    """The passkey sign-in's answer with ``"transport": "body"``."""

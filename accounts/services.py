@@ -107,10 +107,12 @@ def session_create(
     return session
 
 
-def session_create_if(*, user, ip: str | None, user_agent: str, condition: QuerySet) -> Session | None:
+def session_create_if(
+    *, user, ip: str | None, user_agent: str, condition: QuerySet, amr: Collection[str] = PASSWORD
+) -> Session | None:
     """``session_create`` only if ``condition`` has a row, checked in the INSERT itself (one
     statement); else None and nothing is written."""
-    session = session_build(user=user, ip=ip, user_agent=user_agent)
+    session = session_build(user=user, ip=ip, user_agent=user_agent, amr=amr)
     return session if insert_if(session, condition) else None
 
 

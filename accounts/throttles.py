@@ -416,3 +416,19 @@ def mfa_attempt_wait(request, *, user_id) -> float | None:
     setattr(request, MFA_USER, user_id)
     throttle = MfaThrottle()
     return None if throttle.allow_request(request, None) else throttle.wait()
+
+
+class PasskeyOptionsIPThrottle(ClientIPThrottle):
+    """Passkey request options asked for without a password, per client IP: each keeps a challenge
+    row. The rate of login attempts per IP (LOGIN_IP_THROTTLE_RATE), counted apart from them."""
+
+    scope = "passkey_options_ip"
+    rate_setting = "LOGIN_IP_THROTTLE_RATE"
+
+
+class PasskeyLoginIPThrottle(ClientIPThrottle):
+    """Passwordless sign-ins with a passkey, per client IP: LOGIN_IP_THROTTLE_RATE, as password
+    logins, counted apart from them (no password is tried, and no username names the account)."""
+
+    scope = "passkey_login_ip"
+    rate_setting = "LOGIN_IP_THROTTLE_RATE"

@@ -31,4 +31,20 @@ urlpatterns = [
     path("auth/mfa/recovery-codes/", views.RecoveryCodesView.as_view(), name="mfa-recovery-codes"),
     path("auth/mfa/verify/", views.MfaVerifyView.as_view(), name="mfa-verify"),
     path("auth/reauthenticate/", views.ReauthenticateView.as_view(), name="reauthenticate"),
+    path(
+        "auth/passkeys/register/options/",
+        views.PasskeyRegisterOptionsView.as_view(),
+        name="passkey-register-options",
+    ),
+    path("auth/passkeys/register/", views.PasskeyRegisterView.as_view(), name="passkey-register"),
+    path("auth/passkeys/<uuid:passkey_id>/", views.PasskeyDetailView.as_view(), name="passkey-detail"),
+    path(
+        "auth/passkeys/login/options/", views.PasskeyLoginOptionsView.as_view(), name="passkey-login-options"
+    ),
+    path("auth/passkeys/login/", views.PasskeyLoginView.as_view(), name="passkey-login"),
+    path(
+        "auth/passkeys/reauthenticate/options/",
+        views.PasskeyReauthenticateOptionsView.as_view(),
+        name="passkey-reauthenticate-options",
+    ),
 ]

@@ -32,6 +32,7 @@ from . import (
     keys,
     metrics,
     mfa,
+    passkeys,
     password_reset,
     selectors,
     services,
@@ -48,10 +49,11 @@ from .negotiation import JSONNegotiation
 from .origin import request_origin, request_origin_lazy
 from .parsers import StrictJSONParser
 from .permissions import RecentlyAuthenticated
-from .schema import AnyShapeSerializer, AppAutoSchema
+from .schema import DERIVED_ERRORS, AnyShapeSerializer, AppAutoSchema
 from .serializers import (
     AccessSerializer,
     CodeSerializer,
+    CreationOptionsSerializer,
     DetailSerializer,
     EmailChangeSerializer,
     EmailVerifyResendSerializer,
@@ -63,6 +65,11 @@ from .serializers import (
     MfaStateSerializer,
     MfaVerifyBodySerializer,
     MfaVerifySerializer,
+    PasskeyLoginBodySerializer,
+    PasskeyLoginOptionsSerializer,
+    PasskeyLoginSerializer,
+    PasskeyRegisterSerializer,
+    PasskeySerializer,
     PasswordChangeSerializer,
     PasswordResetConfirmSerializer,
     PasswordResetSerializer,
@@ -71,6 +78,7 @@ from .serializers import (
     RecoveryCodesSerializer,
     RefreshSerializer,
     RegisterSerializer,
+    RequestOptionsSerializer,
     RevokedCountSerializer,
     SecondFactorRequiredSerializer,
     SessionSerializer,
@@ -84,6 +92,8 @@ from .throttles import (
     EmailVerifyResendAddressThrottle,
     EmailVerifyResendIPThrottle,
     MfaThrottle,
+    PasskeyLoginIPThrottle,
+    PasskeyOptionsIPThrottle,
     PasswordChangeThrottle,
     PasswordResetConfirmThrottle,
     RegisterThrottle,
@@ -591,6 +601,85 @@ def passkey_second_factor(*, credential: dict, mfa_token: str, origin):
     return passkeys.passkey_second_factor_verify(credential=credential, mfa_token=mfa_token, origin=origin)
 
 
+# --- passkeys (accounts.passkeys) ----------------------------------------------------------------
+NOT_RECENT = "; or the sign-in is not recent enough (`reauthentication_required`: re-authenticate first)"
+CREDENTIAL_REFUSED = (
+    "The credential does not verify: unknown or used challenge, another origin or RP ID, a bad "
+    "signature, no user verification where it is required, a counter that did not grow (`invalid_code`)"
+)
+
+
+class PasskeyRegisterOptionsView(NoStoreMixin, ApiView):
+    """POST /api/auth/passkeys/register/options/: creation options for a new passkey."""
+
+    permission_classes = (RecentlyAuthenticated,)
+    error_statuses = {401: DERIVED_ERRORS[401] + NOT_RECENT + "."}
+
+    @extend_schema(request=None, responses={200: CreationOptionsSerializer})
+    def post(self, request):
+        return Response(passkeys.passkey_registration_options(user=request.user))
+
+
+class PasskeyRegisterView(ApiView):
+    """POST /api/auth/passkeys/register/: the new credential, verified, becomes a passkey."""
+
+    error_statuses = {
+        401: f"{DERIVED_ERRORS[401]} {CREDENTIAL_REFUSED}.",
+        409: "That credential is registered already (`passkey_exists`).",
+    }
+
+    @extend_schema(request=PasskeyRegisterSerializer, responses={201: PasskeySerializer})
+    def post(self, request):
+        serializer = PasskeyRegisterSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        passkey = passkeys.passkey_register(
+            user=request.user, **serializer.validated_data, origin=request_origin(request)
+        )
+        return Response(PasskeySerializer(passkey).data, status=status.HTTP_201_CREATED)
+
+
+class PasskeyDetailView(ApiView):
+    """DELETE /api/auth/passkeys/{id}/: remove one of the caller's passkeys."""
+
+    permission_classes = (RecentlyAuthenticated,)
+    error_statuses = {
+        401: DERIVED_ERRORS[401] + NOT_RECENT + ".",
+        404: "No such passkey among the caller's own (`not_found`).",
+    }
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, passkey_id):
+        passkeys.passkey_remove(user=request.user, passkey_id=passkey_id, origin=request_origin(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PasskeyLoginOptionsView(NoStoreMixin, PublicView):
+    """POST /api/auth/passkeys/login/options/: request options for a passwordless sign-in (``{}``:
+    any passkey, user verification required), or for the second step of a login (``{mfa_token}``:
+    that user's passkeys)."""
+
+    throttle_classes = (PasskeyOptionsIPThrottle,)
+    error_statuses = {401: "The `mfa_token` is unknown, used, expired or dead (`mfa_token_invalid`)."}
+
+    @extend_schema(request=PasskeyLoginOptionsSerializer, responses={200: RequestOptionsSerializer})
+    def post(self, request):
+        serializer = PasskeyLoginOptionsSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        if "mfa_token" in serializer.validated_data:
+            return Response(passkeys.passkey_second_factor_options(**serializer.validated_data))
+        return Response(passkeys.passkey_login_options())
+
+
+class PasskeyReauthenticateOptionsView(NoStoreMixin, ApiView):
+    """POST /api/auth/passkeys/reauthenticate/options/: request options to re-authenticate with one
+    of the caller's passkeys (user verification required); the credential goes to
+    /api/auth/reauthenticate/ as ``{passkey}``."""
+
+    @extend_schema(request=None, responses={200: RequestOptionsSerializer})
+    def post(self, request):
+        return Response(passkeys.passkey_reauthenticate_options(user=request.user))
+
+
 @extend_schema_view(
     post=extend_schema(
         responses={
@@ -664,3 +753,35 @@ class ReauthenticateView(NoStoreMixin, ApiView):
         )
         log_context_bind(user_id=request.user.pk, session_id=issued.session.pk)
         return Response(AccessSerializer(issued).data)
+
+
+@extend_schema_view(
+    post=extend_schema(
+        responses={
+            200: _by_transport(
+                "PasskeyLoginAnswer",
+                PasskeyLoginSerializer,
+                PasskeyLoginBodySerializer,
+                "As login answers: the refresh token in its cookie (default), or in the body with "
+                '"transport": "body" (clients that are not browsers).',
+            )
+        }
+    )
+)
+class PasskeyLoginView(TokenView):
+    """POST /api/auth/passkeys/login/: a passwordless sign-in; answers as login does."""
+
+    default_serializer_class = PasskeyLoginSerializer
+    takes_refresh_token = False
+    throttle_classes = (PasskeyLoginIPThrottle,)
+    sets_refresh_cookie = True
+    error_statuses = {
+        401: f"{CREDENTIAL_REFUSED}.",
+        403: "EMAIL_VERIFICATION is mandatory and the address is not verified: `email_unverified`.",
+    }
+    get_transport = LoginView.get_transport  # the transport asked for, as at login
+
+    def perform(self, serializer):
+        return passkeys.passkey_login(
+            credential=serializer.validated_data["credential"], origin=request_origin(self.request)
+        )
