@@ -55,6 +55,7 @@ const MESSAGES = {
     "The set-up of the authenticator app was not started, or was cancelled: please start again.",
   no_second_factor: "Recovery codes stand in for a second factor: set up an authenticator app first.",
   passkey_exists: "This passkey is registered already.",
+  conflict: "That cannot be done right now: the page may be out of date. Reload it and try again.",
 };
 
 /** What the browser's passkey errors (DOMException names) mean to people. */
@@ -386,7 +387,11 @@ async function reauthenticateWith(control, proof) {
     await client.reauthenticate(proof);
     closeReauthentication(true);
   } catch (error) {
-    $("#reauth-message").textContent = describe(error, { passkey: Boolean(proof.passkey) });
+    // Here invalid_credentials is the password alone: the username is not in question.
+    $("#reauth-message").textContent =
+      error instanceof ApiError && error.code === "invalid_credentials"
+        ? "That password is not correct."
+        : describe(error, { passkey: Boolean(proof.passkey) });
     $("#reauth-message").hidden = false;
   } finally {
     control.disabled = false;

@@ -267,7 +267,7 @@ export function createAuthClient({ apiBase, onLogout = () => {} }) {
     async reauthenticate({ password, code, passkey = false }) {
       let proof = password !== undefined ? { password } : { code };
       if (passkey) {
-        const options = await json("/auth/passkeys/login/options/", { method: "POST", body: {} });
+        const options = await json("/auth/passkeys/reauthenticate/options/", { method: "POST", body: {} });
         proof = { passkey: await assertion(options) };
       }
       access = (await json("/auth/reauthenticate/", { method: "POST", body: proof })).access;
