@@ -166,7 +166,9 @@ def totp_confirm(*, user, code: str, origin: Origin = NOWHERE) -> list[str]:
     now = timezone.now()
     step = totp_code_step(secret=secret_decrypt(device.secret), code=_normalized(code), now=now)
     if step is None:
-        audit_event_record(type=AuditEventType.MFA_FAILED, user_id=user.pk, origin=origin, detail="totp set-up")
+        audit_event_record(
+            type=AuditEventType.MFA_FAILED, user_id=user.pk, origin=origin, detail="totp set-up"
+        )
         raise InvalidCode()
     with transaction.atomic():
         # Only the secret this code was checked against: a new enrolment meanwhile replaced it.
@@ -176,7 +178,10 @@ def totp_confirm(*, user, code: str, origin: Origin = NOWHERE) -> list[str]:
         codes = recovery_codes_replace(user=user, origin=origin)
         audit_event_record(type=AuditEventType.TOTP_ENABLED, user_id=user.pk, origin=origin)
         notices.notice_send(
-            user=user, notice=notices.Notice.SECOND_FACTOR_ADDED, origin=origin, context={"factor": AUTHENTICATOR_APP}
+            user=user,
+            notice=notices.Notice.SECOND_FACTOR_ADDED,
+            origin=origin,
+            context={"factor": AUTHENTICATOR_APP},
         )
     return codes
 
@@ -250,7 +255,10 @@ def recovery_codes_replace(*, user, origin: Origin = NOWHERE) -> list[str]:
     with transaction.atomic():
         RecoveryCode.objects.filter(user_id=user.pk).delete()
         RecoveryCode.objects.bulk_create(
-            [RecoveryCode(user_id=user.pk, digest=recovery_code_digests(code)[0], created_at=now) for code in codes]
+            [
+                RecoveryCode(user_id=user.pk, digest=recovery_code_digests(code)[0], created_at=now)
+                for code in codes
+            ]
         )
         audit_event_record(type=AuditEventType.RECOVERY_CODES_GENERATED, user_id=user.pk, origin=origin)
     return codes

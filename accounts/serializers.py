@@ -375,7 +375,9 @@ class TotpEnrolmentSerializer(serializers.Serializer):
         """Drawn here, on the server, so that no page needs a QR library (or sends the secret to one)."""
         drawn = io.BytesIO()
         qr = segno.make(enrolment.otpauth_uri, error="m")
-        qr.save(drawn, kind="svg", xmldecl=False, nl=False, scale=4, border=4, title="Authenticator app QR code")
+        qr.save(
+            drawn, kind="svg", xmldecl=False, nl=False, scale=4, border=4, title="Authenticator app QR code"
+        )
         return drawn.getvalue().decode()
 
 

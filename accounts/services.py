@@ -193,7 +193,10 @@ def session_login(
     # "mandatory", a verified address), in the same statement: such a login takes no statement
     # more than before second factors. The others find out why nothing was written.
     session = session_create_if(
-        user=user, ip=origin.ip, user_agent=origin.user_agent, condition=_password_suffices(user=user, mandatory=mandatory)
+        user=user,
+        ip=origin.ip,
+        user_agent=origin.user_agent,
+        condition=_password_suffices(user=user, mandatory=mandatory),
     )
     if session is None:
         if mandatory and not email_verification.email_is_verified(user=user):
@@ -211,7 +214,8 @@ def session_login(
         if {mfa.TOTP, mfa.PASSKEY} & set(methods):
             metrics.login_counted(result="mfa_required")
             audit_event_record(type=AuditEventType.MFA_REQUIRED, user_id=user.pk, origin=origin)
-            return SecondFactorRequired(mfa_token=mfa.mfa_token_issue(user=user, transport=transport), methods=methods)
+            mfa_token = mfa.mfa_token_issue(user=user, transport=transport)
+            return SecondFactorRequired(mfa_token=mfa_token, methods=methods)
         # The last factor went between the two statements: the password is all it takes now.
     issued = session_open(user=user, origin=origin, session=session)
     metrics.login_counted(result="ok")
@@ -271,7 +275,9 @@ def session_reauthenticate(
         right, amr = mfa.second_factor_code_use(user=user, code=code or "", origin=origin), (mfa.OTP,)
     if not right:
         failed = AuditEventType.LOGIN_FAILED if password is not None else AuditEventType.MFA_FAILED
-        audit_event_record(type=failed, user_id=user.pk, session_id=session_id, origin=origin, detail="re-authentication")
+        audit_event_record(
+            type=failed, user_id=user.pk, session_id=session_id, origin=origin, detail="re-authentication"
+        )
         raise InvalidCredentials() if password is not None else InvalidCode()
     now = timezone.now()
     mine = Session.objects.active(now=now).filter(pk=session_id, user_id=user.pk)
@@ -279,7 +285,11 @@ def session_reauthenticate(
     if not updated:
         raise TokenRevoked()
     audit_event_record(
-        type=AuditEventType.REAUTHENTICATED, user_id=user.pk, session_id=session_id, origin=origin, detail=" ".join(amr)
+        type=AuditEventType.REAUTHENTICATED,
+        user_id=user.pk,
+        session_id=session_id,
+        origin=origin,
+        detail=" ".join(amr),
     )
     return tokens_issue(session=updated[0])
 

@@ -572,7 +572,9 @@ class TotpConfirmView(NoStoreMixin, ApiView):
     def post(self, request):
         serializer = CodeSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        codes = mfa.totp_confirm(user=request.user, **serializer.validated_data, origin=request_origin(request))
+        codes = mfa.totp_confirm(
+            user=request.user, **serializer.validated_data, origin=request_origin(request)
+        )
         return Response({"recovery_codes": codes})
 
 
@@ -682,6 +684,9 @@ class PasskeyReauthenticateOptionsView(NoStoreMixin, ApiView):
 
 @extend_schema_view(
     post=extend_schema(
+        description="The login's second step: the `mfa_token` login answered and a code (the "
+        "authenticator app's, or a recovery code) or a passkey; answers as login does, in the "
+        "transport login was asked for.",
         responses={
             200: _by_transport(
                 "MfaVerifyAnswer",
@@ -725,7 +730,9 @@ class MfaVerifyView(TokenView):
     def perform(self, serializer):
         origin, data = request_origin(self.request), serializer.validated_data
         if "passkey" in data:
-            return passkey_second_factor(credential=data["passkey"], mfa_token=data["mfa_token"], origin=origin)
+            return passkey_second_factor(
+                credential=data["passkey"], mfa_token=data["mfa_token"], origin=origin
+            )
         return services.session_login_second_step(pending=self.pending, code=data["code"], origin=origin)
 
 

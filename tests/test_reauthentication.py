@@ -167,5 +167,22 @@ def test_a_revoked_sessions_token_cannot_reauthenticate(stale):
 
 
 def test_without_a_bearer_token_reauthenticating_is_401(user):
-    response = NativeClient().post("/api/auth/reauthenticate/", {"password": PASSWORD}, format="json", secure=True)
+    body = {"password": PASSWORD}
+    response = NativeClient().post("/api/auth/reauthenticate/", body, format="json", secure=True)
     assert_json_error(response, 401, "not_authenticated")
+
+
+def test_the_password_is_checked_in_a_slot_as_at_login(stale, user, settings, tmp_path, password_tries):
+    """With every password-check slot taken (another worker hashing), re-authentication by password
+    is 429 at once and its password unchecked, as a login is."""
+    from .test_password_checks import held_by_another_process
+
+    settings.ACCOUNTS_PASSWORD_CHECK_SLOTS = 1
+    settings.ACCOUNTS_PASSWORD_CHECK_SLOT_DIR = str(tmp_path)
+    with held_by_another_process(tmp_path / "slot-0"):
+        busy = reauthenticate(stale, password="wrong")
+    assert_json_error(busy, 429, "throttled")
+    assert busy["Retry-After"] == "1" and password_tries == []
+
+    assert_json_error(reauthenticate(stale, password="wrong"), 401, "invalid_credentials")
+    assert password_tries == ["alice"]

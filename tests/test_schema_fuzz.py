@@ -19,8 +19,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 
 from accounts.models import AuditEvent, Session
-from accounts.services import session_create
-from accounts.tokens import RefreshToken
+from accounts.services import session_create, tokens_issue
 
 from .helpers import FUZZ_COUNTS, PASSWORD, cache_clear_own_keys
 
@@ -31,7 +30,10 @@ UNLIMITED = "1000000/min"
 # username, a wrong old password (or a wrong password for an e-mail change), Django's password
 # validators (the project's settings, which no schema can state), Django's e-mail validator
 # (stricter than the "email" format: no quoted local parts), a password reset key or a verification
-# key that is no key. Everywhere else a well-formed request must be accepted.
+# key that is no key; and where exactly one of two optional fields must be given (a code or a
+# passkey at the second step, the password or a code at re-authentication), which the schema states
+# in words. A 409 is the account's state (an authenticator app on already, none pending, no factor
+# for recovery codes). Everywhere else a well-formed request must be accepted.
 JUDGED_VALUES = {
     "operations": [
         {
@@ -42,6 +44,11 @@ JUDGED_VALUES = {
                 "/api/auth/password/reset/confirm/",
                 "/api/auth/email/change/",
                 "/api/auth/email/verify/",
+                "/api/auth/mfa/verify/",
+                "/api/auth/reauthenticate/",
+                "/api/auth/mfa/totp/",
+                "/api/auth/mfa/totp/confirm/",
+                "/api/auth/mfa/recovery-codes/",
             ],
             "checks": {
                 "positive_data_acceptance": {
@@ -72,7 +79,7 @@ class FreshBearer:
         if "user" not in _fuzzing_user:  # collection builds examples before any test runs
             return "collecting"
         session = session_create(user=_fuzzing_user["user"], ip=None, user_agent="schemathesis")
-        return str(RefreshToken.for_session(session).access_token)
+        return str(tokens_issue(session=session).access)  # recently authenticated: the guarded changes run
 
     def set(self, case, data, context):
         case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
@@ -83,7 +90,7 @@ def fuzzable(db, settings, user_factory):
     """Limits raised so that the fuzzer reaches the code behind them (429 is declared all the
     same), a user for the tokens, and the WSGI handler kept from closing the test's database
     connection after each request (Django's test client disconnects the same receivers)."""
-    limits = ("LOGIN", "LOGIN_USERNAME", "LOGIN_IP", "REGISTER", "PASSWORD_CHANGE")
+    limits = ("LOGIN", "LOGIN_USERNAME", "LOGIN_IP", "REGISTER", "PASSWORD_CHANGE", "MFA")
     for name in (*limits, "PASSWORD_RESET", "PASSWORD_RESET_CONFIRM", "EMAIL_VERIFY", "EMAIL_VERIFY_KEY"):
         setattr(settings, f"ACCOUNTS_{name}_THROTTLE_RATE", UNLIMITED)
     _fuzzing_user["user"] = user_factory()

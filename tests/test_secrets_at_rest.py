@@ -261,3 +261,68 @@ def test_a_password_typed_as_the_username_is_not_stored_cached_or_logged(user, s
         assert form not in stored, f"stored: {form[:12]}..."
         assert form not in cached, f"cached: {form[:12]}..."
         assert form not in logged, f"logged: {form[:12]}..."
+
+
+# --- second factors -------------------------------------------------------------------------
+def code_forms(code: str) -> set[str]:
+    """A recovery code as shown, as it may be typed, and the bare SHA-256 of each form."""
+    bare = code.replace("-", "")
+    return plain_forms(code) | plain_forms(bare) | plain_forms(bare.upper()) | plain_forms(code.upper())
+
+
+def test_no_totp_secret_recovery_code_or_mfa_token_is_stored_cached_or_logged(
+    user, settings, caplog, json_log_lines
+):
+    """Every second-factor flow: the app set up (twice, the first secret replaced), confirmed, the
+    login's second step with a wrong code, a recovery code and the app's code, re-authentication
+    with a code, new recovery codes, the app turned off. Neither a secret (nor its otpauth URI),
+    nor a recovery code (in any form it is shown or typed, nor its bare SHA-256), nor an mfa_token
+    is in any row, any cache key or value, or any log line."""
+    import pyotp
+    from django.utils import timezone
+
+    from accounts import mfa
+
+    caplog.set_level(logging.DEBUG)
+    settings.ACCOUNTS_MFA_THROTTLE_RATE = "100/min"
+    secrets: set[str] = set()
+
+    def code_of(secret: str, steps: int = 0) -> str:
+        return pyotp.TOTP(secret).generate_otp(mfa.totp_step(timezone.now()) + steps)
+
+    browser = BrowserClient()
+    api = browser.bearer(browser.sign_in().json()["access"])
+    for _ in range(2):
+        enrolment = api.post("/api/auth/mfa/totp/").json()
+        secrets |= {enrolment["secret"], enrolment["otpauth_uri"], enrolment["qr_svg"]}
+    secret = enrolment["secret"]
+    secrets |= plain_forms(secret)
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        codes = api.post("/api/auth/mfa/totp/confirm/", {"code": code_of(secret, -1)}, format="json").json()[
+            "recovery_codes"
+        ]
+
+    def second_step(code: str) -> int:
+        login = BrowserClient().sign_in().json()
+        secrets.add(login["mfa_token"])
+        return BrowserClient().post(
+            "/api/auth/mfa/verify/", {"mfa_token": login["mfa_token"], "code": code}, format="json"
+        ).status_code
+
+    assert [second_step("000000"), second_step(codes[0]), second_step(code_of(secret))] == [401, 200, 200]
+    assert api.post("/api/auth/reauthenticate/", {"code": codes[1].upper()}, format="json").status_code == 200
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        new_codes = api.post("/api/auth/mfa/recovery-codes/").json()["recovery_codes"]
+        assert api.delete("/api/auth/mfa/totp/").status_code == 204
+    for code in [*codes, *new_codes]:
+        secrets |= code_forms(code)
+
+    stored, cached = all_rows_as_text(), all_cache_text()
+    logged, written = all_log_text(caplog.records), json_log_lines.text()
+    assert "totp_enabled" in stored and "recovery_code_used" in stored and "mfa_failed" in stored
+    assert "mfa" in cached  # the per-user limit counted
+    for value in secrets:
+        assert value not in stored, f"stored: {value[:12]}..."
+        assert value not in cached, f"cached: {value[:12]}..."
+        assert value not in logged, f"logged: {value[:12]}..."
+        assert value not in written, f"written to the log: {value[:12]}..."

@@ -15,8 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from accounts import keys
+from accounts import keys, mfa
 from accounts.email_verification import verification_key_make
+from accounts.models import MfaToken
 from accounts.password_reset import password_reset_key
 from accounts.tokens import RefreshToken
 
@@ -170,7 +171,7 @@ def test_logout_with_any_token_answers_without_a_500(victim, data, transport):
         assert session.revoked_at is None  # another token's garbage logs nobody out
 
 
-@given(data=st.data(), path=st.sampled_from(["/api/users/me/", "/api/auth/sessions/"]))
+@given(data=st.data(), path=st.sampled_from(["/api/users/me/", "/api/auth/sessions/", "/api/auth/mfa/"]))
 @FUZZ
 def test_bearer_tokens_of_any_shape_get_a_401_never_a_500(victim, data, path):
     session, _ = victim()
@@ -296,3 +297,42 @@ def test_mailed_link_keys_of_any_shape_get_a_4xx_never_a_500(user, link_keys, pa
     if response.status_code != 200:
         assert type(user).objects.get(pk=user.pk).password == password_before
         assert response.json()["code"] in {"invalid_key", "invalid"}, response.content
+
+
+# --- the login's second step: mfa_tokens and codes ----------------------------------------------
+@pytest.fixture
+def pending_step(user, settings):
+    """A new mfa_token of alice's (as her right password leaves one), per example; the per-user
+    limit raised (every example is hers)."""
+    settings.ACCOUNTS_MFA_THROTTLE_RATE = "100000/hour"
+    return lambda: mfa.mfa_token_issue(user=user, transport="cookie")
+
+
+def second_step(mfa_token, code):
+    body = {"mfa_token": mfa_token, "code": code}
+    return BrowserClient().post("/api/auth/mfa/verify/", body, format="json")
+
+
+@given(data=st.data())
+@FUZZ
+def test_mfa_tokens_of_any_shape_get_a_4xx_never_a_500_and_spend_nothing(pending_step, data):
+    """Random text and mutations of a real mfa_token: a 4xx in the one error shape, and the real
+    token untouched (no attempt counted on it, not used) unless it was the real one."""
+    real = pending_step()
+    raw = data.draw(st.one_of(st.text(max_size=300), mutated(real)))
+    response = second_step(raw, "000000")
+    assert_answered_safely(response, ok=())
+    if raw != real:
+        assert response.json()["code"] in {"mfa_token_invalid", "invalid"}, response.content
+        pending = MfaToken.objects.get(digest=mfa.handed_out_digest(real))
+        assert (pending.failures, pending.used_at) == (0, None)
+
+
+@given(code=st.one_of(st.text(max_size=80), st.from_regex(r"[0-9 -]{0,12}", fullmatch=True)))
+@FUZZ
+def test_codes_of_any_shape_get_a_4xx_never_a_500(pending_step, code):
+    """Any text as the code at the second step (alice has no factor to match it): 401 invalid_code,
+    or 400 for what no code can be (blank, too long, NUL)."""
+    response = second_step(pending_step(), code)
+    assert_answered_safely(response, ok=())
+    assert response.json()["code"] in {"invalid_code", "invalid"}, response.content
