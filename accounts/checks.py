@@ -4,6 +4,7 @@ import difflib
 import ipaddress
 import logging
 import os
+import re
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -396,6 +397,63 @@ def check_renamed_settings(app_configs=None, **kwargs):
         )
         for old, new in renamed.items()
         if hasattr(settings, old)
+    ]
+
+
+# A WebAuthn RP ID: a domain in its ASCII form (labels of letters, digits and hyphens), lower case,
+# without scheme, port or path. An IP address is no RP ID (WebAuthn 5.1.4.1: a valid domain).
+RP_ID = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$"
+)
+
+
+def _is_ip_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+@checks.register(checks.Tags.security)
+def check_webauthn_rp_id(app_configs=None, **kwargs):
+    """Passkeys are bound to WEBAUTHN_RP_ID: it must be a domain, and each allowed https origin's
+    host must equal it or end with "." and it, or every browser refuses each passkey ceremony on
+    that origin's pages (WebAuthn 5.1.3 and 5.1.4.1). An error, not a warning: like a misspelled
+    setting, it breaks a sign-in method, and the fix is one variable, which startup names.
+    Origins over http get no check (outside localhost, browsers offer no WebAuthn there), nor do
+    NATIVE_APP_ORIGINS: an app's web view (``https://localhost``) is no page of the site, and an
+    app's passkeys go through the platform's API, tied to the RP ID by the site's own files."""
+    from .passkeys import allowed_origins  # after the app registry: it reads the models
+
+    rp_id = app_settings.WEBAUTHN_RP_ID
+    hint = (
+        "Set WEBAUTHN_RP_ID (ACCOUNTS_WEBAUTHN_RP_ID) to the site's domain, e.g. example.com for "
+        "https://app.example.com: each allowed origin's host must be it or a subdomain of it."
+    )
+    if not isinstance(rp_id, str) or not RP_ID.match(rp_id) or _is_ip_address(rp_id):
+        return [
+            checks.Error(
+                f"ACCOUNTS_WEBAUTHN_RP_ID is {rp_id!r}, which is no domain.", hint=hint, id="accounts.E046"
+            )
+        ]
+    apps = {origin_normalized(origin) for origin in app_settings.NATIVE_APP_ORIGINS}
+    outside = [
+        origin
+        for origin in allowed_origins()
+        if origin not in apps
+        and (url := urlsplit(origin)).scheme == "https"
+        and url.hostname != rp_id
+        and not (url.hostname or "").endswith("." + rp_id)
+    ]
+    return [
+        checks.Error(
+            f"The allowed origin {origin!r} is outside ACCOUNTS_WEBAUTHN_RP_ID {rp_id!r}: no passkey "
+            "works on its pages.",
+            hint=hint,
+            id="accounts.E046",
+        )
+        for origin in outside
     ]
 
 

@@ -346,6 +346,14 @@ class AppSettings:
         return self._setting("WEBAUTHN_RP_NAME", None) or self.SITE_NAME
 
     @property
+    def WEBAUTHN_ORIGINS(self) -> list[str]:
+        """Origins passkey ceremonies may come from besides the CORS allowlist, CSRF_TRUSTED_ORIGINS
+        and NATIVE_APP_ORIGINS: an Android app's ``android:apk-key-hash:<hash>`` (its signing
+        certificate's SHA-256, base64url), or the ``https://<RP ID>`` an iOS app's carry when no
+        page of the site is served there."""
+        return self._setting("WEBAUTHN_ORIGINS", [])
+
+    @property
     def WEBAUTHN_CHALLENGE_TIMEOUT(self) -> timedelta:
         """How long a WebAuthn challenge works (once)."""
         return self._setting("WEBAUTHN_CHALLENGE_TIMEOUT", timedelta(minutes=5))

@@ -19,6 +19,8 @@ which part was wrong.
 
 import json
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 from django.conf import settings
@@ -39,7 +41,6 @@ from webauthn.helpers import (
     parse_client_data_json,
     parse_registration_credential_json,
 )
-from webauthn.helpers.exceptions import WebAuthnException
 from webauthn.helpers.structs import (
     AuthenticatorSelectionCriteria,
     AuthenticatorTransport,
@@ -60,24 +61,39 @@ Purpose = WebAuthnChallenge.Purpose
 
 # RFC 8176: a hardware-bound key ("hwk") that verified its user ("user"): a passkey's sign-in.
 PASSKEY_AMR = ("hwk", "user")
+# How an Android app's ceremonies name their origin: its signing certificate's SHA-256 follows.
+ANDROID_ORIGIN = "android:apk-key-hash:"
 # WebAuthn caps a credential id at 1023 bytes (the column holds its base64url form).
 MAX_CREDENTIAL_ID_BYTES = 1023
-# What a credential or its parts may raise while parsed or verified: py_webauthn's own errors,
-# and the ValueErrors (base64, CBOR, JSON) and TypeErrors of input that is not what it claims.
-_MALFORMED = (WebAuthnException, ValueError, TypeError, KeyError, IndexError, OverflowError)
+
+
+@contextmanager
+def _refused_unless_it_verifies() -> Iterator[None]:
+    """Parsing and verifying a credential (py_webauthn) is pure computation over the client's
+    input: whatever it raises (py_webauthn's own errors, and the ValueError, TypeError, KeyError or
+    RecursionError of base64, JSON or CBOR that is not what it claims to be) means that the
+    credential does not verify: InvalidCode, never a 500."""
+    try:
+        yield
+    except Exception as e:  # see the docstring: nothing here touches a database
+        raise InvalidCode() from e
 
 
 # --- settings ------------------------------------------------------------------------------------
 def allowed_origins() -> list[str]:
-    """The origins a ceremony may come from: the CORS allowlist, CSRF_TRUSTED_ORIGINS and
-    NATIVE_APP_ORIGINS, as ``scheme://host[:port]``, each once. Browsers write clientDataJSON's
-    origin so, and py_webauthn compares it exactly."""
+    """The origins a ceremony may come from: the CORS allowlist, CSRF_TRUSTED_ORIGINS,
+    NATIVE_APP_ORIGINS and WEBAUTHN_ORIGINS, each once. A web origin as ``scheme://host[:port]``,
+    as browsers write clientDataJSON's (py_webauthn compares it exactly); an Android app's
+    (``android:apk-key-hash:...``, no URL) as it is listed; anything else (``*``, ``null``) never."""
     listed = [
         *getattr(settings, "CORS_ALLOWED_ORIGINS", []),
         *getattr(settings, "CSRF_TRUSTED_ORIGINS", []),
         *app_settings.NATIVE_APP_ORIGINS,
+        *app_settings.WEBAUTHN_ORIGINS,
     ]
-    return list(dict.fromkeys(filter(None, map(origin_normalized, listed))))
+    web = filter(None, map(origin_normalized, listed))
+    android = (o.strip() for o in app_settings.WEBAUTHN_ORIGINS if o.strip().startswith(ANDROID_ORIGIN))
+    return list(dict.fromkeys([*web, *android]))
 
 
 def _timeout_ms() -> int:
@@ -112,10 +128,8 @@ def _challenge_issue(
 
 def _challenge_of(client_data_json: bytes) -> bytes:
     """The challenge a credential's clientDataJSON answers; InvalidCode if it names none."""
-    try:
+    with _refused_unless_it_verifies():
         return parse_client_data_json(client_data_json).challenge
-    except _MALFORMED as e:
-        raise InvalidCode() from e
 
 
 def _challenge_consume(
@@ -189,21 +203,15 @@ def passkey_register(*, user, credential: dict, name: str, origin: Origin = NOWH
     """Verify a new credential (``navigator.credentials.create()``'s, JSON form) against the
     registration challenge handed to ``user`` and keep it as a passkey called ``name``.
     InvalidCode if it does not verify; PasskeyExists if that credential is registered already."""
-    try:
+    with _refused_unless_it_verifies():
         parsed = parse_registration_credential_json(credential)
-    except _MALFORMED as e:
-        raise InvalidCode() from e
     challenge = _challenge_of(parsed.response.client_data_json)
     _challenge_consume(challenge=challenge, purpose=Purpose.REGISTER, user_id=user.pk, now=timezone.now())
-    try:
+    rp_id, origins = app_settings.WEBAUTHN_RP_ID, allowed_origins()
+    with _refused_unless_it_verifies():
         verified = verify_registration_response(
-            credential=parsed,
-            expected_challenge=challenge,
-            expected_rp_id=app_settings.WEBAUTHN_RP_ID,
-            expected_origin=allowed_origins(),
+            credential=parsed, expected_challenge=challenge, expected_rp_id=rp_id, expected_origin=origins
         )
-    except _MALFORMED as e:
-        raise InvalidCode() from e
     if len(verified.credential_id) > MAX_CREDENTIAL_ID_BYTES:
         raise InvalidCode()
     transports = dict.fromkeys(t.value for t in parsed.response.transports or ())
@@ -308,10 +316,8 @@ def _assertion_verify(
     a challenge handed out for ``purpose`` (and ``user_id`` and ``mfa_token_id``, or none), of an
     active user (that user, when given), with user verification if ``user_verification``, and a
     counter that grew; its counter and last use stored. InvalidCode otherwise."""
-    try:
+    with _refused_unless_it_verifies():
         parsed = parse_authentication_credential_json(credential)
-    except _MALFORMED as e:
-        raise InvalidCode() from e
     challenge = _challenge_of(parsed.response.client_data_json)
     now = timezone.now()
     _challenge_consume(
@@ -325,20 +331,19 @@ def _assertion_verify(
     passkey = passkeys.first()
     if passkey is None:
         raise InvalidCode()
-    try:
+    rp_id, origins = app_settings.WEBAUTHN_RP_ID, allowed_origins()
+    with _refused_unless_it_verifies():
         verified = verify_authentication_response(
             credential=parsed,
             expected_challenge=challenge,
-            expected_rp_id=app_settings.WEBAUTHN_RP_ID,
-            expected_origin=allowed_origins(),
+            expected_rp_id=rp_id,
+            expected_origin=origins,
             credential_public_key=bytes(passkey.public_key),
             # The counter is compared here, in the UPDATE that stores it (passkey_use_record):
             # py_webauthn's own comparison would refuse a clone without telling it apart.
             credential_current_sign_count=0,
             require_user_verification=user_verification,
         )
-    except _MALFORMED as e:
-        raise InvalidCode() from e
     passkey_use_record(
         passkey=passkey,
         sign_count=verified.new_sign_count,

@@ -783,6 +783,8 @@ class PasskeyLoginView(TokenView):
     throttle_classes = (PasskeyLoginIPThrottle,)
     sets_refresh_cookie = True
     error_statuses = {
+        400: f"{DERIVED_ERRORS[400]} Body transport asked for by a browser (an `Origin` header that is not "
+        "one of NATIVE_APP_ORIGINS), or turned off: `body_transport_forbidden`.",
         401: f"{CREDENTIAL_REFUSED}.",
         403: "EMAIL_VERIFICATION is mandatory and the address is not verified: `email_unverified`.",
     }

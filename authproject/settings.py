@@ -372,6 +372,7 @@ _accounts_from_environment = {  # environment variable: (setting, cast)
     "REAUTHENTICATION_TIMEOUT": ("ACCOUNTS_REAUTHENTICATION_TIMEOUT", _seconds),
     "WEBAUTHN_RP_ID": ("ACCOUNTS_WEBAUTHN_RP_ID", env.str),
     "WEBAUTHN_RP_NAME": ("ACCOUNTS_WEBAUTHN_RP_NAME", env.str),
+    "WEBAUTHN_ORIGINS": ("ACCOUNTS_WEBAUTHN_ORIGINS", env.list),
 }
 for _variable, (_setting, _cast) in _accounts_from_environment.items():
     if _variable in env:

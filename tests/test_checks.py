@@ -33,6 +33,7 @@ ACCOUNTS_CHECKS = [
     checks.check_password_set_ends_sessions,
     checks.check_secret_key_fallbacks,
     checks.check_throttle_rates,
+    checks.check_webauthn_rp_id,
 ]
 
 
@@ -286,6 +287,7 @@ def test_the_known_settings_are_the_app_settings_without_simple_jwts_own():
         "SESSION_RETENTION",
         "SITE_NAME",
         "WEBAUTHN_CHALLENGE_TIMEOUT",
+        "WEBAUTHN_ORIGINS",
         "WEBAUTHN_RP_ID",
         "WEBAUTHN_RP_NAME",
     ]
@@ -624,3 +626,44 @@ def test_manage_check_refuses_a_misspelt_email_verification_from_the_environment
     result = manage_py("check", unset=("DJANGO_DEBUG",), DJANGO_DEBUG="1", EMAIL_VERIFICATION="Mandatory")
     assert result.returncode != 0
     assert "accounts.E042" in result.stderr
+
+
+# --- E046: the passkeys' RP ID ------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "rp_id", ["", "https://example.com", "example.com:443", "example.com/", "Example.com", "127.0.0.1", "::1"]
+)
+def test_an_rp_id_that_is_no_domain_is_e046(safe, rp_id):
+    safe.ACCOUNTS_WEBAUTHN_RP_ID = rp_id
+    assert error_ids() == ["accounts.E046"]
+
+
+def test_an_https_origin_outside_the_rp_id_is_e046(safe):
+    safe.ACCOUNTS_WEBAUTHN_RP_ID = "example.com"
+    safe.CORS_ALLOWED_ORIGINS = ["https://app.example.com", "https://example.com", "https://notexample.com"]
+    safe.CSRF_TRUSTED_ORIGINS = [*safe.CORS_ALLOWED_ORIGINS, "https://admin.example.org"]
+
+    errors = checks.check_webauthn_rp_id()
+
+    assert [e.id for e in errors] == ["accounts.E046", "accounts.E046"]
+    assert "'https://notexample.com'" in errors[0].msg and "'https://admin.example.org'" in errors[1].msg
+
+
+def test_http_origins_and_native_app_origins_are_not_held_to_the_rp_id(safe):
+    """Browsers offer no WebAuthn over http outside localhost, and an app's web view is no page of
+    the site: neither can use a passkey of the RP ID, and neither needs to."""
+    safe.ACCOUNTS_WEBAUTHN_RP_ID = "example.com"
+    safe.ACCOUNTS_NATIVE_APP_ORIGINS = ["https://localhost", "capacitor://localhost"]
+    safe.CORS_ALLOWED_ORIGINS = ["https://app.example.com", "http://localhost:5173", "https://localhost"]
+
+    assert error_ids() == []
+
+
+def test_manage_check_refuses_a_page_outside_the_rp_id():
+    result = manage_check(
+        DJANGO_DEBUG="0",
+        DJANGO_SECRET_KEY=LONG_SECRET,
+        CORS_ALLOWED_ORIGINS="https://app.example.com",
+        WEBAUTHN_RP_ID="example.org",
+    )
+    assert result.returncode != 0
+    assert "accounts.E046" in result.stderr and "example.org" in result.stderr

@@ -6,6 +6,7 @@ Each refusal is proved against a ceremony that would otherwise succeed: the same
 the same options, one thing changed.
 """
 
+import json
 import secrets
 from datetime import timedelta
 from functools import partial
@@ -13,6 +14,9 @@ from functools import partial
 import pytest
 from django.core import mail
 from django.utils import timezone
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from accounts import passkeys
 from accounts.errors import InvalidCode
@@ -28,7 +32,15 @@ from accounts.models import (
 )
 from accounts.services import session_create, tokens_issue
 
-from .helpers import BrowserClient, MetricDeltas, NativeClient, assert_json_error, at_once, claims
+from .helpers import (
+    FUZZ_COUNTS,
+    BrowserClient,
+    MetricDeltas,
+    NativeClient,
+    assert_json_error,
+    at_once,
+    claims,
+)
 from .webauthn_authenticator import AAGUID, SoftAuthenticator, b64url, b64url_decode
 
 pytestmark = pytest.mark.django_db
@@ -325,6 +337,17 @@ def test_a_native_apps_origin_and_a_csrf_trusted_origin_are_allowed(passkey, aut
     ]
 
 
+def test_an_android_apps_origin_is_allowed_once_listed_in_webauthn_origins(passkey, authenticator, settings):
+    android = "android:apk-key-hash:Sn7kWIk4r9zFyaHFAwYJhBX5nTkoZDzTYIjMX1u9Y8E"
+    assert_json_error(sign_in(authenticator, origin=android), 401, "invalid_code")
+
+    settings.ACCOUNTS_WEBAUTHN_ORIGINS = [android, "https://localhost", "*", "null"]
+
+    assert sign_in(authenticator, origin=android).status_code == 200
+    assert passkeys.allowed_origins()[-2:] == ["https://localhost", android]  # never "*" or "null"
+    assert_json_error(sign_in(authenticator, origin="*"), 401, "invalid_code")
+
+
 def test_a_login_challenge_works_once(passkey, authenticator):
     options = login_options()
 
@@ -567,3 +590,130 @@ def test_sixteen_assertions_with_one_counter_at_once_sign_in_once(user, authenti
     assert sorted(statuses) == [200] + [401] * (THREADS - 1), statuses
     assert Passkey.objects.get().sign_count == 7
     assert len(audited(AuditEventType.PASSKEY_CLONED)) == THREADS - 1
+
+
+# --- credentials of any shape -------------------------------------------------------------------------
+FUZZ = hypothesis_settings(
+    max_examples=120,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=40),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=6,
+)
+CLIENT_DATA_KEYS = ("type", "challenge", "origin", "crossOrigin", "tokenBinding")
+
+
+@st.composite
+def garbled(draw, credential: dict, byte_fields: tuple[str, ...]) -> dict:
+    """A real credential with some parts replaced: any JSON value, other bytes (base64url, cut,
+    flipped or random), or its clientDataJSON decoded, edited and encoded again (its challenge
+    kept, so that the checks after the challenge's are reached)."""
+    credential = json.loads(json.dumps(credential))
+    response = credential["response"]
+    for _ in range(draw(st.integers(1, 3))):
+        kind = draw(st.sampled_from(["top", "bytes", "client_data", "drop"]))
+        if kind == "top":
+            credential[draw(st.sampled_from(["id", "rawId", "type", "response"]))] = draw(JSON_VALUES)
+            return credential
+        if kind == "drop":
+            response.pop(draw(st.sampled_from(byte_fields)), None)
+        elif kind == "bytes":
+            name = draw(st.sampled_from(byte_fields))
+            raw = decoded(response.get(name))
+            edit = draw(st.sampled_from(["cut", "flip", "random", "text"]))
+            if edit == "cut":
+                raw = raw[: draw(st.integers(0, 4095)) % (len(raw) + 1)]  # lengths differ by run
+            elif edit == "flip" and raw:
+                at = draw(st.integers(0, 4095)) % len(raw)
+                raw = raw[:at] + bytes([raw[at] ^ draw(st.integers(1, 255))]) + raw[at + 1 :]
+            elif edit == "random":
+                raw = draw(st.binary(max_size=300))
+            response[name] = b64url(raw) if edit != "text" else draw(st.text(max_size=60))
+        elif isinstance(data := client_data(response), dict):
+            data[draw(st.sampled_from([k for k in CLIENT_DATA_KEYS if k != "challenge"]))] = draw(JSON_VALUES)
+            response["clientDataJSON"] = b64url(json.dumps(data).encode())
+    return credential
+
+
+def decoded(value) -> bytes:
+    """The bytes a base64url field holds, or none if an earlier edit left it undecodable."""
+    try:
+        return b64url_decode(value)
+    except (TypeError, ValueError):
+        return b""
+
+
+def client_data(response: dict):
+    """The clientDataJSON decoded, or None if an earlier edit left it undecodable."""
+    try:
+        return json.loads(decoded(response.get("clientDataJSON")))
+    except ValueError:
+        return None
+
+
+def assert_refused_in_the_error_shape(response) -> None:
+    FUZZ_COUNTS["hypothesis passkey credentials"] += 1
+    assert response.status_code in (200, 201, 400, 401), response.content
+    if response.status_code >= 400:
+        assert_json_error(response, response.status_code)
+
+
+@given(data=st.data())
+@FUZZ
+def test_sign_in_credentials_of_any_shape_get_a_4xx_never_a_500(passkey, authenticator, settings, data):
+    settings.ACCOUNTS_LOGIN_IP_THROTTLE_RATE = "1000000/min"
+    options = login_options()
+    credential = data.draw(
+        garbled(
+            authenticator.get(options), ("clientDataJSON", "authenticatorData", "signature", "userHandle")
+        )
+    )
+
+    response = NativeClient().post(LOGIN, {"credential": credential, "transport": "body"}, format="json")
+
+    assert_refused_in_the_error_shape(response)
+
+
+@given(data=st.data())
+@FUZZ
+def test_registration_credentials_of_any_shape_get_a_4xx_never_a_500(user, data):
+    client = bearer_for(user)
+    options = client.post(REGISTER_OPTIONS, format="json").json()
+    credential = data.draw(
+        garbled(SoftAuthenticator().create(options), ("clientDataJSON", "attestationObject"))
+    )
+
+    response = client.post(REGISTER, {"credential": credential, "name": "fuzz"}, format="json")
+
+    assert_refused_in_the_error_shape(response)
+
+
+def test_the_openapi_document_declares_every_answer_of_the_passkey_endpoints():
+    paths = NativeClient().get("/api/schema/", HTTP_ACCEPT="application/json").json()["paths"]
+
+    def declared(path, method="post") -> dict:
+        return paths[path][method]["responses"]
+
+    assert set(declared(REGISTER_OPTIONS)) == {"200", "401", "503"}
+    assert "reauthentication_required" in declared(REGISTER_OPTIONS)["401"]["description"]
+    assert set(declared(REGISTER)) == {"201", "400", "401", "409", "413", "415", "503"}
+    assert "passkey_exists" in declared(REGISTER)["409"]["description"]
+    assert set(declared("/api/auth/passkeys/{passkey_id}/", "delete")) == {"204", "401", "404", "503"}
+    assert set(declared(LOGIN_OPTIONS)) == {"200", "400", "401", "413", "415", "429", "503"}
+    assert "mfa_token_invalid" in declared(LOGIN_OPTIONS)["401"]["description"]
+    assert set(declared(LOGIN)) == {"200", "400", "401", "403", "413", "415", "429", "503"}
+    assert "body_transport_forbidden" in declared(LOGIN)["400"]["description"]
+    assert "invalid_code" in declared(LOGIN)["401"]["description"]
+    assert declared(LOGIN)["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/PasskeyLoginAnswer"
+    )
+    assert set(declared(REAUTHENTICATE_OPTIONS)) == {"200", "401", "503"}

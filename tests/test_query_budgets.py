@@ -18,6 +18,7 @@ from accounts.services import session_create
 
 from .helpers import PASSWORD, BrowserClient, NativeClient, data_queries
 from .test_mfa import code_of, turn_on_totp
+from .webauthn_authenticator import SoftAuthenticator
 
 pytestmark = pytest.mark.django_db
 
@@ -169,3 +170,25 @@ def test_an_unknown_mfa_token_takes_1_query(user, query_budget):
             "/api/auth/mfa/verify/", {"mfa_token": "x" * 43, "code": "123456"}, format="json"
         )
     assert response.status_code == 401
+
+
+def test_a_passkey_sign_in_takes_1_statement_for_its_options_and_at_most_8_for_itself(
+    api, user, query_budget
+):
+    """Options: the challenge's INSERT. The sign-in: the challenge used up (one UPDATE), the passkey
+    and its user read, its counter stored (one UPDATE), then what a password login writes (the
+    known-device read of a returning user, the session, the audit event, last_login)."""
+    authenticator = SoftAuthenticator()
+    options = api.post("/api/auth/passkeys/register/options/", format="json").json()
+    credential = authenticator.create(options)
+    body = {"credential": credential, "name": "Laptop"}
+    assert api.post("/api/auth/passkeys/register/", body, format="json").status_code == 201
+    client = NativeClient()
+    with query_budget(1):
+        options = client.post("/api/auth/passkeys/login/options/", {}, format="json").json()
+    body = {"credential": authenticator.get(options), "transport": "body"}
+    with query_budget(8) as captured:
+        response = client.post("/api/auth/passkeys/login/", body, format="json")
+    assert response.status_code == 200, response.content
+    writes = [q.split(" ", 3)[:3] for q in data_queries(captured) if not q.startswith("SELECT")]
+    assert [w[0] for w in writes] == ["UPDATE", "UPDATE", "INSERT", "INSERT", "UPDATE"]

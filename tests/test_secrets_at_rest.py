@@ -326,3 +326,39 @@ def test_no_totp_secret_recovery_code_or_mfa_token_is_stored_cached_or_logged(
         assert value not in cached, f"cached: {value[:12]}..."
         assert value not in logged, f"logged: {value[:12]}..."
         assert value not in written, f"written to the log: {value[:12]}..."
+
+
+# --- passkeys -------------------------------------------------------------------------------
+def test_no_webauthn_challenge_or_token_of_the_passkey_flows_is_stored_or_logged(
+    user, api, caplog, json_log_lines
+):
+    """Registration, passwordless sign-in in both transports, a refused assertion, the second
+    step's and re-authentication's options: each challenge handed out is kept only as a digest."""
+    from .webauthn_authenticator import SoftAuthenticator
+
+    caplog.set_level(logging.DEBUG)
+    authenticator, tokens, challenges = SoftAuthenticator(), Tokens(), set()
+
+    def options(client, path, body=None) -> dict:
+        handed_out = client.post(path, body or {}, format="json").json()
+        challenges.add(handed_out["challenge"])
+        return handed_out
+
+    credential = authenticator.create(options(api, "/api/auth/passkeys/register/options/"))
+    api.post("/api/auth/passkeys/register/", {"credential": credential, "name": "Laptop"}, format="json")
+    for client, transport in ((BrowserClient(), "cookie"), (NativeClient(), "body")):
+        assertion = authenticator.get(options(client, "/api/auth/passkeys/login/options/"))
+        body = {"credential": assertion, "transport": transport}
+        tokens.take(client.post("/api/auth/passkeys/login/", body, format="json"))
+    native = NativeClient()
+    refused = authenticator.get(options(native, "/api/auth/passkeys/login/options/"), user_verified=False)
+    assert native.post("/api/auth/passkeys/login/", {"credential": refused}, format="json").status_code == 401
+    options(api, "/api/auth/passkeys/reauthenticate/options/")
+
+    assert len(tokens.seen) == 4 and len(challenges) == 5  # two sign-ins' access and refresh tokens
+    stored, logged, written = all_rows_as_text(), all_log_text(caplog.records), json_log_lines.text()
+    assert "passkey_added" in stored and "login_failed" in stored
+    for secret in tokens.fragments() | challenges:
+        assert secret not in stored, f"stored: {secret[:12]}..."
+        assert secret not in logged, f"logged: {secret[:12]}..."
+        assert secret not in written, f"written to the log: {secret[:12]}..."
