@@ -18,7 +18,9 @@
  * - Refresh and logout act on that cookie, so the API wants a CSRF token with them: it is fetched
  *   once from /api/auth/csrf/ (a page on another origin cannot read the API's cookie jar) and sent
  *   as `X-CSRFToken`; a 403 `csrf_failed` fetches a new one and tries once more.
- * - A request answered 401 triggers a refresh, and then is sent again, once. Refresh is
+ * - A request answered 401 for its access token (expired, revoked, missing) triggers a refresh,
+ *   and then is sent again, once; other 401s (a wrong code, reauthentication_required) are the
+ *   answer, since sending them again would only spend an attempt. Refresh is
  *   single-flight: however many requests fail together, one refresh call goes out and the others
  *   wait for it. A 401 to a request that was sent before someone else's refresh finished is simply
  *   retried with the new token.
@@ -30,6 +32,13 @@
  *
  * Two tabs of the same browser share the cookie and may refresh at the same moment; the API's
  * grace window answers the slower one with the current token, so both stay signed in.
+ *
+ * Second factors: `login()` resolves with `{ mfaRequired: true, mfaToken, methods }` instead of the
+ * user when the account has one; `verifyMfa(mfaToken, { code })` or `{ passkey: true }` finishes
+ * the sign-in. Adding or removing a factor answers 401 `reauthentication_required` when the last
+ * sign-in is older than the server's REAUTHENTICATION_TIMEOUT: `reauthenticate({ password })` (or
+ * `{ code }`, `{ passkey: true }`) and try again. Passkeys go through `navigator.credentials` with
+ * the WebAuthn Level 3 JSON forms (converted by hand where a browser lacks them).
  *
  * Request bodies must be re-sendable (a string, FormData, URLSearchParams or Blob, not a stream),
  * because a request may be sent twice.
@@ -45,6 +54,9 @@ export class ApiError extends Error {
     this.body = body;
   }
 }
+
+/** The 401 codes that mean "this access token does not work": a refresh may help. */
+const REFRESHABLE = new Set(["token_expired", "token_not_valid", "token_revoked", "not_authenticated"]);
 
 /** The parsed JSON body of an error response, or null when it has none. */
 async function errorBody(response) {
@@ -151,7 +163,7 @@ export function createAuthClient({ apiBase, onLogout = () => {} }) {
     };
     const token = access;
     const response = await withToken(token);
-    if (response.status !== 401) return response;
+    if (response.status !== 401 || !REFRESHABLE.has((await errorBody(response))?.code)) return response;
     if (access === token) {
       // Nobody has refreshed since this request went out: refresh (or join the refresh under way).
       if (!(await refresh())) return response;
@@ -187,6 +199,20 @@ export function createAuthClient({ apiBase, onLogout = () => {} }) {
     return response.json();
   }
 
+  /** A login's answer (password, second factor, passkey): signed in with the user, or the step. */
+  function signedInOrStep(body) {
+    if (body.mfa_required) return { mfaRequired: true, mfaToken: body.mfa_token, methods: body.methods };
+    access = body.access;
+    signedIn = true;
+    return body.user;
+  }
+
+  /** Ask the browser's authenticator for an assertion to the request options the API answered. */
+  async function assertion(options) {
+    const credential = await navigator.credentials.get({ publicKey: requestOptions(options) });
+    return credentialJSON(credential);
+  }
+
   return {
     /** True once login or a refresh succeeded, until a logout or a refused refresh. */
     get signedIn() {
@@ -203,13 +229,84 @@ export function createAuthClient({ apiBase, onLogout = () => {} }) {
     /** Create an account ({username, email, password}); resolves with the new user. */
     register: (fields) => publicPost("/auth/register/", fields),
 
-    /** Sign in; resolves with the user. The refresh token arrives as an httpOnly cookie. */
+    /**
+     * Sign in; resolves with the user (the refresh token arrives as an httpOnly cookie), or, when
+     * the account has a second factor, with `{ mfaRequired: true, mfaToken, methods }`: nobody is
+     * signed in until verifyMfa() succeeds with that token.
+     */
     async login(username, password) {
-      const body = await publicPost("/auth/login/", { username, password });
-      access = body.access;
-      signedIn = true;
-      return body.user;
+      return signedInOrStep(await publicPost("/auth/login/", { username, password }));
     },
+
+    /**
+     * The second step of a login: `{ code }` (from the authenticator app, or a recovery code) or
+     * `{ passkey: true }` (asks this device's authenticator). Resolves with the user. A wrong code
+     * rejects with `invalid_code`; the token dies after 5 of them, or after MFA_TOKEN_TIMEOUT
+     * (`mfa_token_invalid`: sign in with the password again).
+     */
+    async verifyMfa(mfaToken, { code, passkey = false }) {
+      let proof = { code };
+      if (passkey) {
+        const options = await publicPost("/auth/passkeys/login/options/", { mfa_token: mfaToken });
+        proof = { passkey: await assertion(options) };
+      }
+      return signedInOrStep(await publicPost("/auth/mfa/verify/", { mfa_token: mfaToken, ...proof }));
+    },
+
+    /** Passwordless sign-in with a passkey on this device; resolves with the user. */
+    async loginWithPasskey() {
+      const options = await publicPost("/auth/passkeys/login/options/", {});
+      const credential = await assertion(options);
+      return signedInOrStep(await publicPost("/auth/passkeys/login/", { credential }));
+    },
+
+    /**
+     * Prove it is still the same person ({ password }, { code } or { passkey: true }) after a 401
+     * `reauthentication_required`; the new access token carries a fresh auth_time.
+     */
+    async reauthenticate({ password, code, passkey = false }) {
+      let proof = password !== undefined ? { password } : { code };
+      if (passkey) {
+        const options = await json("/auth/passkeys/reauthenticate/options/", { method: "POST", body: {} });
+        proof = { passkey: await assertion(options) };
+      }
+      access = (await json("/auth/reauthenticate/", { method: "POST", body: proof })).access;
+    },
+
+    // --- second factors of the signed-in user ---------------------------------------------------
+
+    /** `{ totp, recovery_codes_left, passkeys: [{ id, name, created_at, last_used_at }] }`. */
+    mfaStatus: () => json("/auth/mfa/"),
+
+    /**
+     * Start enrolling an authenticator app: `{ secret, otpauth_uri, qr_svg }` (the QR code drawn by
+     * the server, as SVG text: show it as an image, never as HTML). Off until confirmTotp().
+     */
+    startTotp: () => json("/auth/mfa/totp/", { method: "POST", body: {} }),
+
+    /** Confirm the app with a code it shows; resolves with the 10 recovery codes, shown this once. */
+    confirmTotp: async (code) =>
+      (await json("/auth/mfa/totp/confirm/", { method: "POST", body: { code } })).recovery_codes,
+
+    /** Turn the authenticator app off (and its recovery codes). */
+    disableTotp: () => json("/auth/mfa/totp/", { method: "DELETE" }),
+
+    /** A new set of 10 recovery codes; the old ones stop working. */
+    regenerateRecoveryCodes: async () =>
+      (await json("/auth/mfa/recovery-codes/", { method: "POST", body: {} })).recovery_codes,
+
+    /** Create a passkey on this device's authenticator and register it: `{ id, name, created_at }`. */
+    async registerPasskey(name) {
+      const options = await json("/auth/passkeys/register/options/", { method: "POST", body: {} });
+      const credential = await navigator.credentials.create({ publicKey: creationOptions(options) });
+      return json("/auth/passkeys/register/", {
+        method: "POST",
+        body: { credential: credentialJSON(credential), name },
+      });
+    },
+
+    /** Remove one of the user's passkeys. */
+    removePasskey: (id) => json(`/auth/passkeys/${encodeURIComponent(id)}/`, { method: "DELETE" }),
 
     /**
      * Revoke this browser's session and delete its cookie (idempotent), then call onLogout. If the
@@ -252,5 +349,66 @@ export function createAuthClient({ apiBase, onLogout = () => {} }) {
     /** Ask to change the signed-in user's address: a link goes to the new one. */
     changeEmail: (newEmail, password) =>
       json("/auth/email/change/", { method: "POST", body: { new_email: newEmail, password } }),
+  };
+}
+
+// --- WebAuthn: the JSON forms of options and credentials (WebAuthn Level 3) ----------------------
+// Browsers that have PublicKeyCredential.parseCreationOptionsFromJSON / parseRequestOptionsFromJSON
+// and credential.toJSON() convert by themselves; for the others the binary fields (base64url in
+// JSON, ArrayBuffers in the browser) are converted here.
+
+const fromBase64url = (text) =>
+  Uint8Array.from(atob(text.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
+
+const toBase64url = (buffer) =>
+  btoa(String.fromCharCode(...new Uint8Array(buffer)))
+    .replace(/\+/g, "-")
+    .replace(/\//g, "_")
+    .replace(/=+$/, "");
+
+const withIds = (descriptors) => descriptors?.map((d) => ({ ...d, id: fromBase64url(d.id) }));
+
+function creationOptions(options) {
+  if (PublicKeyCredential.parseCreationOptionsFromJSON) {
+    return PublicKeyCredential.parseCreationOptionsFromJSON(options);
+  }
+  return {
+    ...options,
+    challenge: fromBase64url(options.challenge),
+    user: { ...options.user, id: fromBase64url(options.user.id) },
+    excludeCredentials: withIds(options.excludeCredentials),
+  };
+}
+
+function requestOptions(options) {
+  if (PublicKeyCredential.parseRequestOptionsFromJSON) {
+    return PublicKeyCredential.parseRequestOptionsFromJSON(options);
+  }
+  return {
+    ...options,
+    challenge: fromBase64url(options.challenge),
+    allowCredentials: withIds(options.allowCredentials),
+  };
+}
+
+function credentialJSON(credential) {
+  if (typeof credential.toJSON === "function") return credential.toJSON();
+  const { response } = credential;
+  const encoded = { clientDataJSON: toBase64url(response.clientDataJSON) };
+  if (response.attestationObject) {
+    encoded.attestationObject = toBase64url(response.attestationObject);
+    encoded.transports = response.getTransports?.() ?? [];
+  } else {
+    encoded.authenticatorData = toBase64url(response.authenticatorData);
+    encoded.signature = toBase64url(response.signature);
+    if (response.userHandle) encoded.userHandle = toBase64url(response.userHandle);
+  }
+  return {
+    id: credential.id,
+    rawId: toBase64url(credential.rawId),
+    type: credential.type,
+    authenticatorAttachment: credential.authenticatorAttachment ?? undefined,
+    clientExtensionResults: credential.getClientExtensionResults(),
+    response: encoded,
   };
 }

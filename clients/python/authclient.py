@@ -12,6 +12,13 @@ refresh token is kept between runs is the caller's choice, through a two-method 
 
 Only httpx is needed. The access token stays in memory; the store sees only the refresh token.
 
+With a second factor on the account, ``login()`` returns an ``MfaStep`` instead of the user, and
+``verify_mfa()`` finishes the sign-in with a code from the authenticator app or a recovery code::
+
+    step = client.login("alice", "correct horse battery staple")
+    if isinstance(step, MfaStep):
+        client.verify_mfa(step, input("Code: "))
+
 A hybrid app's web view sends an ``Origin`` of its own; ``origin=`` sends it on every request, as
 the web view would (the server admits it to body transport when it is one of NATIVE_APP_ORIGINS)::
 
@@ -22,11 +29,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import httpx
 
-__all__ = ["AuthClient", "MemoryStore", "SignedOut", "TokenStore"]
+__all__ = ["AuthClient", "MemoryStore", "MfaStep", "SignedOut", "TokenStore"]
 
 EXPIRED_ACCESS = {"token_expired", "token_not_valid", "token_revoked", "not_authenticated"}
 
@@ -60,6 +68,15 @@ class SignedOut(Exception):
     def __init__(self, code: str = "not_authenticated"):
         super().__init__(f"signed out ({code})")
         self.code = code
+
+
+@dataclass(frozen=True)
+class MfaStep:
+    """A login waiting for its second factor: the token for ``verify_mfa()`` (it works once, for
+    MFA_TOKEN_TIMEOUT seconds, and dies after 5 wrong codes) and the methods the user has."""
+
+    token: str = field(repr=False)
+    methods: tuple[str, ...]
 
 
 class _SessionAuth(httpx.Auth):
@@ -104,17 +121,32 @@ class AuthClient:
         self._auth = _SessionAuth(self)
 
     # --- the session ----------------------------------------------------------------------
-    def login(self, username: str, password: str) -> dict:
-        """Sign in; returns the user. Raises httpx.HTTPStatusError on wrong credentials (401)."""
+    def login(self, username: str, password: str) -> dict | MfaStep:
+        """Sign in; returns the user, or an ``MfaStep`` when the account has a second factor (then
+        nobody is signed in until ``verify_mfa()``). Raises httpx.HTTPStatusError on wrong
+        credentials (401)."""
         response = self.http.post(
             "/api/auth/login/", json={"username": username, "password": password, "transport": "body"}
         )
+        return self._signed_in_or_step(response)
+
+    def verify_mfa(self, step: MfaStep, code: str) -> dict:
+        """The second step of a login: a code from the authenticator app or a recovery code; returns
+        the user. Raises httpx.HTTPStatusError: 401 ``invalid_code`` for a wrong or used code, 401
+        ``mfa_token_invalid`` once the step is over (expired, used, too many wrong codes)."""
+        response = self.http.post("/api/auth/mfa/verify/", json={"mfa_token": step.token, "code": code})
+        return self._signed_in_or_step(response)
+
+    def reauthenticate(self, *, password: str | None = None, code: str | None = None) -> None:
+        """Prove it is still the same person, with the password or a code, after a 401
+        ``reauthentication_required``: the new access token carries a fresh ``auth_time``."""
+        if (password is None) == (code is None):
+            raise TypeError("reauthenticate() takes either password= or code=")
+        proof = {"password": password} if password is not None else {"code": code}
+        response = self.post("/api/auth/reauthenticate/", json=proof)
         response.raise_for_status()
-        body = response.json()
         with self._lock:
-            self._access = body["access"]
-            self.store.save(body["refresh"])
-        return body["user"]
+            self._access = response.json()["access"]
 
     def restore(self) -> bool:
         """Resume the stored session (a new access token from the stored refresh token)."""
@@ -134,6 +166,28 @@ class AuthClient:
                 self.http.post("/api/auth/logout/", json={"refresh": refresh})
         finally:
             self._forget("logged_out")
+
+    # --- second factors of the signed-in user (changes need a recent sign-in: reauthenticate()) --
+    def mfa_status(self) -> dict:
+        """``{"totp": bool, "recovery_codes_left": n, "passkeys": [...]}``."""
+        return self._json("GET", "/api/auth/mfa/")
+
+    def start_totp(self) -> dict:
+        """Start enrolling an authenticator app: ``{"secret", "otpauth_uri", "qr_svg"}``; it stays off
+        until ``confirm_totp()``."""
+        return self._json("POST", "/api/auth/mfa/totp/", json={})
+
+    def confirm_totp(self, code: str) -> list[str]:
+        """Turn the app on with a code it shows; returns the 10 recovery codes (shown this once)."""
+        return self._json("POST", "/api/auth/mfa/totp/confirm/", json={"code": code})["recovery_codes"]
+
+    def disable_totp(self) -> None:
+        """Turn the authenticator app off (its recovery codes stop working)."""
+        self.delete("/api/auth/mfa/totp/").raise_for_status()
+
+    def regenerate_recovery_codes(self) -> list[str]:
+        """A new set of 10 recovery codes; the old ones stop working."""
+        return self._json("POST", "/api/auth/mfa/recovery-codes/", json={})["recovery_codes"]
 
     # --- account e-mail (no session needed: a link may open on another device) ------------------
     def request_password_reset(self, email: str) -> None:
@@ -185,6 +239,22 @@ class AuthClient:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def _json(self, method: str, url: str, **kwargs) -> dict:
+        response = self.request(method, url, **kwargs)
+        response.raise_for_status()
+        return response.json()
+
+    def _signed_in_or_step(self, response: httpx.Response) -> dict | MfaStep:
+        """A login's answer: keep the tokens and return the user, or return the second step."""
+        response.raise_for_status()
+        body = response.json()
+        if body.get("mfa_required"):
+            return MfaStep(token=body["mfa_token"], methods=tuple(body["methods"]))
+        with self._lock:
+            self._access = body["access"]
+            self.store.save(body["refresh"])
+        return body["user"]
 
     # --- refresh, once per expiry -----------------------------------------------------------
     def _refresh_after(self, refused: str | None) -> str:

@@ -6,10 +6,13 @@ sleep past it rather than forging tokens, since the client must cope with the se
 
 import threading
 import time
+from datetime import timedelta
 
 import httpx
+import pyotp
 import pytest
-from authclient import AuthClient, MemoryStore, SignedOut
+from authclient import AuthClient, MemoryStore, MfaStep, SignedOut
+from django.utils import timezone
 
 from accounts.models import RevokeReason, Session
 from accounts.services import sessions_revoke
@@ -33,7 +36,8 @@ def mail_server():
 @pytest.fixture(scope="module")
 def server(django_db_setup, django_db_blocker, mail_server):
     """The service in gunicorn on the test database, with short-lived access tokens, throttles
-    raised (these tests sign alice in many times a minute), one hybrid app's origin listed, and
+    raised (these tests sign alice in, and try codes, many times a minute), one hybrid app's origin
+    listed, and
     mail sent at once (after each request's commit) to ``mail_server``."""
     environment = {
         "ACCESS_TOKEN_LIFETIME": str(ACCESS_LIFETIME),
@@ -42,6 +46,7 @@ def server(django_db_setup, django_db_blocker, mail_server):
         "REGISTER_THROTTLE_RATE": "1000/hour",
         "PASSWORD_RESET_THROTTLE_RATE": "1000/hour",
         "EMAIL_VERIFY_THROTTLE_RATE": "1000/hour",
+        "MFA_THROTTLE_RATE": "1000/min",
         "EMAIL_URL": f"smtp://127.0.0.1:{mail_server.port}",
         "TASKS_BACKEND": "immediate",
     }
@@ -286,3 +291,125 @@ def test_resend_for_the_signed_in_user_then_change_the_address(client, account, 
 
     me = client.get("/api/users/me/").json()
     assert (me["email"], me["email_verified"]) == ("alice@example.org", True)
+
+
+# --- second factors -------------------------------------------------------------------------------
+def error_code(error: pytest.ExceptionInfo) -> tuple[int, str]:
+    response = error.value.response
+    return response.status_code, response.json()["code"]
+
+
+def enable_totp(client: AuthClient) -> tuple[pyotp.TOTP, list[str]]:
+    """Turn the authenticator app on for the signed-in client, as an app would: the secret read
+    into pyotp, a code it computes confirmed; returns the app and the recovery codes."""
+    started = client.start_totp()
+    assert started["otpauth_uri"].startswith("otpauth://totp/")
+    assert started["qr_svg"].lstrip().startswith(("<svg", "<?xml"))
+    app = pyotp.TOTP(started["secret"])
+    return app, client.confirm_totp(app.now())
+
+
+def next_code(app: pyotp.TOTP) -> str:
+    """The code of the next 30-second step: the server allows one step of drift, and accepts a step
+    only after the last one it accepted (the enrolment used the current one)."""
+    return app.at(time.time() + app.interval)
+
+
+def test_with_an_authenticator_app_login_returns_the_step_and_a_code_signs_in(server, client, account):
+    client.login(account, PASSWORD)
+    app, recovery_codes = enable_totp(client)
+    assert len(recovery_codes) == 10 and len(set(recovery_codes)) == 10
+    assert client.mfa_status()["totp"] is True
+
+    with AuthClient(server) as phone:
+        step = phone.login(account, PASSWORD)
+        assert isinstance(step, MfaStep)
+        assert {"totp", "recovery_code"} <= set(step.methods)
+        assert phone.store.load() is None  # nothing issued before the second factor
+        assert "token=" not in repr(step)
+
+        user = phone.verify_mfa(step, next_code(app))
+
+        assert user["username"] == "alice"
+        assert phone.get("/api/users/me/").status_code == 200
+        refresh = phone.store.load()
+    session = Session.objects.get(refresh_jti=jti(refresh))
+    assert session.amr_values == ["pwd", "otp"]
+
+
+def test_a_wrong_code_is_refused_and_the_step_still_takes_the_right_one(server, client, account):
+    client.login(account, PASSWORD)
+    app, _ = enable_totp(client)
+    right = next_code(app)
+    near = {app.at(time.time() + steps * app.interval) for steps in (-1, 0, 1, 2)}  # all it may accept
+    wrong = next(code for code in (f"{n:06d}" for n in range(1000)) if code not in near)
+
+    with AuthClient(server) as phone:
+        step = phone.login(account, PASSWORD)
+        with pytest.raises(httpx.HTTPStatusError) as error:
+            phone.verify_mfa(step, wrong)
+        assert error_code(error) == (401, "invalid_code")
+        assert phone.store.load() is None
+
+        assert phone.verify_mfa(step, right)["username"] == "alice"
+        with pytest.raises(httpx.HTTPStatusError) as error:
+            phone.verify_mfa(step, right)  # the step is over once it signed in
+        assert error_code(error) == (401, "mfa_token_invalid")
+
+
+def test_a_recovery_code_signs_in_once(server, client, account):
+    client.login(account, PASSWORD)
+    _, recovery_codes = enable_totp(client)
+
+    with AuthClient(server) as phone:
+        assert phone.verify_mfa(phone.login(account, PASSWORD), recovery_codes[0])["username"] == "alice"
+    with AuthClient(server) as thief:
+        with pytest.raises(httpx.HTTPStatusError) as error:
+            thief.verify_mfa(thief.login(account, PASSWORD), recovery_codes[0])
+        assert error_code(error) == (401, "invalid_code")
+    assert client.mfa_status()["recovery_codes_left"] == 9
+
+
+def test_a_change_after_an_old_sign_in_needs_reauthenticate_then_works(client, account):
+    client.login(account, PASSWORD)
+    Session.objects.update(auth_time=timezone.now() - timedelta(hours=1))  # signed in an hour ago
+    let_the_access_token_expire()  # the next access token comes from the session: its auth_time
+
+    with pytest.raises(httpx.HTTPStatusError) as error:
+        client.start_totp()
+    assert error_code(error) == (401, "reauthentication_required")
+    with pytest.raises(httpx.HTTPStatusError) as error:
+        client.reauthenticate(password="not the password")
+    assert error_code(error) == (401, "invalid_credentials")
+
+    client.reauthenticate(password=PASSWORD)
+
+    app, _ = enable_totp(client)
+    assert client.mfa_status()["totp"] is True
+    assert the_session().auth_time > timezone.now() - timedelta(minutes=1)  # kept for the refreshes
+    Session.objects.update(auth_time=timezone.now() - timedelta(hours=1))
+    let_the_access_token_expire()
+    client.reauthenticate(code=next_code(app))  # a code from the app does it too
+    client.disable_totp()
+    assert client.mfa_status()["totp"] is False
+
+
+def test_new_recovery_codes_kill_the_old_ones_and_turning_the_app_off_ends_the_second_step(
+    server, client, account
+):
+    client.login(account, PASSWORD)
+    _, old_codes = enable_totp(client)
+
+    new_codes = client.regenerate_recovery_codes()
+
+    assert len(new_codes) == 10 and not set(new_codes) & set(old_codes)
+    with AuthClient(server) as phone:
+        with pytest.raises(httpx.HTTPStatusError) as error:
+            phone.verify_mfa(phone.login(account, PASSWORD), old_codes[0])
+        assert error_code(error) == (401, "invalid_code")
+        assert phone.verify_mfa(phone.login(account, PASSWORD), new_codes[0])["username"] == "alice"
+
+    client.disable_totp()
+
+    with AuthClient(server) as phone:
+        assert phone.login(account, PASSWORD)["username"] == "alice"  # the password alone again

@@ -22,6 +22,7 @@ import sys
 import time
 import urllib.request
 from contextlib import closing
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -104,14 +105,30 @@ class ServerDatabase:
         """The user's session rows, oldest first."""
         placeholder = "?" if self.is_sqlite else "%s"
         sql = (
-            "SELECT s.refresh_jti, s.previous_jti, s.last_used_at, s.revoked_at, s.revoke_reason"
+            "SELECT s.refresh_jti, s.previous_jti, s.last_used_at, s.revoked_at, s.revoke_reason, s.amr"
             " FROM accounts_session s JOIN auth_user u ON u.id = s.user_id"
             f" WHERE u.username = {placeholder} ORDER BY s.created_at"
         )
         with self._connect() as connection:
             rows = connection.execute(sql, (username,)).fetchall()
-        keys = ("refresh_jti", "previous_jti", "last_used_at", "revoked_at", "revoke_reason")
+        keys = ("refresh_jti", "previous_jti", "last_used_at", "revoked_at", "revoke_reason", "amr")
         return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def sign_ins_long_ago(self, username: str) -> None:
+        """Move the ``auth_time`` of the user's sessions an hour back, as if they had signed in then:
+        the next access token a refresh issues carries it (tests need not wait
+        REAUTHENTICATION_TIMEOUT for a change to ask for the password again)."""
+        then = datetime.now(UTC) - timedelta(hours=1)
+        placeholder = "?" if self.is_sqlite else "%s"
+        value = then.strftime("%Y-%m-%d %H:%M:%S.%f") if self.is_sqlite else then  # Django's format
+        sql = (
+            f"UPDATE accounts_session SET auth_time = {placeholder}"
+            f" WHERE user_id = (SELECT id FROM auth_user WHERE username = {placeholder})"
+        )
+        with self._connect() as connection:
+            connection.execute(sql, (value, username))
+            if self.is_sqlite:
+                connection.commit()
 
 
 @pytest.fixture(scope="package")
@@ -174,6 +191,8 @@ def server_env(page_origin, server_database, mail_server) -> dict[str, str]:
         LOGIN_USERNAME_THROTTLE_RATE="1000/min",
         LOGIN_IP_THROTTLE_RATE="1000/min",
         REGISTER_THROTTLE_RATE="1000/hour",
+        MFA_THROTTLE_RATE="1000/min",
+        WEBAUTHN_RP_ID="localhost",  # the pages' host: a passkey belongs to the site, not a port
     )
     return env
 
