@@ -268,12 +268,6 @@ def test_a_passkey_registered_on_the_page_signs_in_without_a_password(
     demo.expect_signed_out()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="mfa-core's /api/auth/mfa/verify/ hands passkeys' passkey_second_factor_verify the mfa_token "
-    "string where it takes the pending MfaToken, and takes the Passkey it returns for tokens (a 500): "
-    "the passkey second factor is wired when the branches are merged",
-)
 def test_a_passkey_answers_the_second_step_after_the_password(demo, account, server_database):
     page = demo.page
     VirtualAuthenticator(page)
@@ -290,11 +284,6 @@ def test_a_passkey_answers_the_second_step_after_the_password(demo, account, ser
     assert server_database.sessions(account)[-1]["amr"] == "pwd hwk"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="/api/auth/reauthenticate/ (mfa-core) takes a password or a code; the passkey "
-    "(passkeys' passkey_reauthenticate_verify) is wired when the branches are merged",
-)
 def test_a_passkey_confirms_it_is_you_after_an_old_sign_in(demo, account, server_database):
     page = demo.page
     VirtualAuthenticator(page)
