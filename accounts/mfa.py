@@ -18,9 +18,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
-from django.template.defaultfilters import pluralize
 from django.utils import timezone
-from django.utils.text import get_text_list
 
 from . import notices
 from .audit import audit_event_record, typed_name_digest
@@ -35,6 +33,7 @@ from .errors import (
 )
 from .models import AuditEventType, MfaToken, Passkey, RecoveryCode, TotpDevice, WebAuthnChallenge
 from .origin import NOWHERE, Origin
+from .selectors import SHOWN_PASSKEY_FIELDS, SecondFactors, totp_state
 
 # A pending second step dies after this many wrong codes.
 MAX_FAILURES = 5
@@ -362,56 +361,6 @@ def mfa_token_use(*, pending: MfaToken, now: datetime) -> bool:
 
 
 # --- Removing every second factor (the admin, reset_mfa) -------------------------------------------
-@dataclass(frozen=True)
-class SecondFactors:
-    """A user's second factors as people are shown them (the admin, reset_mfa): never a secret, a
-    digest or a public key. ``totp`` is "on" (confirmed), "pending" (enrolled, not yet confirmed)
-    or "off"; ``passkeys`` are (name, created_at, last_used_at)."""
-
-    totp: str = "off"
-    totp_confirmed_at: datetime | None = None
-    totp_last_used_at: datetime | None = None
-    recovery_codes_left: int = 0
-    passkeys: tuple[tuple[str, datetime, datetime | None], ...] = ()
-
-    def __bool__(self) -> bool:
-        """Whether there is anything to remove: an authenticator app (even pending), an unused
-        recovery code or a passkey."""
-        return self.totp != "off" or self.recovery_codes_left > 0 or bool(self.passkeys)
-
-    def described(self) -> str:
-        """In words, for messages and the audit trail: "the authenticator app, 9 recovery codes and
-        1 passkey"; "nothing" when there is none."""
-        parts = []
-        if self.totp != "off":
-            parts.append("the authenticator app" + (" (not yet confirmed)" if self.totp == "pending" else ""))
-        if self.recovery_codes_left:
-            parts.append(f"{self.recovery_codes_left} recovery code{pluralize(self.recovery_codes_left)}")
-        if self.passkeys:
-            parts.append(f"{len(self.passkeys)} passkey{pluralize(len(self.passkeys))}")
-        return get_text_list(parts, "and") if parts else "nothing"
-
-
-def _totp_state(device: dict | None) -> str:
-    """ "on", "pending" or "off": the authenticator app's state, from its row's ``confirmed_at``."""
-    if device is None:
-        return "off"
-    return "on" if device["confirmed_at"] else "pending"
-
-
-def second_factors_summary(*, user) -> SecondFactors:
-    """The user's second factors (three small reads; no secret, digest or public key is loaded)."""
-    device = TotpDevice.objects.filter(user_id=user.pk).values("confirmed_at", "last_used_at").first()
-    passkeys = Passkey.objects.filter(user_id=user.pk).order_by("created_at", "pk")
-    return SecondFactors(
-        totp=_totp_state(device),
-        totp_confirmed_at=device and device["confirmed_at"],
-        totp_last_used_at=device and device["last_used_at"],
-        recovery_codes_left=RecoveryCode.objects.filter(user_id=user.pk, used_at__isnull=True).count(),
-        passkeys=tuple(passkeys.values_list("name", "created_at", "last_used_at")),
-    )
-
-
 @transaction.atomic
 def second_factors_remove(*, user, origin: Origin = NOWHERE, detail: str = "") -> SecondFactors:
     """Remove every second factor of ``user`` (an admin or a command acting for someone who lost
@@ -429,9 +378,9 @@ def second_factors_remove(*, user, origin: Origin = NOWHERE, detail: str = "") -
     device = TotpDevice.objects.select_for_update().filter(user_id=user.pk).values("confirmed_at").first()
     passkeys = Passkey.objects.select_for_update().filter(user_id=user.pk).order_by("created_at", "pk")
     removed = SecondFactors(
-        totp=_totp_state(device),
+        totp=totp_state(confirmed_at=device and device["confirmed_at"], enrolled=device is not None),
         recovery_codes_left=RecoveryCode.objects.filter(user_id=user.pk, used_at__isnull=True).delete()[0],
-        passkeys=tuple(passkeys.values_list("name", "created_at", "last_used_at")),
+        passkeys=tuple(passkeys.only(*SHOWN_PASSKEY_FIELDS)),
     )
     TotpDevice.objects.filter(user_id=user.pk).delete()
     RecoveryCode.objects.filter(user_id=user.pk).delete()  # the used ones, kept until a new set

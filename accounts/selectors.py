@@ -3,10 +3,13 @@
 import re
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.template.defaultfilters import pluralize
 from django.utils import timezone
+from django.utils.text import get_text_list
 
 from .models import EmailAddressState, Passkey, RecoveryCode, Session, TotpDevice
 from .statements import Param, Statement
@@ -92,23 +95,64 @@ def users_active_with_email(*, email: str) -> list:
     return list(model._default_manager.filter(**lookup))
 
 
+# A passkey's fields that people are shown (its public key and credential id never are).
+SHOWN_PASSKEY_FIELDS = ("id", "name", "created_at", "last_used_at")
+
+
 @dataclass(frozen=True)
-class MfaState:
-    """A user's second factors, as the API shows them: never a secret or a code."""
+class SecondFactors:
+    """A user's second factors as people are shown them (the API, the admin, reset_mfa): never a
+    secret, a digest or a public key. ``totp`` is "on" (confirmed), "pending" (enrolled, not yet
+    confirmed) or "off"; ``passkeys`` carry only SHOWN_PASSKEY_FIELDS."""
 
-    totp: bool
-    recovery_codes_left: int
-    passkeys: list
+    totp: str = "off"
+    totp_confirmed_at: datetime | None = None
+    totp_last_used_at: datetime | None = None
+    recovery_codes_left: int = 0
+    passkeys: tuple[Passkey, ...] = ()
+
+    @property
+    def totp_on(self) -> bool:
+        """A confirmed authenticator app: a second factor (a pending one is not yet)."""
+        return self.totp == "on"
+
+    def __bool__(self) -> bool:
+        """Whether there is anything to remove: an authenticator app (even pending), an unused
+        recovery code or a passkey."""
+        return self.totp != "off" or self.recovery_codes_left > 0 or bool(self.passkeys)
+
+    def described(self) -> str:
+        """In words, for messages and the audit trail: "the authenticator app, 9 recovery codes and
+        1 passkey"; "nothing" when there is none."""
+        parts = []
+        if self.totp != "off":
+            parts.append("the authenticator app" + (" (not yet confirmed)" if self.totp == "pending" else ""))
+        if self.recovery_codes_left:
+            parts.append(f"{self.recovery_codes_left} recovery code{pluralize(self.recovery_codes_left)}")
+        if self.passkeys:
+            parts.append(f"{len(self.passkeys)} passkey{pluralize(len(self.passkeys))}")
+        return get_text_list(parts, "and") if parts else "nothing"
 
 
-def mfa_state(*, user) -> MfaState:
-    """The user's second factors: whether an authenticator app is on, how many recovery codes are
-    unused, and their passkeys (oldest first). Two statements."""
+def totp_state(*, confirmed_at: datetime | None, enrolled: bool) -> str:
+    """ "on", "pending" or "off": the authenticator app's state."""
+    if not enrolled:
+        return "off"
+    return "on" if confirmed_at else "pending"
+
+
+def second_factors_summary(*, user) -> SecondFactors:
+    """The user's second factors, in two statements: the authenticator app's state and dates with
+    the unused recovery codes counted, then the passkeys (oldest first, SHOWN_PASSKEY_FIELDS only).
+    No secret, digest or public key is loaded."""
+    device = TotpDevice.objects.filter(user_id=OuterRef("pk"))
     found = (
         get_user_model()
         .objects.filter(pk=user.pk)
         .values_list(
-            Exists(TotpDevice.objects.filter(user_id=OuterRef("pk"), confirmed_at__isnull=False)),
+            Exists(device),
+            Subquery(device.values("confirmed_at")),
+            Subquery(device.values("last_used_at")),
             Subquery(
                 RecoveryCode.objects.filter(user_id=OuterRef("pk"), used_at__isnull=True)
                 .values("user_id")
@@ -118,6 +162,12 @@ def mfa_state(*, user) -> MfaState:
         )
         .first()
     )
-    totp, left = found or (False, 0)
-    passkeys = list(Passkey.objects.filter(user_id=user.pk).order_by("created_at", "id"))
-    return MfaState(totp=bool(totp), recovery_codes_left=left or 0, passkeys=passkeys)
+    enrolled, confirmed_at, last_used_at, left = found or (False, None, None, 0)
+    passkeys = Passkey.objects.filter(user_id=user.pk).order_by("created_at", "pk").only(*SHOWN_PASSKEY_FIELDS)
+    return SecondFactors(
+        totp=totp_state(confirmed_at=confirmed_at, enrolled=enrolled),
+        totp_confirmed_at=confirmed_at,
+        totp_last_used_at=last_used_at,
+        recovery_codes_left=left or 0,
+        passkeys=tuple(passkeys),
+    )

@@ -376,9 +376,9 @@ class PasskeySummarySerializer(serializers.Serializer):
 
 
 class MfaStateSerializer(serializers.Serializer):
-    """``GET /api/auth/mfa/``: the caller's second factors (``selectors.mfa_state``)."""
+    """``GET /api/auth/mfa/``: the caller's second factors (``selectors.second_factors_summary``)."""
 
-    totp = serializers.BooleanField(read_only=True, help_text="A confirmed authenticator app is on.")
+    totp = serializers.BooleanField(source="totp_on", read_only=True, help_text="A confirmed authenticator app is on.")
     recovery_codes_left = serializers.IntegerField(read_only=True)
     passkeys = PasskeySummarySerializer(many=True, read_only=True)
 

@@ -535,7 +535,7 @@ class MfaStateView(ApiView):
 
     @extend_schema(responses={200: MfaStateSerializer})
     def get(self, request):
-        return Response(MfaStateSerializer(selectors.mfa_state(user=request.user)).data)
+        return Response(MfaStateSerializer(selectors.second_factors_summary(user=request.user)).data)
 
 
 class TotpView(NoStoreMixin, ApiView):

@@ -529,3 +529,16 @@ def second_factors_give(
             sign_count=3,
         )
     return secret
+
+
+def process_group_stop(process: subprocess.Popen) -> None:
+    """SIGTERM to a process started with ``start_new_session`` and its children (``make worker``
+    and the worker under it), as a supervisor stops a worker: it finishes the task in hand, then
+    exits; SIGKILL after 30 s."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()

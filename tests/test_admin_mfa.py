@@ -15,7 +15,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts import mfa
-from accounts.mfa import second_factors_remove, second_factors_summary
+from accounts.mfa import second_factors_remove
+from accounts.selectors import second_factors_summary
 from accounts.models import (
     AuditEvent,
     AuditEventType,
@@ -84,7 +85,7 @@ def test_removing_second_factors_deletes_every_factor_and_pending_step_and_says_
     assert factor_rows(user) == NONE_LEFT
     assert factor_rows(bob)["TotpDevice"] == factor_rows(bob)["Passkey"] == 1  # nobody else's
     assert (removed.totp, removed.recovery_codes_left) == (totp, 8)
-    assert [name for name, _, _ in removed.passkeys] == ["Laptop", "Phone"]
+    assert [passkey.name for passkey in removed.passkeys] == ["Laptop", "Phone"]
     app = "the authenticator app" + (" (not yet confirmed)" if totp == "pending" else "")
     assert removed.described() == f"{app}, 8 recovery codes and 2 passkeys"
     [event] = AuditEvent.objects.filter(type=AuditEventType.MFA_RESET)
@@ -123,8 +124,9 @@ def test_the_summary_shows_each_factor_without_a_secret_or_digest(user):
     summary = second_factors_summary(user=user)
     assert (summary.totp, summary.recovery_codes_left) == ("on", 9)
     assert summary.totp_confirmed_at is not None and summary.totp_last_used_at is not None
-    [(name, created_at, last_used_at)] = summary.passkeys
-    assert (name, last_used_at) == ("Laptop", None)
+    [passkey] = summary.passkeys
+    assert (passkey.name, passkey.last_used_at) == ("Laptop", None)
+    assert passkey.get_deferred_fields() >= {"public_key", "credential_id"}  # never loaded
     stored = TotpDevice.objects.get(user=user).secret
     assert secret not in repr(summary) and stored not in repr(summary)
 

@@ -8,7 +8,6 @@ metrics port, outside gunicorn's PROMETHEUS_MULTIPROC_DIR even when the environm
 import http.client
 import os
 import secrets
-import signal
 import subprocess
 import threading
 import time
@@ -21,7 +20,7 @@ from django_tasks_db.models import DBTaskResult
 from accounts.mail import mail_send_later
 from accounts.models import AuditEvent, AuditEventType
 
-from .helpers import BASE_DIR, SmtpServer, free_port, served_database_url
+from .helpers import BASE_DIR, SmtpServer, free_port, process_group_stop, served_database_url
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -67,17 +66,6 @@ def wait_for_line(log: Path, text: str, process: subprocess.Popen, timeout: floa
         time.sleep(0.1)
 
 
-def stop(process: subprocess.Popen) -> None:
-    """SIGTERM, as a supervisor stops a worker: it finishes the task in hand, then exits."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
 def test_two_make_worker_processes_send_every_queued_mail_exactly_once(settings, tmp_path):
     settings.TASKS = DATABASE_BACKEND
     # A server that takes a while over each mail, so that both workers are busy at once.
@@ -95,7 +83,7 @@ def test_two_make_worker_processes_send_every_queued_mail_exactly_once(settings,
         time.sleep(3)  # time for a second copy of any mail to arrive
     finally:
         for worker in workers:
-            stop(worker)
+            process_group_stop(worker)
         server.stop()
 
     recipients = sorted(rcpt for _, rcpts in server.envelopes for rcpt in rcpts)
@@ -172,7 +160,7 @@ def test_make_worker_serves_the_mails_it_sent_on_its_own_port_outside_gunicorns_
         body = answer.read().decode()
         connection.close()
     finally:
-        stop(worker)
+        process_group_stop(worker)
 
     assert answer.status == 200, body
     assert 'authproject_mails_total{result="sent"} 3.0' in body.splitlines()

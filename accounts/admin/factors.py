@@ -14,7 +14,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.text import get_text_list
 
-from ..mfa import second_factors_remove, second_factors_summary
+from ..mfa import second_factors_remove
+from ..selectors import second_factors_summary
 from ..origin import request_origin
 from .shared import admin_change_url
 

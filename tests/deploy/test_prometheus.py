@@ -7,7 +7,6 @@ harming the shared deployment, by exactly what it did, the mails the worker sent
 import json
 import os
 import secrets
-import signal
 import subprocess
 import time
 import urllib.error
@@ -21,7 +20,7 @@ from django_tasks_db.models import DBTaskResult
 
 from benchmarks.servers import BASE_DIR, free_ports, wait_for_port
 
-from ..helpers import PASSWORD
+from ..helpers import PASSWORD, process_group_stop
 from .conftest import METRICS_TOKEN, needs_shared_services
 
 PROMETHEUS = os.environ.get("PROMETHEUS", "/usr/bin/prometheus")
@@ -125,12 +124,7 @@ def worker(deployment, tmp_path_factory):
         )
     wait_for_port(port, process, log)
     yield port
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    process_group_stop(process)
 
 
 @pytest.fixture

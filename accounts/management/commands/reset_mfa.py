@@ -37,7 +37,7 @@ class Command(AccountsCommand):
             raise CommandError(f"No user with username {user!r}.")
         name = owner.get_username()
         if interactive:
-            factors = mfa.second_factors_summary(user=owner)
+            factors = selectors.second_factors_summary(user=owner)
             if not factors:
                 self.say(f"{name} has no second factor: nothing removed.")
                 return
