@@ -93,7 +93,11 @@ def descendants_cpu_seconds(pid: int) -> float:
     master; under `make serve`, the master and its workers), from /proc."""
     total = 0
     for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
+        try:
+            children = (task / "children").read_text().split()
+        except FileNotFoundError:  # a thread (a gthread worker's) that ended since the listing
+            continue
+        for child in children:
             try:
                 fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
             except FileNotFoundError:  # gone since the listing

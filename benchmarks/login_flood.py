@@ -27,6 +27,7 @@ afresh, and the two Redis databases emptied.
 """
 
 import argparse
+from dataclasses import dataclass
 import os
 import re
 import secrets
@@ -43,7 +44,8 @@ from pathlib import Path
 
 import _common
 from _common import PAGE_ORIGIN, PASSWORD, ROOT
-from servers import Client
+from servers import NGINX as NGINX_BINARY
+from servers import Client, Nginx, free_ports, make_certificate
 
 SECTION = "## A login flood beside `me` (issue 25)"
 USERNAME = "bench"
@@ -67,14 +69,15 @@ DEFAULT_LIMITS = {
 def start(
     name: str, options, secret: str, logs: Path, static: Path, database_url: str, cache_url: str, **env
 ):
-    """`make serve` on fresh databases, behind one (pretend) proxy, with the benchmark's user."""
+    """`make serve` on fresh databases, behind one proxy (pretended, or with --behind-nginx nginx,
+    whose own hop is then the second trusted one), with the benchmark's user."""
     _common.database_reset(database_url)
     _common.cache_flush(cache_url)
     environment = _common.app_environment(
         database_url=database_url,
         cache_url=cache_url,
         secret=secret,
-        NUM_PROXIES="1",
+        NUM_PROXIES="2" if options.behind_nginx else "1",
         STATIC_ROOT=str(static / name),
         **DEFAULT_LIMITS,
         **env,
@@ -89,6 +92,33 @@ def start(
         check=True,
     )
     return server
+
+
+@dataclass(frozen=True)
+class Front:
+    """nginx in front of one app server (--behind-nginx): what the runs send their requests to."""
+
+    name: str
+    base: str
+    nginx: Nginx
+
+
+def nginx_in_front(name: str, server, scratch: Path) -> Front:
+    """nginx as the README's example has it (HTTP/1.1 and keep-alive to the upstream; it reads a
+    whole request before it passes it on), on plain http: a deployment's TLS is not measured."""
+    certificate, key = make_certificate(scratch)
+    http_port, https_port, demo_port, demo_backend_port = free_ports(4)
+    (scratch / f"nginx_{name}").mkdir()
+    nginx = Nginx(
+        scratch / f"nginx_{name}",
+        https_port=https_port,
+        http_port=http_port,
+        demo_port=demo_port,
+        demo_backend_port=demo_backend_port,
+        certificate=certificate,
+        key=key,
+    ).start([server])
+    return Front(name, f"http://127.0.0.1:{http_port}", nginx)
 
 
 def access_token(server) -> str:
@@ -153,7 +183,9 @@ def report(options, results: dict, started: str, load: list[float]) -> tuple[str
         "",
         f"Run {started} on {_common.machine()}; load average {load[0]:.2f} before, {load[1]:.2f} after.",
         f"Commit {_common.checkout()}. Python {sys.version.split()[0]}, Django {version('django')}, "
-        f"gunicorn {version('gunicorn')} ({options.workers} sync workers), "
+        f"gunicorn {version('gunicorn')} ({options.workers} sync workers"
+        + (f", behind {_common.version_line([NGINX_BINARY, '-v'])}" if options.behind_nginx else "")
+        + "), "
         f"{_common.postgresql_version(options.database_url + '_budget')}, "
         f"{_common.redis_version(options.cache_url)}, {_common.wrk_version()}.",
         "",
@@ -217,6 +249,11 @@ def main() -> None:
         default=max(1, (os.cpu_count() or 1) // 2),
         help="the budget server's PASSWORD_CHECK_SLOTS (default: the setting's, half the cores)",
     )
+    parser.add_argument(
+        "--behind-nginx",
+        action="store_true",
+        help="send `me` and the flood through nginx in front of each server, as deployed",
+    )
     parser.add_argument("--output", type=Path, help="write the section into this Markdown file")
     parser.add_argument(
         "--database-url",
@@ -234,7 +271,7 @@ def main() -> None:
     logs.mkdir()
     secret = secrets.token_urlsafe(50)
     started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    servers = {}
+    servers, targets = {}, {}
     results = {name: {"quiet": [], "flood_me": [], "flood": []} for name in ("budget", "nobudget")}
     try:
         servers["budget"] = start(
@@ -260,12 +297,22 @@ def main() -> None:
             LOGIN_GLOBAL_THROTTLE_RATE="off",
             PASSWORD_CHECK_SLOTS="0",
         )
+        targets = dict(servers)
+        if options.behind_nginx:
+            targets = {name: nginx_in_front(name, server, scratch) for name, server in servers.items()}
         print(f"serving; logs in {logs}", flush=True)
+        for target in targets.values():  # warm-up, not counted: connections, caches, compiled SQL
+            _common.wrk(
+                target.base + "/api/users/me/",
+                duration=3,
+                connections=options.connections,
+                headers=[f"Authorization: Bearer {access_token(target)}"],
+            )
         load = [os.getloadavg()[0]]
         for round_number in range(options.rounds):
-            order = list(servers) if round_number % 2 == 0 else list(reversed(servers))
+            order = list(targets) if round_number % 2 == 0 else list(reversed(targets))
             for name in order:
-                server = servers[name]
+                server = targets[name]
                 access = access_token(server)
                 quiet = me_run(options, server, access)
                 me, flood = flood_run(options, server, access)
@@ -280,6 +327,9 @@ def main() -> None:
                 )
         load.append(os.getloadavg()[0])
     finally:
+        for target in targets.values():
+            if isinstance(target, Front):
+                target.nginx.stop()
         for server in servers.values():
             server.stop()
         shutil.rmtree(scratch / "static", ignore_errors=True)

@@ -164,6 +164,16 @@ def test_reauthenticating_with_the_password_takes_4_queries(api, query_budget):
     assert response.status_code == 200, response.content
 
 
+def test_the_second_factors_state_takes_3_queries(api, user, query_budget):
+    """The access token's check, then second_factors_summary: the app's state with the unused
+    recovery codes counted, and the passkeys (however many)."""
+    turn_on_totp(user)
+    with query_budget(3):
+        response = api.get("/api/auth/mfa/")
+    assert response.status_code == 200, response.content
+    assert response.json() == {"totp": True, "recovery_codes_left": 10, "passkeys": []}
+
+
 def test_an_unknown_mfa_token_takes_1_query(user, query_budget):
     with query_budget(1):
         response = BrowserClient().post(
