@@ -8,7 +8,11 @@ start, and HTTP set-up (sign in, CSRF) goes, through servers.py (shared with tes
 import os
 import platform
 import re
+import secrets
 import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -209,3 +213,22 @@ def redis_version(url: str) -> str:
     import redis
 
     return "Redis " + redis.Redis.from_url(url).info("server")["redis_version"]
+
+
+@contextmanager
+def fresh_server(
+    name: str, *, database_url: str, cache_url: str, workers: int, **variables: str
+) -> Iterator[Serve]:
+    """`make serve` of this checkout on a PostgreSQL database dropped and created first and a Redis
+    database emptied first, with app_environment's settings and ``variables``; stopped afterwards."""
+    database_reset(database_url)
+    cache_flush(cache_url)
+    environment = app_environment(
+        database_url=database_url, cache_url=cache_url, secret=secrets.token_urlsafe(50), **variables
+    )
+    with tempfile.TemporaryDirectory() as logs:
+        server = make_serve(name, cwd=ROOT, environment=environment, log_dir=Path(logs), workers=workers)
+        try:
+            yield server
+        finally:
+            server.stop()

@@ -22,10 +22,8 @@ import argparse
 import http.client
 import json
 import platform
-import secrets
 import statistics
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -188,23 +186,15 @@ def main() -> None:
     if not args.database_url.startswith("postgres"):
         sys.exit("--database-url must name a PostgreSQL database (it is dropped and created)")
 
-    _common.database_reset(args.database_url)
-    _common.cache_flush(args.cache_url)
-    environment = _common.app_environment(
+    with _common.fresh_server(
+        "mfa",
         database_url=args.database_url,
         cache_url=args.cache_url,
-        secret=secrets.token_urlsafe(50),
+        workers=args.workers,
         MFA_THROTTLE_RATE="100000000/min",
         REFRESH_COOKIE_SECURE="0",
-    )
-    with tempfile.TemporaryDirectory() as logs:
-        server = _common.make_serve(
-            "mfa", cwd=ROOT, environment=environment, log_dir=Path(logs), workers=args.workers
-        )
-        try:
-            times = measure(server.base, rounds=args.rounds, warmup=args.warmup)
-        finally:
-            server.stop()
+    ) as server:
+        times = measure(server.base, rounds=args.rounds, warmup=args.warmup)
     text = report(args, times)
     print(text)
     _common.write_section(RESULTS, text)

@@ -21,16 +21,14 @@ import argparse
 import http.client
 import json
 import platform
-import secrets
 import statistics
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import _common
-from _common import PASSWORD, ROOT
+from _common import PASSWORD
 
 KNOWN, UNKNOWN = "reset-bench@example.com", "nobody-here@example.com"
 TOLERANCE = 0.10
@@ -129,23 +127,15 @@ def main() -> None:
     if not args.database_url.startswith("postgres"):
         sys.exit("--database-url must name a PostgreSQL database (it is dropped and created)")
 
-    _common.database_reset(args.database_url)
-    _common.cache_flush(args.cache_url)
-    environment = _common.app_environment(
+    with _common.fresh_server(
+        "reset",
         database_url=args.database_url,
         cache_url=args.cache_url,
-        secret=secrets.token_urlsafe(50),
+        workers=args.workers,
         PASSWORD_RESET_THROTTLE_RATE="100000000/hour",
         TASKS_BACKEND="database",
-    )
-    with tempfile.TemporaryDirectory() as logs:
-        server = _common.make_serve(
-            "reset", cwd=ROOT, environment=environment, log_dir=Path(logs), workers=args.workers
-        )
-        try:
-            times = measure(server.base, requests=args.requests, warmup=args.warmup)
-        finally:
-            server.stop()
+    ) as server:
+        times = measure(server.base, requests=args.requests, warmup=args.warmup)
     text, within = report(args, times, queued_tasks(args.database_url))
     print(text)
     if args.output:
