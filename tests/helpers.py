@@ -542,3 +542,13 @@ def process_group_stop(process: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+def throttle_window_fresh(*, seconds: int = 60, needed: float = 25.0) -> None:
+    """Wait, if need be, for the next window of a ``seconds``-long limit: the app's limits count in
+    fixed windows (accounts.throttles.CountingThrottle), so attempts on both sides of a window's
+    end are counted apart, and a test that needs N attempts counted together must not straddle one.
+    Returns at once if this window has ``needed`` seconds left."""
+    left = seconds - time.time() % seconds
+    if left < needed:
+        time.sleep(left + 0.05)
