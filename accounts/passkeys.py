@@ -241,9 +241,14 @@ def passkey_register(*, user, credential: dict, name: str, origin: Origin = NOWH
         user=user,
         notice=notices.Notice.SECOND_FACTOR_ADDED,
         origin=origin,
-        context={"factor": f'the passkey "{name}"'},
+        context={"factor": _factor(name)},
     )
     return passkey
+
+
+def _factor(name: str) -> str:
+    """A passkey as the notices name the factor added or removed."""
+    return f'the passkey "{name}"'
 
 
 def passkey_remove(*, user, passkey_id: uuid.UUID, origin: Origin = NOWHERE) -> None:
@@ -259,7 +264,7 @@ def passkey_remove(*, user, passkey_id: uuid.UUID, origin: Origin = NOWHERE) -> 
         user=user,
         notice=notices.Notice.SECOND_FACTOR_REMOVED,
         origin=origin,
-        context={"factor": f'the passkey "{removed}"', "by_admin": origin.actor_id is not None},
+        context={"factor": _factor(removed), "by_admin": origin.actor_id is not None},
     )
 
 
