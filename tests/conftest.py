@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import subprocess
+import time
 from contextlib import contextmanager
 from datetime import timedelta
 
@@ -26,6 +27,7 @@ from accounts.keys import signing_key_generate
 from accounts.logs import JsonFormatter
 from accounts.models import RevokeReason, Session
 from accounts.services import session_create, sessions_revoke
+from accounts.throttles import CountingThrottle
 
 from .helpers import (
     BASE_DIR,
@@ -67,6 +69,18 @@ def _fast_hasher_and_empty_cache(settings):
     cache_clear_own_keys()
     yield
     cache_clear_own_keys()
+
+
+@pytest.fixture(autouse=True)
+def _throttle_windows_start_with_the_test(monkeypatch):
+    """Every limit's window (a second, a minute, an hour, a day) starts as the test does. The limits
+    count in fixed windows, so a test's attempts on both sides of a window's end were counted apart
+    (seen in CI: the fourth admin login under a 3/min limit signed in). The limits' clock (DRF's
+    ``SimpleRateThrottle.timer``) runs at the real pace, shifted back to the start of a day; the
+    counters are emptied per test, so windows numbered alike in two tests never meet. Servers the
+    tests start keep the real clock (their tests use helpers.throttle_window_fresh)."""
+    shift = time.time() % 86400
+    monkeypatch.setattr(CountingThrottle, "timer", staticmethod(lambda: time.time() - shift))
 
 
 @pytest.fixture(autouse=True)
