@@ -54,7 +54,7 @@ from . import email_verification, metrics, notices, services
 from .audit import audit_event_record
 from .conf import app_settings
 from .errors import EmailUnverified, InvalidCode, MfaTokenInvalid, PasskeyExists, PasskeyNotFound
-from .mfa import handed_out_digest, mfa_token_pending
+from .mfa import handed_out_digest, mfa_token_pending, recovery_codes_delete_without_factor
 from .models import AuditEventType, MfaToken, Passkey, WebAuthnChallenge
 from .origin import NOWHERE, Origin, origin_normalized
 
@@ -252,11 +252,14 @@ def _factor(name: str) -> str:
 
 
 def passkey_remove(*, user, passkey_id: uuid.UUID, origin: Origin = NOWHERE) -> None:
-    """Remove one of ``user``'s passkeys; PasskeyNotFound if they have no such passkey."""
+    """Remove one of ``user``'s passkeys; PasskeyNotFound if they have no such passkey. With no
+    second factor left, the recovery codes go too, as when the authenticator app is turned off."""
     mine = Passkey.objects.filter(pk=passkey_id, user_id=user.pk)
     removed = mine.values_list("name", flat=True).first()
-    if removed is None or not mine.delete()[0]:  # none, or a concurrent removal took it
-        raise PasskeyNotFound()
+    with transaction.atomic():
+        if removed is None or not mine.delete()[0]:  # none, or a concurrent removal took it
+            raise PasskeyNotFound()
+        recovery_codes_delete_without_factor(user_id=user.pk)
     audit_event_record(
         type=AuditEventType.PASSKEY_REMOVED, user_id=user.pk, origin=origin, detail=f"passkey {removed!r}"
     )

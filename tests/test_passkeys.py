@@ -27,6 +27,7 @@ from accounts.models import (
     EmailAddressState,
     MfaToken,
     Passkey,
+    RecoveryCode,
     Session,
     WebAuthnChallenge,
 )
@@ -226,6 +227,22 @@ def test_removing_a_passkey_is_audited_and_mailed(user, passkey):
     assert event.user_id == user.pk and "Laptop" in event.detail
     [notice] = mail.outbox
     assert 'the passkey "Laptop"' in notice.body and "An administrator" not in notice.body
+
+
+def test_removing_the_last_second_factor_deletes_the_recovery_codes(user, passkey, authenticator):
+    """Recovery codes stand in for a second factor: with the last one gone they go too (as when the
+    authenticator app is turned off), and a later passkey does not bring the old set back."""
+    client = bearer_for(user)
+    second = register(client, authenticator, name="Phone")
+    assert second.status_code == 201, second.content
+    assert client.post("/api/auth/mfa/recovery-codes/", format="json").status_code == 200
+    assert RecoveryCode.objects.filter(user=user).count() == 10
+
+    assert client.delete(f"/api/auth/passkeys/{passkey.pk}/").status_code == 204
+    assert RecoveryCode.objects.filter(user=user).count() == 10  # a passkey is left
+
+    assert client.delete(f"/api/auth/passkeys/{second.json()['id']}/").status_code == 204
+    assert not RecoveryCode.objects.filter(user=user).exists()
 
 
 def test_another_users_passkey_cannot_be_removed(passkey, user_factory):
