@@ -230,6 +230,22 @@ def check_metrics_token(app_configs=None, **kwargs):
     return []
 
 
+@checks.register()
+def check_password_check_niceness(app_configs=None, **kwargs):
+    """Niceness is 0 to 19 above the process's own: a negative one would ask to raise a priority,
+    which an unprivileged worker may not, and every password check would fail."""
+    niceness = app_settings.PASSWORD_CHECK_NICENESS
+    if not isinstance(niceness, int) or not 0 <= niceness <= 19:
+        return [
+            checks.Error(
+                f"ACCOUNTS_PASSWORD_CHECK_NICENESS is {niceness!r}, not a whole number from 0 to 19.",
+                hint="Set PASSWORD_CHECK_NICENESS to 0 (hash at the requests' priority) up to 19.",
+                id="accounts.E048",
+            )
+        ]
+    return []
+
+
 @checks.register(checks.Tags.security)
 def check_secret_key_fallbacks(app_configs=None, **kwargs):
     """A fallback key still verifies (Django's signatures; HS256 tokens when the signing key is

@@ -207,6 +207,12 @@ class AppSettings:
         return self._setting("PASSWORD_CHECK_SLOTS", max(1, (os.cpu_count() or 1) // 2))
 
     @property
+    def PASSWORD_CHECK_NICENESS(self) -> int:
+        """How far below the requests' priority a password is hashed (Linux niceness added to the
+        hashing thread's, 19 at most); 0: at the requests' own. ``accounts.password_checks``."""
+        return self._setting("PASSWORD_CHECK_NICENESS", 10)
+
+    @property
     def PASSWORD_CHECK_SLOT_DIR(self) -> str:
         """Where the slots' lock files are: one directory for every app server of the machine."""
         return self._setting(

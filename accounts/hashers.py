@@ -8,9 +8,14 @@ MiB over 2 passes, about 3.4 times the minimum's work, measured in benchmarks/RE
 
 Stored hashes keep their own parameters and still verify; Django rehashes one with these at its
 owner's next successful login (``must_update``).
+
+Each hash is computed below the requests' priority (``password_checks.password_hash_run``,
+PASSWORD_CHECK_NICENESS): on a busy machine, signed-in users' requests come first.
 """
 
 from django.contrib.auth.hashers import Argon2PasswordHasher
+
+from .password_checks import password_hash_run
 
 
 class Argon2idHasher(Argon2PasswordHasher):
@@ -19,3 +24,9 @@ class Argon2idHasher(Argon2PasswordHasher):
     time_cost = 2
     memory_cost = 65536  # KiB
     parallelism = 1
+
+    def encode(self, password: str, salt: str) -> str:
+        return password_hash_run(super().encode, password, salt)
+
+    def verify(self, password: str, encoded: str) -> bool:
+        return password_hash_run(super().verify, password, encoded)

@@ -13,12 +13,23 @@ A slot is a file in PASSWORD_CHECK_SLOT_DIR locked with ``flock(LOCK_EX | LOCK_N
 holds the lock for the open file, shared by no other process or thread (each check opens its own),
 and drops it when the process dies, so a worker killed mid-hash never keeps a slot. Where ``fcntl``
 does not exist (Windows), there are no slots.
+
+The hash itself runs below the requests' priority (``password_hash_run``): in a thread of this
+process whose niceness is raised by PASSWORD_CHECK_NICENESS, so that when a core is wanted by both
+a hash and a request, the request has it, and a hash on a busy machine takes longer instead of
+making ``me`` and refresh wait (measured: benchmarks/login_flood.py). On an idle core a niced
+thread runs at full speed. The thread only computes: Django, the database and the request stay in
+the worker's own thread (Argon2 releases the GIL while it hashes).
 """
 
 import os
-from collections.abc import Iterator
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from .conf import app_settings
 from .errors import PasswordChecksBusy
@@ -62,3 +73,48 @@ def password_check_slot() -> Iterator[None]:
         yield
     finally:
         os.close(descriptor)  # closing the only descriptor of the open file drops its lock
+
+
+# --- hashing below the requests' priority ----------------------------------------------------------
+T = TypeVar("T")
+_hashing: tuple[int, int, ThreadPoolExecutor] | None = None  # (pid, niceness, executor)
+_hashing_lock = threading.Lock()
+
+
+def _thread_niceness_raise(niceness: int) -> None:
+    """Raise the calling thread's niceness by ``niceness`` (Linux: a thread's own; 19 at most).
+    Lowering a priority needs no privilege; it cannot be raised back, so the thread is kept for
+    hashes only."""
+    thread = threading.get_native_id()
+    current = os.getpriority(os.PRIO_PROCESS, thread)
+    os.setpriority(os.PRIO_PROCESS, thread, min(19, current + niceness))
+
+
+def _hashing_executor(niceness: int) -> ThreadPoolExecutor:
+    """This process's hashing threads (made on first use, again in a forked child, whose parent's
+    threads did not follow it), each niced as it starts."""
+    global _hashing
+    with _hashing_lock:
+        pid = os.getpid()
+        if _hashing is None or _hashing[:2] != (pid, niceness):
+            _hashing = (
+                pid,
+                niceness,
+                ThreadPoolExecutor(
+                    max_workers=os.cpu_count() or 1,
+                    thread_name_prefix="password-hash",
+                    initializer=_thread_niceness_raise,
+                    initargs=(niceness,),
+                ),
+            )
+        return _hashing[2]
+
+
+def password_hash_run(function: Callable[..., T], *args) -> T:
+    """``function(*args)``, a password hash, computed in a thread niced by PASSWORD_CHECK_NICENESS
+    while this one waits; here, at the caller's priority, if that is 0 or the platform cannot
+    nice a thread (not Linux)."""
+    niceness = app_settings.PASSWORD_CHECK_NICENESS
+    if niceness <= 0 or not sys.platform.startswith("linux"):
+        return function(*args)
+    return _hashing_executor(niceness).submit(function, *args).result()

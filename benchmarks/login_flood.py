@@ -4,8 +4,9 @@ budget (LOGIN_GLOBAL_THROTTLE_RATE) keeps for signed-in users.
 Two app servers, each `make serve` in this checkout (DEBUG off, PostgreSQL and Redis, NUM_PROXIES=1
 as behind nginx, the login limits at their defaults, ``--workers`` sync workers), on databases of
 their own: "budget" with LOGIN_GLOBAL_THROTTLE_RATE at ``--budget-rate`` (default 10/s) and
-PASSWORD_CHECK_SLOTS at ``--slots`` (default: half the cores, both the settings' defaults), "no
-budget" with neither.
+PASSWORD_CHECK_SLOTS at ``--slots`` (default: half the cores) and its hashes niced by
+PASSWORD_CHECK_NICENESS ``--niceness`` (default 10; all three the settings' defaults), "no budget"
+with none of them.
 Each round, for each server in turn:
 
 - quiet: wrk GET /api/users/me/ with a Bearer token for ``--duration`` seconds;
@@ -200,8 +201,8 @@ def report(options, results: dict, started: str, load: list[float]) -> tuple[str
         "|---|---|---|---|---|---|---|---|",
     ]
     met = True
-    budget = f"budget {options.budget_rate}, {options.slots} slot(s)"
-    for name, label in (("budget", budget), ("nobudget", "no budget, no slots")):
+    budget = f"budget {options.budget_rate}, {options.slots} slot(s), niceness {options.niceness}"
+    for name, label in (("budget", budget), ("nobudget", "no budget, no slots, niceness 0")):
         runs = results[name]
         ratios = [f["p99"] / q["p99"] for q, f in zip(runs["quiet"], runs["flood_me"], strict=True)]
         ratio = statistics.median(ratios)
@@ -250,6 +251,9 @@ def main() -> None:
         help="the budget server's PASSWORD_CHECK_SLOTS (default: the setting's, half the cores)",
     )
     parser.add_argument(
+        "--niceness", type=int, default=10, help="the budget server's PASSWORD_CHECK_NICENESS (default 10)"
+    )
+    parser.add_argument(
         "--behind-nginx",
         action="store_true",
         help="send `me` and the flood through nginx in front of each server, as deployed",
@@ -285,6 +289,7 @@ def main() -> None:
             LOGIN_GLOBAL_THROTTLE_RATE=options.budget_rate,
             PASSWORD_CHECK_SLOTS=str(options.slots),
             PASSWORD_CHECK_SLOT_DIR=str(scratch / "slots"),
+            PASSWORD_CHECK_NICENESS=str(options.niceness),
         )
         servers["nobudget"] = start(
             "nobudget",
@@ -296,6 +301,7 @@ def main() -> None:
             options.nobudget_cache_url,
             LOGIN_GLOBAL_THROTTLE_RATE="off",
             PASSWORD_CHECK_SLOTS="0",
+            PASSWORD_CHECK_NICENESS="0",
         )
         targets = dict(servers)
         if options.behind_nginx:

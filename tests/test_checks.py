@@ -30,6 +30,7 @@ ACCOUNTS_CHECKS = [
     checks.check_jwt_keys,
     checks.check_mail_configured,
     checks.check_metrics_token,
+    checks.check_password_check_niceness,
     checks.check_password_set_ends_sessions,
     checks.check_secret_key_fallbacks,
     checks.check_throttle_rates,
@@ -206,6 +207,19 @@ def test_no_metrics_token_or_a_long_one_passes(safe, token):
     assert error_ids() == []
 
 
+# --- E048: PASSWORD_CHECK_NICENESS outside 0 to 19 ----------------------------------------------
+@pytest.mark.parametrize("niceness", [-1, 20, "10"])
+def test_a_password_check_niceness_outside_0_to_19_is_e048(safe, niceness):
+    safe.ACCOUNTS_PASSWORD_CHECK_NICENESS = niceness
+    assert error_ids() == ["accounts.E048"]
+
+
+@pytest.mark.parametrize("niceness", [0, 10, 19])
+def test_a_password_check_niceness_from_0_to_19_passes(safe, niceness):
+    safe.ACCOUNTS_PASSWORD_CHECK_NICENESS = niceness
+    assert error_ids() == []
+
+
 # --- E005: a short HMAC signing key ---------------------------------------------------------
 def test_a_signing_key_shorter_than_32_bytes_is_e005(safe):
     safe.SIMPLE_JWT = {**safe.SIMPLE_JWT, "SIGNING_KEY": "short"}
@@ -266,6 +280,7 @@ def test_the_known_settings_are_the_app_settings_without_simple_jwts_own():
         "MFA_TOKEN_TIMEOUT",
         "NATIVE_APP_ORIGINS",
         "PASSWORD_CHANGE_THROTTLE_RATE",
+        "PASSWORD_CHECK_NICENESS",
         "PASSWORD_CHECK_SLOTS",
         "PASSWORD_CHECK_SLOT_DIR",
         "PASSWORD_RESET_CONFIRM_THROTTLE_RATE",

@@ -1,13 +1,18 @@
 """Password checks at once on this machine (accounts/password_checks.py): a slot is a file another
 process can hold; with every slot taken, a login is answered 429 at once, its password unchecked."""
 
+import multiprocessing
+import os
 import subprocess
 import sys
+import threading
 from contextlib import contextmanager
 
 import pytest
+from django.contrib.auth.hashers import check_password, make_password
 from django.test import Client
 
+from accounts import hashers, password_checks
 from accounts.models import AuditEvent, AuditEventType
 
 from .helpers import PASSWORD, BrowserClient, MetricDeltas
@@ -90,3 +95,60 @@ def test_the_admin_form_waits_for_a_slot_too(user_factory, one_slot, password_tr
     assert "Too many login attempts. Try again in 1 seconds." in response.content.decode()
     assert password_tries == []
     assert Client().post("/admin/login/", form).status_code == 302
+
+
+# --- hashing below the requests' priority ------------------------------------------------------
+def hashing_thread() -> tuple[int, int]:
+    """The native id and niceness of the thread this runs in."""
+    thread = threading.get_native_id()
+    return thread, os.getpriority(os.PRIO_PROCESS, thread)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a thread's own niceness is Linux's")
+def test_a_password_is_hashed_in_a_thread_niced_below_the_requests(settings):
+    settings.ACCOUNTS_PASSWORD_CHECK_NICENESS = 7
+    own = hashing_thread()
+
+    thread, niceness = password_checks.password_hash_run(hashing_thread)
+
+    assert thread != own[0]
+    assert niceness == min(19, own[1] + 7)
+    assert hashing_thread() == own  # the request's thread keeps its priority
+
+
+def test_niceness_0_hashes_in_the_requests_own_thread(settings):
+    settings.ACCOUNTS_PASSWORD_CHECK_NICENESS = 0
+    assert password_checks.password_hash_run(hashing_thread) == hashing_thread()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a thread's own niceness is Linux's")
+def test_a_forked_worker_hashes_in_threads_of_its_own(settings):
+    """gunicorn forks its workers: a parent's hashing threads do not follow into the child, whose
+    first hash must not wait for them for ever."""
+    settings.ACCOUNTS_PASSWORD_CHECK_NICENESS = 7
+    password_checks.password_hash_run(hashing_thread)  # the parent's threads exist
+    child = multiprocessing.get_context("fork").Process(
+        target=lambda: os._exit(0 if password_checks.password_hash_run(pow, 2, 10) == 1024 else 1)
+    )
+    child.start()
+    child.join(timeout=20)
+    if child.exitcode is None:
+        child.kill()
+    assert child.exitcode == 0
+
+
+def test_the_argon2_hasher_hashes_and_verifies_through_the_niced_thread(settings, monkeypatch):
+    settings.PASSWORD_HASHERS = ["accounts.hashers.Argon2idHasher"]
+    settings.ACCOUNTS_PASSWORD_CHECK_NICENESS = 7
+    ran = []
+
+    def recorded(function, *args):
+        ran.append(function.__name__)
+        return password_checks.password_hash_run(function, *args)
+
+    monkeypatch.setattr(hashers, "password_hash_run", recorded)
+    encoded = make_password(PASSWORD)
+
+    assert encoded.startswith("argon2$argon2id$v=19$m=65536,t=2,p=1$")
+    assert check_password(PASSWORD, encoded) and not check_password("not the password", encoded)
+    assert ran == ["encode", "verify", "verify"]
