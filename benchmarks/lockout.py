@@ -13,15 +13,17 @@ The database named by --database-url is dropped and created afresh, and the Redi
 """
 
 import argparse
+import http.cookiejar
 import re
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
-
-import requests
 
 import _common
 from _common import PASSWORD, ROOT
@@ -48,17 +50,28 @@ for number, name in enumerate({USERS!r}):
 
 def admin_sign_in(base: str, username: str, address: str) -> bool:
     """The admin's login form, as a browser fills it in; True if it signs in."""
-    browser = requests.Session()
-    page = browser.get(f"{base}/admin/login/", headers={"X-Forwarded-For": address}, timeout=30)
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
-    answer = browser.post(
-        f"{base}/admin/login/",
-        data={"csrfmiddlewaretoken": token, "username": username, "password": PASSWORD, "next": "/admin/"},
-        headers={"X-Forwarded-For": address, "Referer": f"{base}/admin/login/"},
-        allow_redirects=False,
-        timeout=30,
+    cookies = http.cookiejar.CookieJar()
+    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(cookies), _NoRedirect)
+    page = browser.open(
+        urllib.request.Request(f"{base}/admin/login/", headers={"X-Forwarded-For": address}), timeout=30
     )
-    return answer.status_code == 302 and "sessionid" in browser.cookies
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.read().decode()).group(1)
+    form = {"csrfmiddlewaretoken": token, "username": username, "password": PASSWORD, "next": "/admin/"}
+    request = urllib.request.Request(
+        f"{base}/admin/login/",
+        data=urllib.parse.urlencode(form).encode(),
+        headers={"X-Forwarded-For": address, "Referer": f"{base}/admin/login/"},
+    )
+    try:
+        status = browser.open(request, timeout=30).status
+    except urllib.error.HTTPError as answer:  # the redirect, not followed, or a refusal
+        status = answer.code
+    return status == 302 and any(cookie.name == "sessionid" for cookie in cookies)
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
 
 
 def main() -> None:
