@@ -22,6 +22,7 @@ thread runs at full speed. The thread only computes: Django, the database and th
 the worker's own thread (Argon2 releases the GIL while it hashes).
 """
 
+import logging
 import os
 import sys
 import threading
@@ -77,6 +78,7 @@ def password_check_slot() -> Iterator[None]:
 
 # --- hashing below the requests' priority ----------------------------------------------------------
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 _hashing: tuple[int, int, ThreadPoolExecutor] | None = None  # (pid, niceness, executor)
 _hashing_lock = threading.Lock()
 
@@ -84,10 +86,17 @@ _hashing_lock = threading.Lock()
 def _thread_niceness_raise(niceness: int) -> None:
     """Raise the calling thread's niceness by ``niceness`` (Linux: a thread's own; 19 at most).
     Lowering a priority needs no privilege; it cannot be raised back, so the thread is kept for
-    hashes only."""
+    hashes only. Where the system refuses (a sandbox's filter), the thread hashes at the requests'
+    priority, with a warning: a failing initializer would break the executor and every login."""
     thread = threading.get_native_id()
-    current = os.getpriority(os.PRIO_PROCESS, thread)
-    os.setpriority(os.PRIO_PROCESS, thread, min(19, current + niceness))
+    try:
+        current = os.getpriority(os.PRIO_PROCESS, thread)
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, current + niceness))
+    except OSError as error:
+        logger.warning(
+            "A password-hashing thread keeps the requests' priority: its niceness could not be raised (%s)",
+            error.strerror,
+        )
 
 
 def _hashing_executor(niceness: int) -> ThreadPoolExecutor:

@@ -137,6 +137,23 @@ def test_a_forked_worker_hashes_in_threads_of_its_own(settings):
     assert child.exitcode == 0
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a thread's own niceness is Linux's")
+def test_a_refused_niceness_still_hashes_at_the_requests_priority(settings, monkeypatch, caplog):
+    """A sandbox may refuse setpriority: logins go on, unniced, and the log says so."""
+
+    def refused(*args):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "setpriority", refused)
+    settings.ACCOUNTS_PASSWORD_CHECK_NICENESS = 3  # a niceness no other test uses: new threads
+
+    thread, niceness = password_checks.password_hash_run(hashing_thread)
+
+    assert niceness == hashing_thread()[1]
+    assert thread != hashing_thread()[0]
+    assert "its niceness could not be raised (Operation not permitted)" in caplog.text
+
+
 def test_the_argon2_hasher_hashes_and_verifies_through_the_niced_thread(settings, monkeypatch):
     settings.PASSWORD_HASHERS = ["accounts.hashers.Argon2idHasher"]
     settings.ACCOUNTS_PASSWORD_CHECK_NICENESS = 7
