@@ -277,8 +277,13 @@ class PasswordChangeThrottle(CountingThrottle):
     rate_setting = "PASSWORD_CHANGE_THROTTLE_RATE"
 
     def ident(self, request) -> str | None:
-        user = getattr(request, "user", None)
-        return str(user.pk) if user is not None and user.is_authenticated else None
+        return signed_in_user(request)
+
+
+def signed_in_user(request) -> str | None:
+    """The signed-in user's id as a throttle key, or None for an anonymous request."""
+    user = getattr(request, "user", None)
+    return str(user.pk) if user is not None and user.is_authenticated else None
 
 
 def address_digest(address: str) -> str:
@@ -404,10 +409,7 @@ class MfaThrottle(CountingThrottle):
 
     def ident(self, request) -> str | None:
         user_id = getattr(request, MFA_USER, None)
-        if user_id is None:
-            user = getattr(request, "user", None)
-            user_id = user.pk if user is not None and user.is_authenticated else None
-        return None if user_id is None else str(user_id)
+        return signed_in_user(request) if user_id is None else str(user_id)
 
 
 def mfa_attempt_wait(request, *, user_id) -> float | None:
@@ -424,6 +426,18 @@ class PasskeyOptionsIPThrottle(ClientIPThrottle):
 
     scope = "passkey_options_ip"
     rate_setting = "LOGIN_IP_THROTTLE_RATE"
+
+
+class PasskeyOptionsUserThrottle(CountingThrottle):
+    """Passkey options a signed-in user asks for (a new passkey, a re-authentication), per user:
+    each keeps a challenge row, which a user's own token must not be able to pile up. The rate of
+    login attempts per IP (LOGIN_IP_THROTTLE_RATE), counted apart from them."""
+
+    scope = "passkey_options_user"
+    rate_setting = "LOGIN_IP_THROTTLE_RATE"
+
+    def ident(self, request) -> str | None:
+        return signed_in_user(request)
 
 
 class PasskeyLoginIPThrottle(ClientIPThrottle):

@@ -93,6 +93,7 @@ from .throttles import (
     PASSWORD_RESET_THROTTLES,
     PasskeyLoginIPThrottle,
     PasskeyOptionsIPThrottle,
+    PasskeyOptionsUserThrottle,
     PasswordChangeThrottle,
     PasswordResetConfirmThrottle,
     RegisterThrottle,
@@ -685,6 +686,7 @@ class PasskeyRegisterOptionsView(NoStoreMixin, ApiView):
     """POST /api/auth/passkeys/register/options/: creation options for a new passkey."""
 
     permission_classes = (RecentlyAuthenticated,)
+    throttle_classes = (PasskeyOptionsUserThrottle,)
     error_statuses = {401: DERIVED_ERRORS[401] + NOT_RECENT + "."}
 
     @extend_schema(request=None, responses={200: CreationOptionsSerializer})
@@ -746,6 +748,8 @@ class PasskeyReauthenticateOptionsView(NoStoreMixin, ApiView):
     """POST /api/auth/passkeys/reauthenticate/options/: request options to re-authenticate with one
     of the caller's passkeys (user verification required); the credential goes to
     /api/auth/reauthenticate/ as ``{passkey}``."""
+
+    throttle_classes = (PasskeyOptionsUserThrottle,)
 
     @extend_schema(request=None, responses={200: RequestOptionsSerializer})
     def post(self, request):

@@ -432,6 +432,23 @@ def test_passkey_sign_ins_are_limited_per_client_ip(passkey, authenticator, sett
     assert other.post(LOGIN_OPTIONS, {}, format="json").status_code == 200
 
 
+@pytest.mark.parametrize("path", [REGISTER_OPTIONS, REAUTHENTICATE_OPTIONS])
+def test_a_signed_in_users_passkey_options_are_limited_per_user(
+    path, user, user_factory, settings
+):
+    """Each answer keeps a challenge row: a user's own token cannot pile them up, from any address."""
+    settings.ACCOUNTS_LOGIN_IP_THROTTLE_RATE = "3/min"
+    for number in range(3):
+        client = bearer_for(user)
+        client.defaults["REMOTE_ADDR"] = f"198.51.100.{number + 1}"
+        assert client.post(path, format="json").status_code == 200
+    rows = WebAuthnChallenge.objects.count()
+
+    assert_json_error(bearer_for(user).post(path, format="json"), 429, "throttled")
+    assert WebAuthnChallenge.objects.count() == rows
+    assert bearer_for(user_factory()).post(path, format="json").status_code == 200
+
+
 # --- the signature counter ------------------------------------------------------------------------------
 @pytest.mark.django_db(transaction=True)  # mail leaves after the commit
 def test_a_counter_that_did_not_grow_is_a_cloned_authenticator_refused_audited_and_mailed(
@@ -704,8 +721,8 @@ def test_sign_in_credentials_of_any_shape_get_a_4xx_never_a_500(passkey, authent
 
 @given(data=st.data())
 @FUZZ
-def test_registration_credentials_of_any_shape_get_a_4xx_never_a_500(user, data):
-    client = bearer_for(user)
+def test_registration_credentials_of_any_shape_get_a_4xx_never_a_500(user_factory, data):
+    client = bearer_for(user_factory())  # a user of its own each time: options are limited per user
     options = client.post(REGISTER_OPTIONS, format="json").json()
     credential = data.draw(
         garbled(SoftAuthenticator().create(options), ("clientDataJSON", "attestationObject"))
@@ -722,7 +739,7 @@ def test_the_openapi_document_declares_every_answer_of_the_passkey_endpoints():
     def declared(path, method="post") -> dict:
         return paths[path][method]["responses"]
 
-    assert set(declared(REGISTER_OPTIONS)) == {"200", "401", "503"}
+    assert set(declared(REGISTER_OPTIONS)) == {"200", "401", "429", "503"}
     assert "reauthentication_required" in declared(REGISTER_OPTIONS)["401"]["description"]
     assert set(declared(REGISTER)) == {"201", "400", "401", "409", "413", "415", "503"}
     assert "passkey_exists" in declared(REGISTER)["409"]["description"]
@@ -735,7 +752,7 @@ def test_the_openapi_document_declares_every_answer_of_the_passkey_endpoints():
     assert declared(LOGIN)["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
         "/PasskeyLoginAnswer"
     )
-    assert set(declared(REAUTHENTICATE_OPTIONS)) == {"200", "401", "503"}
+    assert set(declared(REAUTHENTICATE_OPTIONS)) == {"200", "401", "429", "503"}
 
 
 # --- wired into the login's second step and re-authentication ------------------------------------
