@@ -270,20 +270,20 @@ class RegisterThrottle(ClientIPThrottle):
     rate_setting = "REGISTER_THROTTLE_RATE"
 
 
-class PasswordChangeThrottle(CountingThrottle):
+class SignedInUserThrottle(CountingThrottle):
+    """A limit counted per signed-in user (only their own token spends it); an anonymous request
+    is not counted."""
+
+    def ident(self, request) -> str | None:
+        user = getattr(request, "user", None)
+        return str(user.pk) if user is not None and user.is_authenticated else None
+
+
+class PasswordChangeThrottle(SignedInUserThrottle):
     """Password changes per signed-in user, wrong old passwords included (each is a password try)."""
 
     scope = "password_change"
     rate_setting = "PASSWORD_CHANGE_THROTTLE_RATE"
-
-    def ident(self, request) -> str | None:
-        return signed_in_user(request)
-
-
-def signed_in_user(request) -> str | None:
-    """The signed-in user's id as a throttle key, or None for an anonymous request."""
-    user = getattr(request, "user", None)
-    return str(user.pk) if user is not None and user.is_authenticated else None
 
 
 def address_digest(address: str) -> str:
@@ -398,7 +398,7 @@ class EmailVerifyResendAddressThrottle(CountingThrottle):
 MFA_USER = "accounts_mfa_user_id"
 
 
-class MfaThrottle(CountingThrottle):
+class MfaThrottle(SignedInUserThrottle):
     """Second-factor codes and re-authentications tried, per user (MFA_THROTTLE_RATE): a code has
     a million values, so guesses must be few. Only someone who proved the password (a working
     ``mfa_token``) or holds the user's access token can spend it; a stranger cannot lock the user
@@ -409,7 +409,7 @@ class MfaThrottle(CountingThrottle):
 
     def ident(self, request) -> str | None:
         user_id = getattr(request, MFA_USER, None)
-        return signed_in_user(request) if user_id is None else str(user_id)
+        return super().ident(request) if user_id is None else str(user_id)
 
 
 def mfa_attempt_wait(request, *, user_id) -> float | None:
@@ -428,16 +428,13 @@ class PasskeyOptionsIPThrottle(ClientIPThrottle):
     rate_setting = "LOGIN_IP_THROTTLE_RATE"
 
 
-class PasskeyOptionsUserThrottle(CountingThrottle):
+class PasskeyOptionsUserThrottle(SignedInUserThrottle):
     """Passkey options a signed-in user asks for (a new passkey, a re-authentication), per user:
     each keeps a challenge row, which a user's own token must not be able to pile up. The rate of
     login attempts per IP (LOGIN_IP_THROTTLE_RATE), counted apart from them."""
 
     scope = "passkey_options_user"
     rate_setting = "LOGIN_IP_THROTTLE_RATE"
-
-    def ident(self, request) -> str | None:
-        return signed_in_user(request)
 
 
 class PasskeyLoginIPThrottle(ClientIPThrottle):

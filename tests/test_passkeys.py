@@ -433,9 +433,7 @@ def test_passkey_sign_ins_are_limited_per_client_ip(passkey, authenticator, sett
 
 
 @pytest.mark.parametrize("path", [REGISTER_OPTIONS, REAUTHENTICATE_OPTIONS])
-def test_a_signed_in_users_passkey_options_are_limited_per_user(
-    path, user, user_factory, settings
-):
+def test_a_signed_in_users_passkey_options_are_limited_per_user(path, user, user_factory, settings):
     """Each answer keeps a challenge row: a user's own token cannot pile them up, from any address."""
     settings.ACCOUNTS_LOGIN_IP_THROTTLE_RATE = "3/min"
     for number in range(3):
